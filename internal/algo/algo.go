@@ -1,0 +1,317 @@
+// Package algo holds Weir's rate-limiting math as pure functions of
+// (parameters, state, now, cost). It does no I/O, reads no clock and never
+// allocates on the token-bucket, window and counter paths.
+//
+// Every store (memory, SQLite, Redis) runs exactly this logic: the memory and
+// SQLite stores call it directly, and the Redis Lua scripts are ports that the
+// shared conformance suite checks against it.
+//
+// Time is an int64 count of nanoseconds since the Unix epoch. All arithmetic is
+// integer; the token bucket keeps its theoretical arrival time as an exact
+// rational (nanoseconds plus a remainder over Quota), so no error accumulates.
+//
+// The multi-limit protocol is [Decide]: every limit is checked with [Check]
+// and, only if all admit, every limit is charged with [Commit].
+package algo
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Kind selects an algorithm. The values match weir.Algorithm.
+type Kind uint8
+
+// The algorithms.
+const (
+	TokenBucket          Kind = iota // GCRA, virtual scheduling
+	SlidingWindowLog                 // exact log of admitted events
+	SlidingWindowCounter             // two-window weighted estimate
+	FixedWindow                      // epoch-aligned counter
+	Concurrency                      // leases held at once
+	numKinds
+)
+
+// MaxPeriod is the longest period (and token-bucket span Burst*Period/Quota)
+// accepted: 100 years of 365 days, so that now + 2*MaxPeriod stays within
+// int64 nanoseconds for any present-day now.
+const MaxPeriod = 100 * 365 * 24 * 3600 * int64(1e9)
+
+// Params describes one limit.
+type Params struct {
+	Kind Kind
+	// Quota is the number of units admitted per Period (Concurrency: the
+	// number of units held at once).
+	Quota int64
+	// Period is the window length in nanoseconds (Concurrency: the lease TTL).
+	Period int64
+	// Burst is the token-bucket capacity; 0 means Quota. Other kinds must
+	// leave it 0.
+	Burst int64
+}
+
+// ErrParams is wrapped by every error of [Params.Validate].
+var ErrParams = errors.New("invalid limit")
+
+// ParamError names the field of Params that is wrong.
+type ParamError struct {
+	Field  string // "Quota", "Period", "Burst" or "Kind"
+	Reason string
+}
+
+func (e *ParamError) Error() string { return e.Field + ": " + e.Reason }
+
+// Unwrap returns ErrParams.
+func (e *ParamError) Unwrap() error { return ErrParams }
+
+// Validate reports whether p is usable. The error is a *ParamError.
+func (p *Params) Validate() error {
+	if p.Kind >= numKinds {
+		return &ParamError{"Kind", fmt.Sprintf("unknown algorithm %d", p.Kind)}
+	}
+	if p.Quota < 1 {
+		return &ParamError{"Quota", fmt.Sprintf("must be at least 1 (got %d)", p.Quota)}
+	}
+	if p.Period < 1 {
+		return &ParamError{"Period", fmt.Sprintf("must be positive (got %dns)", p.Period)}
+	}
+	if p.Period > MaxPeriod {
+		return &ParamError{"Period", fmt.Sprintf("must be at most 100 years (got %dns)", p.Period)}
+	}
+	if p.Burst < 0 {
+		return &ParamError{"Burst", fmt.Sprintf("must not be negative (got %d)", p.Burst)}
+	}
+	if p.Kind != TokenBucket && p.Burst != 0 {
+		return &ParamError{"Burst", "applies only to the token bucket"}
+	}
+	if p.Kind == TokenBucket {
+		// The tolerance Burst*Period/Quota must fit comfortably in int64 so
+		// that now+tolerance cannot overflow before the year 2262.
+		tau, _, ok := mulDiv(p.Capacity(), p.Period, p.Quota)
+		if !ok || tau > MaxPeriod {
+			return &ParamError{"Burst", fmt.Sprintf("burst %d at %d per %dns spans more than 100 years", p.Capacity(), p.Quota, p.Period)}
+		}
+	}
+	return nil
+}
+
+// Capacity is the largest cost one request may have: Burst (or Quota when
+// Burst is 0) for the token bucket, Quota for the others.
+func (p *Params) Capacity() int64 {
+	if p.Kind == TokenBucket && p.Burst > 0 {
+		return p.Burst
+	}
+	return p.Quota
+}
+
+// State is the stored state of one limit on one key. The zero State is fresh:
+// it admits as if the key had never been seen.
+//
+// Field use by Kind:
+//
+//	TokenBucket:          A = TAT (ns), B = TAT remainder numerator in [0, Quota)
+//	FixedWindow:          A = window start (ns), B = units in that window
+//	SlidingWindowCounter: A = current window start, B = units in it, C = units in the previous window
+//	SlidingWindowLog:     Log = admitted events, oldest first
+//	Concurrency:          Leases = leases held
+type State struct {
+	A, B, C int64
+	Log     []Event
+	Leases  []Lease
+}
+
+// Event is one admitted request of a sliding-window log.
+type Event struct {
+	At   int64 // when it was admitted (ns)
+	Cost int64 // units it took
+}
+
+// Lease is one holder of a concurrency limit.
+type Lease struct {
+	ID      string // chosen by the caller, unique per holder
+	Expires int64  // ns; the lease no longer counts at or after this instant
+	Cost    int64  // units held
+}
+
+// Result is the outcome of a check. All durations are nanoseconds, never negative.
+type Result struct {
+	// Allowed reports whether the request is (or, for a peek, a cost-1
+	// request would be) admitted.
+	Allowed bool
+	// Remaining is the number of units still available after the request
+	// (for a denial or a peek: available now).
+	Remaining int64
+	// RetryAfter is, when denied, how long until the same request would be
+	// admitted; 0 when allowed.
+	RetryAfter int64
+	// ResetAfter is how long until the limit is back to its full quota if
+	// nothing else is admitted.
+	ResetAfter int64
+	// Delay is, for an allowed token-bucket reservation, how long the caller
+	// must wait before acting; 0 otherwise.
+	Delay int64
+}
+
+// Check reports the outcome of taking cost units at now without changing s.
+// Cost 0 is a peek: Allowed says whether one unit is available.
+// maxWait > 0 lets the token bucket admit a request that conforms within
+// maxWait (a reservation; Result.Delay says when); other kinds ignore it.
+// p must be valid and 0 <= cost <= p.Capacity().
+func Check(p *Params, s *State, now, cost, maxWait int64) Result {
+	switch p.Kind {
+	case TokenBucket:
+		return gcraCheck(p, s, now, cost, maxWait)
+	case FixedWindow:
+		return fixedCheck(p, s, now, cost)
+	case SlidingWindowCounter:
+		return counterCheck(p, s, now, cost)
+	case SlidingWindowLog:
+		return logCheck(p, s, now, cost)
+	case Concurrency:
+		return leaseCheck(p, s, now, cost)
+	}
+	return Result{}
+}
+
+// Commit charges cost units at now to s. Call it only after Check with the
+// same arguments allowed the request. lease names the holder for Concurrency.
+func Commit(p *Params, s *State, now, cost int64, lease string) {
+	if cost <= 0 {
+		return
+	}
+	switch p.Kind {
+	case TokenBucket:
+		gcraCommit(p, s, now, cost)
+	case FixedWindow:
+		fixedCommit(p, s, now, cost)
+	case SlidingWindowCounter:
+		counterCommit(p, s, now, cost)
+	case SlidingWindowLog:
+		logCommit(p, s, now, cost)
+	case Concurrency:
+		leaseCommit(p, s, now, cost, lease)
+	}
+}
+
+// Refund gives back cost units that were committed at the instant at (for a
+// token-bucket reservation: its time to act), as far as the algorithm can
+// tell them apart, never leaving more than the full quota available. For
+// Concurrency it releases the lease (cost is ignored).
+func Refund(p *Params, s *State, now, at, cost int64, lease string) {
+	switch p.Kind {
+	case TokenBucket:
+		gcraRefund(p, s, now, at, cost)
+	case FixedWindow:
+		fixedRefund(p, s, at, cost)
+	case SlidingWindowCounter:
+		counterRefund(p, s, now, at, cost)
+	case SlidingWindowLog:
+		logRefund(s, at, cost)
+	case Concurrency:
+		leaseRelease(s, lease)
+	}
+}
+
+// Fresh reports whether s, at now, admits exactly what the zero State would.
+// A store may then delete s without admitting one request more (eviction).
+func Fresh(p *Params, s *State, now int64) bool {
+	return ExpiresAt(p, s) <= now
+}
+
+// ExpiresAt is the earliest instant from which s is fresh if nothing more is
+// committed: a store may set its TTL to this. It is never later than
+// now + Period for windows, now + Burst*Period/Quota for the token bucket.
+func ExpiresAt(p *Params, s *State) int64 {
+	switch p.Kind {
+	case TokenBucket:
+		if s.B > 0 {
+			return s.A + 1
+		}
+		return s.A
+	case FixedWindow:
+		if s.B == 0 {
+			return math.MinInt64
+		}
+		return s.A + p.Period
+	case SlidingWindowCounter:
+		if s.B > 0 {
+			return s.A + 2*p.Period
+		}
+		if s.C > 0 {
+			return s.A + p.Period
+		}
+		return math.MinInt64
+	case SlidingWindowLog:
+		if len(s.Log) == 0 {
+			return math.MinInt64
+		}
+		return s.Log[len(s.Log)-1].At + p.Period
+	case Concurrency:
+		end := int64(math.MinInt64)
+		for _, l := range s.Leases {
+			end = max(end, l.Expires)
+		}
+		return end
+	}
+	return math.MinInt64
+}
+
+// Prune drops expired log events and leases from s. It never changes a
+// decision; stores call it to bound memory.
+func Prune(p *Params, s *State, now int64) {
+	switch p.Kind {
+	case SlidingWindowLog:
+		s.Log = s.Log[logFirstLive(s.Log, now-p.Period):]
+		if len(s.Log) == 0 {
+			s.Log = nil
+		}
+	case Concurrency:
+		leasePrune(s, now)
+	}
+}
+
+// Decide runs the all-or-nothing protocol over several limits: it checks
+// every limit and commits all of them only if all allow and cost > 0.
+// out, if len(out) == len(ps), receives each limit's Result. It returns
+// whether the request was admitted and the index of the deciding limit: when
+// denied, the denying limit with the longest RetryAfter; when allowed, the
+// limit with the fewest Remaining (ties: the first).
+func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, out []Result) (allowed bool, decider int, agg Result) {
+	allowed = true
+	decider = -1
+	for i := range ps {
+		r := Check(&ps[i], ss[i], now, cost, maxWait)
+		if len(out) == len(ps) {
+			out[i] = r
+		}
+		switch {
+		case decider < 0:
+			decider, agg = i, r
+		case !r.Allowed && (agg.Allowed || r.RetryAfter > agg.RetryAfter):
+			decider, agg = i, r
+		case r.Allowed && agg.Allowed && r.Remaining < agg.Remaining:
+			decider, agg = i, r
+		}
+		if !r.Allowed {
+			allowed = false
+		}
+	}
+	if !allowed {
+		agg.Allowed = false
+		agg.Delay = 0
+		return false, decider, agg
+	}
+	// A reservation acts when the slowest limit lets it.
+	for i := range ps {
+		if len(out) == len(ps) {
+			agg.Delay = max(agg.Delay, out[i].Delay)
+		}
+	}
+	if cost > 0 {
+		for i := range ps {
+			Commit(&ps[i], ss[i], now, cost, lease)
+		}
+	}
+	return true, decider, agg
+}

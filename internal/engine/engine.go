@@ -1,0 +1,101 @@
+// Package engine is the glue between weir's Store contract and the pure
+// algorithms of internal/algo, shared by the stores that run the algorithms
+// in Go (memory, SQLite): request validation, the all-or-nothing decision,
+// and the conversion of results into a weir.Decision.
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/internal/algo"
+)
+
+// Params converts a limit into algorithm parameters.
+func Params(l weir.Limit) algo.Params {
+	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst}
+}
+
+// Name is the state name of a limit: its Name, or its text form.
+func Name(l weir.Limit) string {
+	if l.Name != "" {
+		return l.Name
+	}
+	return l.String()
+}
+
+// Validate checks a request a store is asked to take: every limit valid,
+// 0 <= Cost <= every capacity, a lease id when a Concurrency limit is
+// charged. Errors are *weir.FieldError.
+func Validate(req *weir.Request) error {
+	if req == nil || len(req.Checks) == 0 {
+		return &weir.FieldError{Field: "checks", Reason: "at least one Check is needed"}
+	}
+	if req.Cost < 0 {
+		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("must not be negative (got %d)", req.Cost)}
+	}
+	if req.MaxWait < 0 {
+		return &weir.FieldError{Field: "max_wait", Reason: fmt.Sprintf("must not be negative (got %v)", req.MaxWait)}
+	}
+	for i := range req.Checks {
+		l := &req.Checks[i].Limit
+		if err := l.Validate(); err != nil {
+			fe := err.(*weir.FieldError)
+			return &weir.FieldError{Field: fmt.Sprintf("checks[%d].%s", i, fe.Field), Reason: fe.Reason}
+		}
+		if c := l.Capacity(); req.Cost > c {
+			return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of limit %q: it can never be admitted", req.Cost, c, Name(*l)), Err: weir.ErrExceedsCapacity}
+		}
+		if l.Algorithm == weir.Concurrency && req.Cost > 0 && req.Lease == "" {
+			return &weir.FieldError{Field: "lease", Reason: fmt.Sprintf("limit %q is a concurrency limit: a lease id is required", Name(*l))}
+		}
+	}
+	return nil
+}
+
+// Decide runs the all-or-nothing protocol of algo.Decide over states (one
+// per check, in order) at now, fills req.Statuses when it has room, and
+// returns the Decision. ps and out are scratch space of len(req.Checks).
+func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []algo.Result, now time.Time) weir.Decision {
+	for i := range req.Checks {
+		ps[i] = Params(req.Checks[i].Limit)
+	}
+	allowed, k, agg := algo.Decide(ps, states, now.UnixNano(), req.Cost, int64(req.MaxWait), req.Lease, out)
+	d := weir.Decision{
+		Allowed:    allowed,
+		Limit:      req.Checks[k].Limit,
+		Remaining:  agg.Remaining,
+		RetryAfter: time.Duration(agg.RetryAfter),
+		ResetAfter: time.Duration(agg.ResetAfter),
+		Delay:      time.Duration(agg.Delay),
+		Time:       now,
+	}
+	if d.Limit.Name == "" {
+		d.Limit.Name = d.Limit.String()
+	}
+	if len(req.Statuses) == len(req.Checks) {
+		for i, r := range out {
+			req.Statuses[i] = weir.Status{
+				Allowed:    r.Allowed,
+				Remaining:  r.Remaining,
+				RetryAfter: time.Duration(r.RetryAfter),
+				ResetAfter: time.Duration(r.ResetAfter),
+				Delay:      time.Duration(r.Delay),
+			}
+		}
+	}
+	return d
+}
+
+// Refund applies req as a refund to states (one per check) at now.
+func Refund(req *weir.Request, states []*algo.State, now time.Time) {
+	at := req.At.UnixNano()
+	if req.At.IsZero() {
+		at = now.UnixNano()
+	}
+	for i := range req.Checks {
+		p := Params(req.Checks[i].Limit)
+		algo.Refund(&p, states[i], now.UnixNano(), at, req.Cost, req.Lease)
+	}
+}

@@ -1,0 +1,434 @@
+package weir
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// An Option configures a [Limiter]. Every [Limit] is an Option (it adds the
+// limit), and so are [MaxWait] and [WithLeaseID].
+type Option interface{ apply(*config) }
+
+type config struct {
+	limits  []Limit
+	maxWait time.Duration
+	leaseID func() string
+}
+
+func (l Limit) apply(c *config) { c.limits = append(c.limits, l) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// MaxWait makes Wait, Acquire and Do give up at once, with a *LimitError,
+// when admission would take longer than d (the "raise rather than delay"
+// choice). 0, the default, waits as long as the context allows.
+func MaxWait(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxWait = max(d, 0) })
+}
+
+// WithLeaseID sets the function that names concurrency leases. The default
+// returns 128 random bits; ids must be unique among live holders.
+func WithLeaseID(f func() string) Option {
+	return optionFunc(func(c *config) { c.leaseID = f })
+}
+
+// A Limiter applies one or more limits to keys, all at once: a request is
+// admitted only if every limit admits it, and then charged to all of them;
+// a denied request is charged to none. State lives in a [Store], so the same
+// limiter works in memory, in SQLite, or across machines through Redis.
+//
+//	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(10), weir.PerDay(1000))
+//	d, err := lim.Allow(ctx, "user:42")
+//	if !d.Allowed { /* answer 429, retry after d.RetryAfter */ }
+//
+// Most servers call [Limiter.Allow] and reject what it denies; most clients
+// and workers call [Limiter.Wait], which blocks until the request may go.
+// [Limiter.Reserve] takes now and tells when to act; [Limiter.Acquire] holds
+// units of a Concurrency limit until released. Errors mean bad input
+// ([ErrInvalid]) or a failed store ([ErrUnavailable]), never "limited".
+//
+// A Limiter is safe for concurrent use and holds no goroutines.
+type Limiter struct {
+	store    Store
+	limits   []Limit
+	capacity int64 // smallest Capacity
+	maxWait  time.Duration
+	leaseID  func() string
+	allTB    bool // every limit is a token bucket: waits can reserve
+	conc     []int
+	reqs     sync.Pool
+}
+
+// NewLimiter returns a limiter over store with the given limits and
+// options. Every limit is validated; limits without a Name are named by
+// their text form, and two limits may not share a Name.
+func NewLimiter(store Store, opts ...Option) (*Limiter, error) {
+	if store == nil {
+		return nil, &FieldError{Field: "store", Reason: "is nil"}
+	}
+	var c config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if len(c.limits) == 0 {
+		return nil, &FieldError{Field: "limits", Reason: "at least one Limit is needed"}
+	}
+	l := &Limiter{store: store, maxWait: c.maxWait, leaseID: c.leaseID, allTB: true, capacity: math.MaxInt64}
+	if l.leaseID == nil {
+		l.leaseID = randomID
+	}
+	seen := map[string]bool{}
+	for i, lim := range c.limits {
+		if err := lim.Validate(); err != nil {
+			fe := err.(*FieldError)
+			return nil, &FieldError{Field: fmt.Sprintf("limits[%d].%s", i, fe.Field[len("Limit."):]), Reason: fe.Reason}
+		}
+		if lim.Name == "" {
+			lim.Name = lim.String()
+		}
+		if seen[lim.Name] {
+			return nil, &FieldError{Field: fmt.Sprintf("limits[%d].Name", i), Reason: fmt.Sprintf("duplicate name %q", lim.Name)}
+		}
+		seen[lim.Name] = true
+		l.limits = append(l.limits, lim)
+		l.capacity = min(l.capacity, lim.Capacity())
+		if lim.Algorithm != TokenBucket {
+			l.allTB = false
+		}
+		if lim.Algorithm == Concurrency {
+			l.conc = append(l.conc, i)
+		}
+	}
+	l.reqs.New = func() any {
+		r := &Request{Checks: make([]Check, len(l.limits))}
+		for i, lim := range l.limits {
+			r.Checks[i].Limit = lim
+		}
+		return r
+	}
+	return l, nil
+}
+
+// Limits returns the limiter's limits, with their names filled in.
+func (l *Limiter) Limits() []Limit { return append([]Limit(nil), l.limits...) }
+
+// Store returns the limiter's store.
+func (l *Limiter) Store() Store { return l.store }
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (l *Limiter) checkCost(n int64) error {
+	if n < 0 {
+		return &FieldError{Field: "cost", Reason: fmt.Sprintf("must not be negative (got %d)", n)}
+	}
+	if n > l.capacity {
+		return &FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of the limiter: it can never be admitted", n, l.capacity), Err: ErrExceedsCapacity}
+	}
+	return nil
+}
+
+// take runs one store decision with pooled request memory.
+func (l *Limiter) take(ctx context.Context, key string, n int64, maxWait time.Duration, lease string) (Decision, error) {
+	r := l.reqs.Get().(*Request)
+	for i := range r.Checks {
+		r.Checks[i].Key = key
+	}
+	r.Cost, r.MaxWait, r.Lease = n, maxWait, lease
+	d, err := l.store.Take(ctx, r)
+	r.Lease = ""
+	l.reqs.Put(r)
+	return d, err
+}
+
+func (l *Limiter) refund(ctx context.Context, key string, n int64, at time.Time, lease string, only []int) error {
+	r := &Request{Cost: n, At: at, Lease: lease}
+	if only == nil {
+		for _, lim := range l.limits {
+			r.Checks = append(r.Checks, Check{Key: key, Limit: lim})
+		}
+	} else {
+		for _, i := range only {
+			r.Checks = append(r.Checks, Check{Key: key, Limit: l.limits[i]})
+		}
+	}
+	// A refund must happen even if ctx was just cancelled (that is often
+	// why we refund), but not hang.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return l.store.Refund(rctx, r)
+}
+
+// Allow is shorthand for AllowN(ctx, key, 1).
+func (l *Limiter) Allow(ctx context.Context, key string) (Decision, error) {
+	return l.AllowN(ctx, key, 1)
+}
+
+// AllowN reports whether n units may pass for key now, and if so charges
+// them to every limit. It never waits.
+func (l *Limiter) AllowN(ctx context.Context, key string, n int64) (Decision, error) {
+	if len(l.conc) > 0 {
+		return Decision{}, ErrConcurrency
+	}
+	if err := l.checkCost(n); err != nil {
+		return Decision{}, err
+	}
+	return l.take(ctx, key, n, 0, "")
+}
+
+// Peek reports what a request of one unit would get now, changing nothing.
+func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
+	return l.take(ctx, key, 0, 0, "")
+}
+
+// Reset forgets key's state under every limit of l.
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	checks := make([]Check, len(l.limits))
+	for i, lim := range l.limits {
+		checks[i] = Check{Key: key, Limit: lim}
+	}
+	return l.store.Reset(ctx, checks)
+}
+
+// Wait is shorthand for WaitN(ctx, key, 1).
+func (l *Limiter) Wait(ctx context.Context, key string) (Decision, error) {
+	return l.WaitN(ctx, key, 1)
+}
+
+// WaitN blocks until n units may pass for key, charges them, and returns
+// the decision. It returns at once, charging nothing, when ctx is already
+// done, when n can never be admitted, or when admission would come after
+// ctx's deadline or after MaxWait (a *LimitError). If ctx ends while
+// waiting, the units are given back and ctx's error is returned.
+//
+// When every limit is a token bucket, WaitN reserves its place at once (one
+// store round trip) and sleeps until its time, so waiters are served in
+// order. Otherwise it sleeps for the decision's RetryAfter and asks again.
+func (l *Limiter) WaitN(ctx context.Context, key string, n int64) (Decision, error) {
+	if len(l.conc) > 0 {
+		return Decision{}, ErrConcurrency
+	}
+	return l.waitN(ctx, key, n, "")
+}
+
+func (l *Limiter) budget(ctx context.Context) (time.Duration, error) {
+	b := time.Duration(math.MaxInt64)
+	var cause error
+	if l.maxWait > 0 {
+		b = l.maxWait
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if u := time.Until(dl); u < b {
+			b, cause = max(u, 0), context.DeadlineExceeded
+		}
+	}
+	return b, cause
+}
+
+func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	if err := l.checkCost(n); err != nil {
+		return Decision{}, err
+	}
+	start := time.Now()
+	budget, cause := l.budget(ctx)
+	if l.allTB && lease == "" {
+		d, err := l.take(ctx, key, n, budget, "")
+		if err != nil {
+			return d, err
+		}
+		if !d.Allowed {
+			return d, &LimitError{Decision: d, Cause: cause}
+		}
+		if d.Delay <= 0 {
+			return d, nil
+		}
+		t := time.NewTimer(d.Delay - time.Since(start))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return d, nil
+		case <-ctx.Done():
+			_ = l.refund(ctx, key, n, d.Time.Add(d.Delay), "", nil)
+			return Decision{}, ctx.Err()
+		}
+	}
+	var t *time.Timer
+	for {
+		d, err := l.take(ctx, key, n, 0, lease)
+		if err != nil || d.Allowed {
+			return d, err
+		}
+		if d.RetryAfter > budget-time.Since(start) {
+			return d, &LimitError{Decision: d, Cause: cause}
+		}
+		wait := max(d.RetryAfter, time.Millisecond)
+		if t == nil {
+			t = time.NewTimer(wait)
+			defer t.Stop()
+		} else {
+			t.Reset(wait)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return Decision{}, ctx.Err()
+		}
+	}
+}
+
+// A Reservation is a place taken by [Limiter.Reserve]: the units are
+// charged, and the caller may act after [Reservation.Delay].
+type Reservation struct {
+	lim      *Limiter
+	key      string
+	n        int64
+	decision Decision
+	act      time.Time // local clock
+	once     sync.Once
+}
+
+// Reserve charges n units for key now and says when the caller may act,
+// without sleeping. The reservation is not OK (and charges nothing) when the
+// wait would exceed MaxWait, or when a limit is not a token bucket and the
+// units are not available right now. Call Cancel to give the units back if
+// the caller will not act.
+func (l *Limiter) Reserve(ctx context.Context, key string, n int64) (*Reservation, error) {
+	if len(l.conc) > 0 {
+		return nil, ErrConcurrency
+	}
+	if err := l.checkCost(n); err != nil {
+		return nil, err
+	}
+	wait := time.Duration(math.MaxInt64)
+	if l.maxWait > 0 {
+		wait = l.maxWait
+	}
+	now := time.Now()
+	d, err := l.take(ctx, key, n, wait, "")
+	if err != nil {
+		return nil, err
+	}
+	return &Reservation{lim: l, key: key, n: n, decision: d, act: now.Add(d.Delay)}, nil
+}
+
+// OK reports whether the reservation holds a place.
+func (r *Reservation) OK() bool { return r.decision.Allowed }
+
+// Decision returns the decision the reservation was made with.
+func (r *Reservation) Decision() Decision { return r.decision }
+
+// TimeToAct is when the caller may act, on the local clock.
+func (r *Reservation) TimeToAct() time.Time { return r.act }
+
+// Delay is how long from now until the caller may act; 0 if it may act now.
+func (r *Reservation) Delay() time.Duration { return max(0, time.Until(r.act)) }
+
+// Cancel gives the reserved units back, as far as later reservations allow
+// (the same rule as golang.org/x/time/rate), and never above a limit's full
+// quota. Calling it again, or on a reservation that is not OK, does nothing.
+func (r *Reservation) Cancel(ctx context.Context) error {
+	if !r.decision.Allowed || r.n == 0 {
+		return nil
+	}
+	var err error
+	r.once.Do(func() {
+		err = r.lim.refund(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay), "", nil)
+	})
+	return err
+}
+
+// A Lease holds units of the Concurrency limits of a limiter until
+// [Lease.Release] is called or its TTL passes.
+type Lease struct {
+	lim      *Limiter
+	key      string
+	id       string
+	n        int64
+	decision Decision
+	once     sync.Once
+}
+
+// ID is the lease's holder id as the store knows it.
+func (s *Lease) ID() string { return s.id }
+
+// Decision returns the decision the lease was granted with.
+func (s *Lease) Decision() Decision { return s.decision }
+
+// Release gives the lease's units back to the Concurrency limits (the rate
+// limits of the same limiter stay charged: the work happened). Calling it
+// again does nothing.
+func (s *Lease) Release(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		if len(s.lim.conc) > 0 {
+			err = s.lim.refund(ctx, s.key, s.n, s.decision.Time, s.id, s.lim.conc)
+		}
+	})
+	return err
+}
+
+// TryAcquire takes n units for key under every limit without waiting. The
+// lease is nil when the decision denies. On a limiter without Concurrency
+// limits it is AllowN with a Lease whose Release does nothing.
+func (l *Limiter) TryAcquire(ctx context.Context, key string, n int64) (*Lease, Decision, error) {
+	if err := l.checkCost(n); err != nil {
+		return nil, Decision{}, err
+	}
+	id := l.leaseID()
+	d, err := l.take(ctx, key, n, 0, id)
+	if err != nil || !d.Allowed {
+		return nil, d, err
+	}
+	return &Lease{lim: l, key: key, id: id, n: n, decision: d}, d, nil
+}
+
+// Acquire is TryAcquire that waits, like WaitN, until the units are
+// available, ctx ends, or MaxWait would be exceeded. Release the lease when
+// the work is done.
+func (l *Limiter) Acquire(ctx context.Context, key string, n int64) (*Lease, error) {
+	id := l.leaseID()
+	d, err := l.waitN(ctx, key, n, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Lease{lim: l, key: key, id: id, n: n, decision: d}, nil
+}
+
+// Do runs fn once the limiter admits one unit for key: it waits like Wait
+// (or, with Concurrency limits, acquires a lease and releases it when fn
+// returns). It returns the limiter's error without calling fn, or fn's error.
+func (l *Limiter) Do(ctx context.Context, key string, fn func(context.Context) error) error {
+	if len(l.conc) > 0 {
+		lease, err := l.Acquire(ctx, key, 1)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = lease.Release(ctx) }()
+		return fn(ctx)
+	}
+	if _, err := l.Wait(ctx, key); err != nil {
+		return err
+	}
+	return fn(ctx)
+}
+
+// Wrap returns fn limited by l under key: a decorator. Each call of the
+// result is l.Do(ctx, key, fn).
+func (l *Limiter) Wrap(key string, fn func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error { return l.Do(ctx, key, fn) }
+}

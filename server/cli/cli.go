@@ -1,0 +1,73 @@
+// Package cli is the weir command line: a cobra command tree whose Run is
+// called by the thin main in cmd/weir, and by end-to-end tests in-process.
+package cli
+
+import (
+	"context"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// IO is where a command reads and writes.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// ExitError carries a process exit status for main to use.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return "exit status " + itoa(e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	if neg {
+		b = append([]byte{'-'}, b...)
+	}
+	return string(b)
+}
+
+// Run runs the weir command line with args (without the program name).
+// ctx is cancelled on SIGINT/SIGTERM by main.
+func Run(ctx context.Context, args []string, stdio IO) error {
+	root := &cobra.Command{
+		Use:           "weir",
+		Short:         "Weir: rate limiting as a library, a service and a pipe",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdio.Stdin)
+	root.SetOut(stdio.Stdout)
+	root.SetErr(stdio.Stderr)
+	root.SetArgs(args)
+	for _, sub := range subcommands {
+		root.AddCommand(sub(stdio))
+	}
+	return root.ExecuteContext(ctx)
+}
+
+// subcommands builds each subcommand; files of this package add to it in
+// their init functions (serve.go, pipe.go, check.go, config.go).
+var subcommands []func(IO) *cobra.Command

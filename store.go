@@ -1,0 +1,65 @@
+package weir
+
+import (
+	"context"
+	"time"
+)
+
+// A Check is one limit applied to one key. The pair (Limit.Name, Key) names
+// the state a store keeps: two checks with the same pair share state.
+type Check struct {
+	Key   string
+	Limit Limit
+}
+
+// A Request asks a [Store] to decide on every Check at once.
+type Request struct {
+	// Checks are the limits to apply. A [Limiter] fills in every name.
+	Checks []Check
+	// Cost is the number of units the request takes, from 0 to the smallest
+	// Limit.Capacity of the checks. 0 is a peek: nothing changes and the
+	// Decision says whether one unit is available.
+	Cost int64
+	// MaxWait, when positive, lets token-bucket limits admit a request
+	// that conforms within MaxWait from now (a reservation; Decision.Delay
+	// says when to act). Other algorithms ignore it.
+	MaxWait time.Duration
+	// Lease identifies the holder for Concurrency limits: Take records it,
+	// Refund releases it.
+	Lease string
+	// At is, for Refund, the instant the refunded units were charged for:
+	// the Decision's Time plus its Delay.
+	At time.Time
+	// Statuses, when its length equals len(Checks), receives the outcome of
+	// each check. Stores leave it alone otherwise.
+	Statuses []Status
+}
+
+// A Store keeps limiter state and decides atomically where the state lives:
+// the memory store under a lock, the Redis store in one Lua script, the
+// SQLite store in one transaction. All stores run the same algorithms
+// (see docs/algorithms.md) and pass the same conformance suite,
+// storetest.Run.
+//
+// A Store is safe for concurrent use. Optional capabilities are discovered
+// by type assertion: io.Closer to release resources, [Pinger] for health
+// checks.
+type Store interface {
+	// Take decides on every check of req at one instant of the store's
+	// clock. If every check admits and req.Cost > 0, every check is charged;
+	// if any denies, none is. It returns an error only for invalid input
+	// (matching ErrInvalid) or when the store failed (matching
+	// ErrUnavailable); a denial is a Decision with Allowed false.
+	Take(ctx context.Context, req *Request) (Decision, error)
+	// Refund gives back req.Cost units charged at req.At to each check,
+	// never leaving more than a limit's full quota, and releases req.Lease
+	// from Concurrency checks.
+	Refund(ctx context.Context, req *Request) error
+	// Reset forgets the state of each check, as if its key were new.
+	Reset(ctx context.Context, checks []Check) error
+}
+
+// A Pinger is a Store that can report whether its backend is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
