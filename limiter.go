@@ -64,7 +64,37 @@ type Limiter struct {
 	allTB    bool // every limit is a token bucket: waits can reserve
 	conc     []int
 	reqs     sync.Pool
+
+	relMu sync.Mutex
+	relCh chan struct{} // closed when a lease of this limiter is released
 }
+
+// released returns a channel closed at the next Release of a lease of l.
+func (l *Limiter) released() <-chan struct{} {
+	l.relMu.Lock()
+	defer l.relMu.Unlock()
+	if l.relCh == nil {
+		l.relCh = make(chan struct{})
+	}
+	return l.relCh
+}
+
+func (l *Limiter) notifyRelease() {
+	l.relMu.Lock()
+	if l.relCh != nil {
+		close(l.relCh)
+		l.relCh = nil
+	}
+	l.relMu.Unlock()
+}
+
+// Waiting for leases polls the store with this backoff, since holders in
+// other processes release without telling us; releases through this
+// Limiter wake waiters at once.
+const (
+	minLeasePoll = 5 * time.Millisecond
+	maxLeasePoll = 100 * time.Millisecond
+)
 
 // NewLimiter returns a limiter over store with the given limits and
 // options. Every limit is validated; limits without a Name are named by
@@ -268,15 +298,30 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 		}
 	}
 	var t *time.Timer
+	poll := minLeasePoll
 	for {
+		var rel <-chan struct{}
+		if len(l.conc) > 0 {
+			rel = l.released()
+		}
 		d, err := l.take(ctx, key, n, 0, lease)
 		if err != nil || d.Allowed {
 			return d, err
 		}
-		if d.RetryAfter > budget-time.Since(start) {
+		left := budget - time.Since(start)
+		wait := max(d.RetryAfter, time.Millisecond)
+		if rel != nil && d.Limit.Algorithm == Concurrency {
+			// RetryAfter is when leases expire; holders usually release
+			// sooner, so poll, and give up only when the budget is spent.
+			wait = min(wait, poll)
+			poll = min(2*poll, maxLeasePoll)
+			if left <= 0 {
+				return d, &LimitError{Decision: d, Cause: cause}
+			}
+			wait = min(wait, left)
+		} else if d.RetryAfter > left {
 			return d, &LimitError{Decision: d, Cause: cause}
 		}
-		wait := max(d.RetryAfter, time.Millisecond)
 		if t == nil {
 			t = time.NewTimer(wait)
 			defer t.Stop()
@@ -285,6 +330,7 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 		}
 		select {
 		case <-t.C:
+		case <-rel:
 		case <-ctx.Done():
 			return Decision{}, ctx.Err()
 		}
@@ -377,6 +423,7 @@ func (s *Lease) Release(ctx context.Context) error {
 	s.once.Do(func() {
 		if len(s.lim.conc) > 0 {
 			err = s.lim.refund(ctx, s.key, s.n, s.decision.Time, s.id, s.lim.conc)
+			s.lim.notifyRelease()
 		}
 	})
 	return err
