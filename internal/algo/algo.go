@@ -196,8 +196,11 @@ func Commit(p *Params, s *State, now, cost int64, lease string) {
 
 // Refund gives back cost units that were committed at the instant at (for a
 // token-bucket reservation: its time to act), as far as the algorithm can
-// tell them apart, never leaving more than the full quota available. For
-// Concurrency it releases the lease (cost is ignored).
+// tell them apart, never leaving more than the full quota available. The
+// token bucket follows golang.org/x/time/rate's Reservation.Cancel: it gives
+// nothing back once at is before now, and keeps the span of requests
+// reserved after this one. For Concurrency it releases the lease (cost is
+// ignored).
 func Refund(p *Params, s *State, now, at, cost int64, lease string) {
 	switch p.Kind {
 	case TokenBucket:
@@ -220,8 +223,10 @@ func Fresh(p *Params, s *State, now int64) bool {
 }
 
 // ExpiresAt is the earliest instant from which s is fresh if nothing more is
-// committed: a store may set its TTL to this. It is never later than
-// now + Period for windows, now + Burst*Period/Quota for the token bucket.
+// committed: a store may set its TTL to this. After a commit at now it is
+// at most now + Period for the fixed window, log and concurrency,
+// now + 2*Period for the counter, now + Burst*Period/Quota for the token
+// bucket (plus the Delay of a reservation).
 func ExpiresAt(p *Params, s *State) int64 {
 	switch p.Kind {
 	case TokenBucket:
@@ -280,6 +285,7 @@ func Prune(p *Params, s *State, now int64) {
 func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, out []Result) (allowed bool, decider int, agg Result) {
 	allowed = true
 	decider = -1
+	var delay int64
 	for i := range ps {
 		r := Check(&ps[i], ss[i], now, cost, maxWait)
 		if len(out) == len(ps) {
@@ -296,6 +302,7 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 		if !r.Allowed {
 			allowed = false
 		}
+		delay = max(delay, r.Delay)
 	}
 	if !allowed {
 		agg.Allowed = false
@@ -303,11 +310,7 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 		return false, decider, agg
 	}
 	// A reservation acts when the slowest limit lets it.
-	for i := range ps {
-		if len(out) == len(ps) {
-			agg.Delay = max(agg.Delay, out[i].Delay)
-		}
-	}
+	agg.Delay = delay
 	if cost > 0 {
 		for i := range ps {
 			Commit(&ps[i], ss[i], now, cost, lease)

@@ -32,7 +32,7 @@ func counterRoll(p *Params, s *State, now int64) (start, curr, prev int64) {
 
 // counterFits reports whether prev*(Period-elapsed) + (curr+n)*Period <= Quota*Period.
 func counterFits(p *Params, prev, curr, n, elapsed int64) bool {
-	if curr+n > p.Quota {
+	if n > p.Quota-curr { // not curr+n: Quota may be MaxInt64
 		return false
 	}
 	if prev == 0 || elapsed >= p.Period {
@@ -53,9 +53,9 @@ func counterAvail(p *Params, prev, curr, elapsed int64) int64 {
 	used := curr
 	if prev > 0 && elapsed < p.Period {
 		lq, lr, _ := mulDiv(prev, p.Period-elapsed, p.Period)
-		used += lq
+		used = satAdd(used, lq)
 		if lr > 0 {
-			used++
+			used = satAdd(used, 1)
 		}
 	}
 	return max(0, p.Quota-used)
@@ -64,7 +64,7 @@ func counterAvail(p *Params, prev, curr, elapsed int64) int64 {
 // counterWait is how long after now a request of n units fits.
 func counterWait(p *Params, start, curr, prev, n, now int64) int64 {
 	elapsed := now - start
-	if curr+n <= p.Quota {
+	if n <= p.Quota-curr {
 		// Wait inside this window for prev's weight to fall:
 		// prev*(Period-e) <= free*Period  <=>  e >= Period - free*Period/prev.
 		free := p.Quota - curr - n
@@ -89,25 +89,29 @@ func counterCheck(p *Params, s *State, now, cost int64) Result {
 	start, curr, prev := counterRoll(p, s, now)
 	elapsed := now - start
 	n := max(cost, 1)
-	reset := int64(0)
-	switch {
-	case curr+cost > 0:
-		reset = start + 2*p.Period - now
-	case prev > 0:
-		reset = start + p.Period - now
+	// reset is ResetAfter when the current window holds c units.
+	reset := func(c int64) int64 {
+		switch {
+		case c > 0:
+			return start + 2*p.Period - now
+		case prev > 0:
+			return start + p.Period - now
+		}
+		return 0
 	}
 	if !counterFits(p, prev, curr, n, elapsed) {
+		// A denial charges nothing: the reset is that of the state as is.
 		r := counterAvail(p, prev, curr, elapsed)
 		return Result{
 			Remaining:  r,
 			RetryAfter: max(1, counterWait(p, start, curr, prev, n, now)),
-			ResetAfter: reset,
+			ResetAfter: reset(curr),
 		}
 	}
 	return Result{
 		Allowed:    true,
 		Remaining:  counterAvail(p, prev, curr+cost, elapsed),
-		ResetAfter: reset,
+		ResetAfter: reset(curr + cost),
 	}
 }
 

@@ -23,7 +23,7 @@ func fixedCheck(p *Params, s *State, now, cost int64) Result {
 	start, used := fixedUsed(p, s, now)
 	end := start + p.Period
 	n := max(cost, 1)
-	if used+n > p.Quota {
+	if n > p.Quota-used { // not used+n: Quota may be MaxInt64
 		return Result{
 			Remaining:  p.Quota - used,
 			RetryAfter: end - now,

@@ -20,13 +20,13 @@ func leaseHeld(s *State, now int64) (held, reset int64) {
 func leaseCheck(p *Params, s *State, now, cost int64) Result {
 	held, reset := leaseHeld(s, now)
 	n := max(cost, 1)
-	if held+n <= p.Quota {
+	if n <= p.Quota-held { // not held+n: Quota may be MaxInt64
 		if cost > 0 {
 			reset = max(reset, p.Period)
 		}
 		return Result{Allowed: true, Remaining: p.Quota - held - cost, ResetAfter: reset}
 	}
-	return Result{Remaining: p.Quota - held, RetryAfter: max(1, leaseWait(s, now, held+n-p.Quota)), ResetAfter: reset}
+	return Result{Remaining: p.Quota - held, RetryAfter: max(1, leaseWait(s, now, n-(p.Quota-held))), ResetAfter: reset}
 }
 
 // leaseWait is how long until leases holding at least need units have

@@ -25,14 +25,14 @@ func logCheck(p *Params, s *State, now, cost int64) Result {
 	if len(live) > 0 {
 		reset = max(0, live[len(live)-1].At+p.Period-now)
 	}
-	if used+n <= p.Quota {
+	if n <= p.Quota-used { // not used+n: Quota may be MaxInt64
 		if cost > 0 {
 			reset = max(reset, p.Period)
 		}
 		return Result{Allowed: true, Remaining: p.Quota - used - cost, ResetAfter: reset}
 	}
 	// Walk from the oldest event until enough units have left the window.
-	need := used + n - p.Quota
+	need := n - (p.Quota - used)
 	var freed int64
 	wait := reset
 	for _, e := range live {
