@@ -68,7 +68,7 @@ func (s Source) String() string {
 // when [Request.Statuses] has room for it.
 type Status struct {
 	Allowed    bool          // this limit alone admits the request
-	Remaining  int64         // units left under this limit (after the request if admitted)
+	Remaining  int64         // units left under this limit: after the request if the request was admitted, else now
 	RetryAfter time.Duration // when this limit alone denies: how long until it would admit
 	ResetAfter time.Duration // until this limit is full again
 	Delay      time.Duration // reservation delay imposed by this limit

@@ -307,6 +307,16 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 	if !allowed {
 		agg.Allowed = false
 		agg.Delay = 0
+		// Nothing is charged: limits that would have admitted report what
+		// they hold now, not what they would hold after the request.
+		if len(out) == len(ps) {
+			for i := range out {
+				if out[i].Allowed {
+					pk := Check(&ps[i], ss[i], now, 0, 0)
+					out[i].Remaining, out[i].ResetAfter, out[i].Delay = pk.Remaining, pk.ResetAfter, 0
+				}
+			}
+		}
 		return false, decider, agg
 	}
 	// A reservation acts when the slowest limit lets it.

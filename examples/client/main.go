@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/httplimit"
+	"github.com/weir-go/weir/memstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	if _, err := run(ctx, cfg, nil, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags set.
+type config struct {
+	url        string
+	jobs       int
+	workers    int
+	rate       int64
+	serverRate int64
+	report     time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.url, "url", "", "API to call; empty starts a local API limited to -server-rate")
+	fs.IntVar(&c.jobs, "jobs", 60, "number of requests to send")
+	fs.IntVar(&c.workers, "workers", 40, "number of workers")
+	fs.Int64Var(&c.rate, "rate", 4, "requests per second the pool sends")
+	fs.Int64Var(&c.serverRate, "server-rate", 4, "requests per second the local API allows")
+	fs.DurationVar(&c.report, "report", time.Second, "interval of the live statistics")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// newAPI is the demo API: it answers 200 to at most rate requests per
+// second (token bucket, burst 1) in all, and 429 to the rest.
+func newAPI(rate int64) (http.Handler, error) {
+	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(rate).WithBurst(1).WithName("api"))
+	if err != nil {
+		return nil, err
+	}
+	everyone := func(*http.Request) (string, error) { return "all", nil }
+	mw, err := httplimit.New(httplimit.Policy{Limiter: lim, Key: everyone})
+	if err != nil {
+		return nil, err
+	}
+	return mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, `{"ok":true}`)
+	})), nil
+}
+
+// run sends cfg.jobs requests with the pool and prints statistics to out.
+// base carries the requests (nil: the network); without cfg.url the local
+// API is served on 127.0.0.1, or called in process when base is not nil.
+func run(ctx context.Context, cfg config, base http.RoundTripper, out io.Writer) (httplimit.Stats, error) {
+	if cfg.jobs < 0 || cfg.workers < 1 || cfg.rate < 1 || cfg.serverRate < 1 || cfg.report <= 0 {
+		return httplimit.Stats{}, fmt.Errorf("bad flags: -jobs %d -workers %d -rate %d -server-rate %d -report %v", cfg.jobs, cfg.workers, cfg.rate, cfg.serverRate, cfg.report)
+	}
+	url := cfg.url
+	if url == "" {
+		api, err := newAPI(cfg.serverRate)
+		if err != nil {
+			return httplimit.Stats{}, err
+		}
+		if base == nil {
+			stop, addr, err := serve(api)
+			if err != nil {
+				return httplimit.Stats{}, err
+			}
+			defer stop()
+			url = "http://" + addr + "/"
+		} else {
+			url = "http://api.local/"
+		}
+		fmt.Fprintf(out, "local API at %s allows %d requests/s\n", url, cfg.serverRate)
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+
+	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(cfg.rate).WithBurst(1))
+	if err != nil {
+		return httplimit.Stats{}, err
+	}
+	pool := &httplimit.Pool{
+		// The transport learns from the API's RateLimit fields; the pool's
+		// limiter sets the pace.
+		Client:  &http.Client{Transport: &httplimit.Transport{Base: base}, Timeout: 30 * time.Second},
+		Limiter: lim,
+		Workers: cfg.workers,
+	}
+	jobs := make(chan *httplimit.Job, cfg.jobs)
+	for i := range cfg.jobs {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			return httplimit.Stats{}, err
+		}
+		jobs <- &httplimit.Job{ID: int64(i), Request: req}
+	}
+	close(jobs)
+
+	done := make(chan struct{})
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		tick := time.NewTicker(cfg.report)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				fmt.Fprintln(out, "progress:", pool.Stats())
+			case <-done:
+				return
+			}
+		}
+	}()
+	undone, err := pool.Run(ctx, jobs)
+	close(done)
+	<-reported
+	st := pool.Stats()
+	fmt.Fprintln(out, st)
+	fmt.Fprintf(out, "429 responses: %d, failed: %d, undone: %d, still queued: %d\n", st.Limited, st.Failed, len(undone), len(jobs))
+	return st, err
+}
+
+// serve serves h on a free loopback port until stop is called.
+func serve(h http.Handler) (stop func(), addr string, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	return func() {
+		_ = srv.Close()
+		<-errc
+	}, ln.Addr().String(), nil
+}
