@@ -36,6 +36,7 @@ type FieldError struct {
 	Err    error  // a more specific sentinel such as ErrExceedsCapacity, or nil
 }
 
+// Error reports the field and the reason.
 func (e *FieldError) Error() string { return "weir: invalid " + e.Field + ": " + e.Reason }
 
 // Is reports whether target is ErrInvalid.
@@ -52,6 +53,7 @@ type LimitError struct {
 	Cause    error // context.DeadlineExceeded, or nil when MaxWait was the reason
 }
 
+// Error reports the deciding limit and the retry delay.
 func (e *LimitError) Error() string {
 	d := e.Decision
 	msg := fmt.Sprintf("weir: rate limited by %q: retry after %v", d.Limit.Name, d.RetryAfter)
