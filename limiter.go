@@ -139,7 +139,7 @@ func NewLimiter(store Store, opts ...Option) (*Limiter, error) {
 		}
 	}
 	l.reqs.New = func() any {
-		r := &Request{Checks: make([]Check, len(l.limits))}
+		r := &Request{Checks: make([]Check, len(l.limits)), prevalidated: true}
 		for i, lim := range l.limits {
 			r.Checks[i].Limit = lim
 		}

@@ -33,7 +33,15 @@ type Request struct {
 	// Statuses, when its length equals len(Checks), receives the outcome of
 	// each check. Stores leave it alone otherwise.
 	Statuses []Status
+
+	prevalidated bool // built by a Limiter from validated limits and cost
 }
+
+// Prevalidated reports whether req was built by a [Limiter], which
+// validated its limits once at construction and its cost on this call.
+// Stores may then skip validating them again; every other Request must be
+// validated.
+func (req *Request) Prevalidated() bool { return req.prevalidated }
 
 // A Store keeps limiter state and decides atomically where the state lives:
 // the memory store under a lock, the Redis store in one Lua script, the

@@ -32,6 +32,9 @@ func Validate(req *weir.Request) error {
 	if req == nil || len(req.Checks) == 0 {
 		return &weir.FieldError{Field: "checks", Reason: "at least one Check is needed"}
 	}
+	if req.Prevalidated() {
+		return nil // a Limiter checked its limits once and the cost on this call
+	}
 	if req.Cost < 0 {
 		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("must not be negative (got %d)", req.Cost)}
 	}
