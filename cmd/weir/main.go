@@ -1,6 +1,3 @@
-// Command weir is Weir's command line: `weir serve` runs the rate-limit
-// service, `weir pipe` throttles a stream like pv -L, `weir check` asks a
-// running server for a decision, `weir config check` validates a policy file.
 package main
 
 import (

@@ -21,6 +21,7 @@ type ExitError struct {
 	Err  error
 }
 
+// Error returns the underlying error text, or the exit status.
 func (e *ExitError) Error() string {
 	if e.Err == nil {
 		return "exit status " + itoa(e.Code)
@@ -28,6 +29,7 @@ func (e *ExitError) Error() string {
 	return e.Err.Error()
 }
 
+// Unwrap returns the underlying error.
 func (e *ExitError) Unwrap() error { return e.Err }
 
 func itoa(n int) string {

@@ -1,0 +1,26 @@
+// Command weir is Weir's command line.
+//
+//	weir serve [--config FILE] [--store memory|sqlite:PATH|redis://HOST:PORT/DB]
+//	           [--http 127.0.0.1:8080] [--grpc 127.0.0.1:8081]
+//	weir check --server URL --policy P --key K [--cost N]
+//	weir config check FILE
+//	weir pipe ...
+//
+// `weir serve` runs the rate-limit service: with no flags it serves a small
+// built-in demo policy set from the memory store and prints where to look.
+// Policies come from a strict YAML file and are reloaded when it changes;
+// callers never choose their limits. The same process answers a native
+// HTTP JSON API (POST /v1/check), a gRPC API (weir.v1.Weir), and Envoy's
+// global rate-limit protocol from envoyproxy/ratelimit's unchanged YAML,
+// with Prometheus metrics, health endpoints, bearer-token auth and a live
+// dashboard. Several instances share limits through Redis. See
+// docs/server.md and docs/envoy.md.
+//
+// `weir check` asks a running server for one decision (exit status 0 when
+// allowed, 1 when denied). `weir config check` validates a policy file
+// without serving. `weir pipe` throttles a stream like pv -L.
+//
+// main only wires signals (SIGINT and SIGTERM cancel the context, which
+// starts a graceful shutdown) and exit codes; the program itself is
+// server/cli.Run, which the end-to-end tests call in-process.
+package main

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, checkCommand) }
+
+func checkCommand(stdio IO) *cobra.Command {
+	var server, policy, key, token string
+	var cost int64
+	var fields map[string]string
+	var asJSON bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "check --policy P --key K [--cost N]",
+		Short: "Ask a running weir server for a decision",
+		Long: `Ask a running weir server for a decision and print it.
+
+Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{"policy": policy, "key": key, "cost": cost}
+			if len(fields) > 0 {
+				body["fields"] = fields
+			}
+			b, _ := json.Marshal(body)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			url := strings.TrimRight(server, "/") + "/v1/check"
+			if !strings.Contains(server, "://") {
+				url = "http://" + url
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if t := tokenValue(token); t != "" {
+				req.Header.Set("Authorization", "Bearer "+t)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			if resp.StatusCode != http.StatusOK {
+				var e struct {
+					Error struct{ Message string } `json:"error"`
+				}
+				msg := strings.TrimSpace(string(data))
+				if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+					msg = e.Error.Message
+				}
+				return &ExitError{Code: 1, Err: fmt.Errorf("server answered %s: %s", resp.Status, msg)}
+			}
+			var d struct {
+				Allowed      bool   `json:"allowed"`
+				Policy       string `json:"policy"`
+				Limit        int64  `json:"limit"`
+				LimitName    string `json:"limit_name"`
+				Remaining    int64  `json:"remaining"`
+				RetryAfterMS int64  `json:"retry_after_ms"`
+				ResetAfterMS int64  `json:"reset_after_ms"`
+				Shadow       bool   `json:"shadow"`
+				Source       string `json:"source"`
+			}
+			if err := json.Unmarshal(data, &d); err != nil {
+				return &ExitError{Code: 1, Err: fmt.Errorf("bad answer from server: %v", err)}
+			}
+			if asJSON {
+				stdio.Stdout.Write(append(bytes.TrimSpace(data), '\n'))
+			} else {
+				verdict := "allowed"
+				if !d.Allowed {
+					verdict = "denied"
+				}
+				fmt.Fprintf(stdio.Stdout, "%s: policy %s, limit %s (%d), remaining %d", verdict, d.Policy, d.LimitName, d.Limit, d.Remaining)
+				if !d.Allowed {
+					fmt.Fprintf(stdio.Stdout, ", retry after %v", time.Duration(d.RetryAfterMS)*time.Millisecond)
+				}
+				fmt.Fprintf(stdio.Stdout, ", full again in %v", time.Duration(d.ResetAfterMS)*time.Millisecond)
+				if d.Shadow {
+					fmt.Fprint(stdio.Stdout, " (shadow policy: would have denied)")
+				}
+				if d.Source != "" {
+					fmt.Fprintf(stdio.Stdout, " (decided by %s)", d.Source)
+				}
+				fmt.Fprintln(stdio.Stdout)
+			}
+			if !d.Allowed {
+				return &ExitError{Code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "http://127.0.0.1:8080", "server URL")
+	f.StringVar(&policy, "policy", "", "policy name (required)")
+	f.StringVar(&key, "key", "", "key")
+	f.Int64Var(&cost, "cost", 1, "units to take (0 peeks)")
+	f.StringToStringVar(&fields, "field", nil, "template field NAME=VALUE (repeatable)")
+	f.StringVar(&token, "token", "env:WEIR_TOKEN", "bearer token (env:NAME reads $NAME)")
+	f.BoolVar(&asJSON, "json", false, "print the server's JSON answer")
+	f.DurationVar(&timeout, "timeout", 5*time.Second, "request timeout")
+	_ = cmd.MarkFlagRequired("policy")
+	return cmd
+}
+
+// tokenValue resolves "env:NAME" to $NAME.
+func tokenValue(s string) string {
+	if name, ok := strings.CutPrefix(s, "env:"); ok {
+		return os.Getenv(name)
+	}
+	return s
+}

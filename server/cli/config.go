@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/weir-go/weir/server/daemon"
+	"github.com/weir-go/weir/server/service"
+)
+
+func init() { subcommands = append(subcommands, configCommand) }
+
+func configCommand(stdio IO) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
+	var envoy []string
+	check := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a policy file (and the Envoy files it names) without serving",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := daemon.Load(daemon.Options{ConfigPath: args[0], EnvoyPaths: envoy})
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			// Build the limiters too: the same validation a reload does.
+			if _, err := service.New(nopStore{}, nopStore{}, cfg, nil); err != nil {
+				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			fmt.Fprintf(stdio.Stdout, "%s: ok (%d policies", args[0], len(cfg.Policies))
+			if len(cfg.Envoy) > 0 {
+				fmt.Fprintf(stdio.Stdout, ", %d envoy domains", len(cfg.Envoy))
+			}
+			fmt.Fprintln(stdio.Stdout, ")")
+			for _, p := range cfg.Policies {
+				fmt.Fprintf(stdio.Stdout, "  %s:", p.Name)
+				for _, l := range p.Limits {
+					fmt.Fprintf(stdio.Stdout, " [%s]", l)
+				}
+				fmt.Fprintf(stdio.Stdout, " key=%s", p.Key)
+				if p.Shadow {
+					fmt.Fprint(stdio.Stdout, " shadow")
+				}
+				fmt.Fprintln(stdio.Stdout)
+			}
+			for _, d := range cfg.Envoy {
+				fmt.Fprintf(stdio.Stdout, "  envoy domain %s (%s)\n", d.Name, d.File)
+			}
+			return nil
+		},
+	}
+	check.Flags().StringArrayVar(&envoy, "envoy-config", nil, "also validate these envoyproxy/ratelimit files or directories")
+	cmd.AddCommand(check)
+	return cmd
+}

@@ -1,0 +1,468 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/weir-go/weir"
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize is the largest configuration file read (1 MiB).
+const MaxFileSize = 1 << 20
+
+// MaxKeyLength is the largest rendered key, in bytes (S3).
+const MaxKeyLength = 256
+
+// A Config is a validated server configuration.
+type Config struct {
+	// Source is the file the configuration came from ("" for built-ins).
+	Source string
+	// Server holds listener, store and auth settings; flags override them.
+	Server Server
+	// Policies are the named policies, sorted by name.
+	Policies []Policy
+	// Envoy holds the envoyproxy/ratelimit domains, sorted by domain.
+	Envoy []Domain
+	// EnvoyShadowMode answers OK to every Envoy request while still
+	// counting, like the reference server's SHADOW_MODE=true.
+	EnvoyShadowMode bool
+	// EnvoyFiles are the envoy descriptor files that were read, so the
+	// server can watch them for changes.
+	EnvoyFiles []string
+}
+
+// Server holds the settings of the server section. Empty strings mean the
+// flag default.
+type Server struct {
+	HTTP  string `yaml:"http"`  // HTTP listen address
+	GRPC  string `yaml:"grpc"`  // gRPC listen address
+	Debug string `yaml:"debug"` // pprof listen address (loopback only)
+	Store string `yaml:"store"` // store URL
+	// Tokens are bearer tokens accepted on the decision APIs.
+	Tokens []string `yaml:"tokens"`
+	// AdminTokens are bearer tokens accepted everywhere, including the
+	// admin operations (reset, reload).
+	AdminTokens []string `yaml:"admin_tokens"`
+}
+
+// A Policy is a named set of limits applied to keys.
+type Policy struct {
+	// Name is the policy's name, used by callers.
+	Name string
+	// Limits are the policy's limits, all applied at once (a request is
+	// admitted only if all admit). Each Name is the short name given in the
+	// config or the limit's text form.
+	Limits []weir.Limit
+	// Key renders the state key from a caller's key and fields.
+	Key *Template
+	// Shadow evaluates and counts, but always answers allowed.
+	Shadow bool
+	// OnError is what to do when the store fails.
+	OnError OnError
+	// Description is free text shown by GET /v1/policies.
+	Description string
+}
+
+// OnError is a policy's answer when its store fails.
+type OnError uint8
+
+// The store-failure modes.
+const (
+	// OnErrorFail answers the caller with an error (503 / UNAVAILABLE).
+	OnErrorFail OnError = iota
+	// OnErrorAllow admits (fail open).
+	OnErrorAllow
+	// OnErrorDeny denies (fail closed).
+	OnErrorDeny
+	// OnErrorFallback decides with a local in-memory limiter.
+	OnErrorFallback
+)
+
+var onErrorNames = [...]string{"error", "allow", "deny", "fallback"}
+
+// String returns the mode's config name.
+func (o OnError) String() string {
+	if int(o) < len(onErrorNames) {
+		return onErrorNames[o]
+	}
+	return "OnError(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Policy returns the policy named name.
+func (c *Config) Policy(name string) (*Policy, bool) {
+	i, ok := slices.BinarySearchFunc(c.Policies, name, func(p Policy, n string) int { return strings.Compare(p.Name, n) })
+	if !ok {
+		return nil, false
+	}
+	return &c.Policies[i], true
+}
+
+// An Error is a configuration error located in a file.
+type Error struct {
+	File string // the file, or "" for built-in text
+	Line int    // 1-based; 0 when unknown
+	Msg  string
+}
+
+// Error returns "file:line: message".
+func (e *Error) Error() string {
+	file := e.File
+	if file == "" {
+		file = "<config>"
+	}
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", file, e.Line, e.Msg)
+	}
+	return file + ": " + e.Msg
+}
+
+// raw mirrors the YAML file.
+type raw struct {
+	Server   Server               `yaml:"server"`
+	Policies yaml.Node            `yaml:"policies"`
+	Envoy    *rawEnvoy            `yaml:"envoy"`
+	Extra    map[string]yaml.Node `yaml:",inline"`
+}
+
+type rawEnvoy struct {
+	Files      []string `yaml:"files"`
+	ShadowMode bool     `yaml:"shadow_mode"`
+}
+
+type rawPolicy struct {
+	Limits      []yaml.Node `yaml:"limits"`
+	Limit       yaml.Node   `yaml:"limit"`
+	Key         string      `yaml:"key"`
+	Shadow      bool        `yaml:"shadow"`
+	OnError     string      `yaml:"on_store_error"`
+	Description string      `yaml:"description"`
+}
+
+// Load reads and validates the configuration file at path. Envoy files
+// named in it are resolved relative to its directory.
+func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	defer f.Close()
+	// S13: a file anyone may write could grant anyone any limit.
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o002 != 0 {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("is writable by every user (mode %v): run chmod o-w", st.Mode().Perm())}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	if len(data) > MaxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes", MaxFileSize)}
+	}
+	return data, nil
+}
+
+// Parse validates configuration text; file names it in errors and anchors
+// relative envoy file paths.
+func Parse(file string, data []byte) (*Config, error) {
+	var r raw
+	if err := decodeStrict(file, data, &r); err != nil {
+		return nil, err
+	}
+	for k, v := range r.Extra {
+		return nil, &Error{File: file, Line: v.Line, Msg: fmt.Sprintf("unknown key %q (want server, policies or envoy)", k)}
+	}
+	c := &Config{Source: file, Server: r.Server}
+	if err := checkServer(file, &c.Server); err != nil {
+		return nil, err
+	}
+	if err := parsePolicies(file, &r.Policies, c); err != nil {
+		return nil, err
+	}
+	if r.Envoy != nil {
+		c.EnvoyShadowMode = r.Envoy.ShadowMode
+		base := filepath.Dir(file)
+		var paths []string
+		for _, p := range r.Envoy.Files {
+			if !filepath.IsAbs(p) && file != "" {
+				p = filepath.Join(base, p)
+			}
+			paths = append(paths, p)
+		}
+		domains, files, err := LoadEnvoy(paths...)
+		if err != nil {
+			return nil, err
+		}
+		c.Envoy, c.EnvoyFiles = domains, files
+	}
+	return c, nil
+}
+
+func checkServer(file string, s *Server) error {
+	var err error
+	if s.Tokens, err = Tokens(s.Tokens); err != nil {
+		return &Error{File: file, Msg: "server tokens: " + err.Error()}
+	}
+	if s.AdminTokens, err = Tokens(s.AdminTokens); err != nil {
+		return &Error{File: file, Msg: "server admin_tokens: " + err.Error()}
+	}
+	return nil
+}
+
+// MinTokenLength is the shortest bearer token accepted.
+const MinTokenLength = 16
+
+// Tokens resolves bearer tokens: "env:NAME" reads $NAME. Every token must
+// be at least MinTokenLength characters.
+func Tokens(ts []string) ([]string, error) {
+	out := make([]string, 0, len(ts))
+	for i, t := range ts {
+		if name, ok := strings.CutPrefix(t, "env:"); ok {
+			t = os.Getenv(name)
+			if t == "" {
+				return nil, fmt.Errorf("[%d]: $%s is empty or unset", i, name)
+			}
+		}
+		if len(t) < MinTokenLength {
+			return nil, fmt.Errorf("[%d]: a token must be at least %d characters", i, MinTokenLength)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
+var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// decodeStrict decodes one YAML document with unknown keys rejected, and
+// rewrites the decoder's errors as *Error naming file, line and key.
+func decodeStrict(file string, data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // empty file: all defaults
+		}
+		return yamlError(file, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return &Error{File: file, Line: extra.Line, Msg: "more than one YAML document"}
+	}
+	return nil
+}
+
+func yamlError(file string, err error) error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		if ce.File == "" {
+			ce.File = file
+		}
+		return ce
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg := te.Errors[0]
+		if m := unknownField.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return &Error{File: file, Line: line, Msg: fmt.Sprintf("unknown key %q", m[2])}
+		}
+		if m := lineRe.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return &Error{File: file, Line: line, Msg: m[2]}
+		}
+		return &Error{File: file, Msg: msg}
+	}
+	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Msg: m[2]}
+	}
+	return &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
+func parsePolicies(file string, n *yaml.Node, c *Config) error {
+	if n.Kind == 0 {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return &Error{File: file, Line: n.Line, Msg: "policies must be a mapping of policy names to policies"}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		name := kn.Value
+		if !validName(name) {
+			return &Error{File: file, Line: kn.Line, Msg: fmt.Sprintf("policy name %q: use letters, digits, '.', '_' or '-' (1 to 64 characters)", name)}
+		}
+		if seen[name] {
+			return &Error{File: file, Line: kn.Line, Msg: fmt.Sprintf("duplicate policy %q", name)}
+		}
+		seen[name] = true
+		var rp rawPolicy
+		if err := decodeNodeStrict(file, vn, &rp); err != nil {
+			return err
+		}
+		p, err := buildPolicy(file, name, vn.Line, &rp)
+		if err != nil {
+			return err
+		}
+		c.Policies = append(c.Policies, p)
+	}
+	sort.Slice(c.Policies, func(i, j int) bool { return c.Policies[i].Name < c.Policies[j].Name })
+	return nil
+}
+
+// decodeNodeStrict decodes a node with unknown keys rejected: yaml.v3's
+// Node.Decode does not honour KnownFields, so the node is re-encoded and
+// decoded by a strict decoder, keeping line numbers by offsetting.
+func decodeNodeStrict(file string, n *yaml.Node, v any) error {
+	if n.Kind == yaml.MappingNode {
+		if err := checkKeys(file, n, v); err != nil {
+			return err
+		}
+	}
+	if err := n.Decode(v); err != nil {
+		return yamlError(file, err)
+	}
+	return nil
+}
+
+// checkKeys rejects mapping keys that v's struct does not declare.
+func checkKeys(file string, n *yaml.Node, v any) error {
+	allowed := yamlKeys(v)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(allowed, k.Value) {
+			return &Error{File: file, Line: k.Line, Msg: fmt.Sprintf("unknown key %q (want %s)", k.Value, strings.Join(allowed, ", "))}
+		}
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+type rawLimit struct {
+	Name      string `yaml:"name"`
+	Quota     int64  `yaml:"quota"`
+	Period    string `yaml:"period"`
+	Burst     int64  `yaml:"burst"`
+	Algorithm string `yaml:"algorithm"`
+}
+
+func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
+	p := Policy{Name: name, Shadow: rp.Shadow, Description: rp.Description}
+	nodes := rp.Limits
+	if rp.Limit.Kind != 0 {
+		if len(nodes) > 0 {
+			return p, &Error{File: file, Line: rp.Limit.Line, Msg: fmt.Sprintf("policy %q: give either limit or limits, not both", name)}
+		}
+		nodes = []yaml.Node{rp.Limit}
+	}
+	if len(nodes) == 0 {
+		return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policy %q: at least one limit is needed (limits: [\"100/s\"])", name)}
+	}
+	names := map[string]bool{}
+	for i := range nodes {
+		n := &nodes[i]
+		l, err := parseLimitNode(file, n)
+		if err != nil {
+			return p, err
+		}
+		if l.Name == "" {
+			l.Name = l.String()
+		}
+		if names[l.Name] {
+			return p, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("policy %q: duplicate limit name %q", name, l.Name)}
+		}
+		names[l.Name] = true
+		p.Limits = append(p.Limits, l)
+	}
+	tmpl := rp.Key
+	if tmpl == "" {
+		tmpl = "{key}"
+	}
+	t, err := ParseTemplate(tmpl)
+	if err != nil {
+		return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policy %q: key: %v", name, err)}
+	}
+	p.Key = t
+	switch strings.ToLower(rp.OnError) {
+	case "", "error":
+		p.OnError = OnErrorFail
+	case "allow", "open", "fail-open":
+		p.OnError = OnErrorAllow
+	case "deny", "closed", "fail-closed":
+		p.OnError = OnErrorDeny
+	case "fallback", "local":
+		p.OnError = OnErrorFallback
+	default:
+		return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policy %q: on_store_error %q: want error, allow, deny or fallback", name, rp.OnError)}
+	}
+	return p, nil
+}
+
+func parseLimitNode(file string, n *yaml.Node) (weir.Limit, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		l, err := weir.ParseLimit(n.Value)
+		if err != nil {
+			return l, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("limit %q: %v", n.Value, trimWeir(err))}
+		}
+		return l, nil
+	case yaml.MappingNode:
+		var rl rawLimit
+		if err := decodeNodeStrict(file, n, &rl); err != nil {
+			return weir.Limit{}, err
+		}
+		l := weir.Limit{Name: rl.Name, Quota: rl.Quota, Burst: rl.Burst}
+		if rl.Algorithm != "" {
+			a, err := weir.ParseAlgorithm(rl.Algorithm)
+			if err != nil {
+				return l, &Error{File: file, Line: n.Line, Msg: trimWeir(err)}
+			}
+			l.Algorithm = a
+		}
+		if rl.Period == "" {
+			return l, &Error{File: file, Line: n.Line, Msg: "limit: period is required (e.g. period: 1m)"}
+		}
+		// Reuse ParseLimit's period grammar ("s", "15m", "1h30m").
+		pl, err := weir.ParseLimit("1/" + rl.Period)
+		if err != nil {
+			return l, &Error{File: file, Line: n.Line, Msg: "limit: " + trimWeir(err)}
+		}
+		l.Period = pl.Period
+		if err := l.Validate(); err != nil {
+			return l, &Error{File: file, Line: n.Line, Msg: "limit: " + trimWeir(err)}
+		}
+		return l, nil
+	}
+	return weir.Limit{}, &Error{File: file, Line: n.Line, Msg: "a limit is text (\"100/s burst=200\") or a mapping {quota, period, burst, algorithm, name}"}
+}
+
+func trimWeir(err error) string { return strings.TrimPrefix(err.Error(), "weir: ") }

@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/redisstore"
+)
+
+// openRedis opens a Redis store. Besides go-redis's URL options it takes
+// deadline=DURATION: how long one decision may take, queueing included,
+// before the store reports it unavailable (redisstore's default: 50ms).
+func openRedis(ctx context.Context, raw string) (weir.Store, string, func() error, error) {
+	var sopts []redisstore.Option
+	if u, err := url.Parse(raw); err == nil {
+		q := u.Query()
+		if d := q.Get("deadline"); d != "" {
+			dd, err := time.ParseDuration(d)
+			if err != nil || dd <= 0 {
+				return nil, "", nil, fmt.Errorf("--store: deadline %q is not a positive duration", d)
+			}
+			sopts = append(sopts, redisstore.WithDeadline(dd))
+			q.Del("deadline")
+			u.RawQuery = q.Encode()
+			raw = u.String()
+		}
+	}
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("--store: %v", err)
+	}
+	desc := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	client := redis.NewClient(opt)
+	s, err := redisstore.New(client, sopts...)
+	if err != nil {
+		client.Close()
+		return nil, "", nil, fmt.Errorf("--store %s: %w", desc, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Ping(pctx); err != nil {
+		s.Close()
+		client.Close()
+		return nil, "", nil, fmt.Errorf("--store %s: %w", desc, err)
+	}
+	return s, desc, func() error { s.Close(); return client.Close() }, nil
+}

@@ -1,0 +1,258 @@
+package envoyrls
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/weir-go/weir/memstore"
+	"github.com/weir-go/weir/server/config"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// t0 is 1699999980.5 s after the epoch: a whole minute plus 500 ms, so
+// 780.5 s into its hour, 79980.5 s into its day, 511980.5 s into its
+// week, 2239980.5 s into its 30-day month and 28591980.5 s into its
+// 365-day year.
+var t0 = time.Unix(1_699_999_980, 500_000_000)
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func newTestServer(t testing.TB, file string, shadow bool) (*Server, *clock) {
+	t.Helper()
+	domains, _, err := config.LoadEnvoy(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: t0}
+	store := memstore.New(memstore.WithClock(clk.Now))
+	t.Cleanup(func() { store.Close() })
+	s := New(store, domains, shadow, nil)
+	s.now = clk.Now
+	return s, clk
+}
+
+// d builds a descriptor from "k=v" pairs.
+func d(pairs ...string) *rlcommon.RateLimitDescriptor {
+	out := &rlcommon.RateLimitDescriptor{}
+	for _, p := range pairs {
+		k, v, _ := strings.Cut(p, "=")
+		out.Entries = append(out.Entries, &rlcommon.RateLimitDescriptor_Entry{Key: k, Value: v})
+	}
+	return out
+}
+
+// st is an expected descriptor status: code, limit (rpu/unit, "" for
+// none), remaining, seconds until reset (0: none).
+type st struct {
+	code      string
+	limit     string
+	remaining uint32
+	reset     int64
+}
+
+func (s st) String() string {
+	return fmt.Sprintf("%s %s rem=%d reset=%ds", s.code, s.limit, s.remaining, s.reset)
+}
+
+func got(ds *rlv3.RateLimitResponse_DescriptorStatus) st {
+	out := st{code: ds.Code.String(), remaining: ds.LimitRemaining}
+	if l := ds.CurrentLimit; l != nil {
+		out.limit = fmt.Sprintf("%d/%s", l.RequestsPerUnit, l.Unit)
+	}
+	if r := ds.DurationUntilReset; r != nil {
+		out.reset = r.Seconds
+		if r.Nanos != 0 {
+			out.reset = -1
+		}
+	}
+	return out
+}
+
+type step struct {
+	at      time.Duration // since t0
+	hits    uint32        // request hits_addend (0: unset)
+	descs   []*rlcommon.RateLimitDescriptor
+	overall string
+	want    []st
+}
+
+const (
+	ok   = "OK"
+	over = "OVER_LIMIT"
+)
+
+func run(t *testing.T, s *Server, clk *clock, domain string, steps []step) {
+	t.Helper()
+	for i, sp := range steps {
+		clk.now = t0.Add(sp.at)
+		resp, err := s.ShouldRateLimit(context.Background(), &rlv3.RateLimitRequest{Domain: domain, Descriptors: sp.descs, HitsAddend: sp.hits})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if resp.OverallCode.String() != sp.overall {
+			t.Errorf("step %d: overall %s, want %s", i, resp.OverallCode, sp.overall)
+		}
+		if len(resp.Statuses) != len(sp.want) {
+			t.Fatalf("step %d: %d statuses, want %d", i, len(resp.Statuses), len(sp.want))
+		}
+		for j, w := range sp.want {
+			if g := got(resp.Statuses[j]); g != w {
+				t.Errorf("step %d status %d: got %v, want %v", i, j, g, w)
+			}
+		}
+	}
+}
+
+// The expected answers below are written from envoyproxy/ratelimit's
+// documented behaviour (README: configuration, examples 1-4, wildcards,
+// shadow_mode, replaces, hits_addend; fixed windows aligned to the epoch;
+// duration_until_reset = unit - now % unit in whole seconds; unlimited
+// reports limit_remaining = MaxUint32; no match reports OK with no limit).
+func TestDifferential(t *testing.T) {
+	const sec = time.Second
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"per second, window aligned to the epoch", []step{
+			{0, 0, ds(d("basic=x")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+			{100 * time.Millisecond, 0, ds(d("basic=x")), ok, []st{{ok, "3/SECOND", 1, 1}}},
+			{200 * time.Millisecond, 0, ds(d("basic=x")), ok, []st{{ok, "3/SECOND", 0, 1}}},
+			{300 * time.Millisecond, 0, ds(d("basic=x")), over, []st{{over, "3/SECOND", 0, 1}}},
+			// t0 is x.5 s: the window ends 500 ms later, not 1 s later.
+			{500 * time.Millisecond, 0, ds(d("basic=x")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+			{500 * time.Millisecond, 0, ds(d("basic=y")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+		}},
+		{"hits_addend: hits over the limit still count", []step{
+			{0, 2, ds(d("basic=h")), ok, []st{{ok, "3/SECOND", 1, 1}}},
+			{0, 2, ds(d("basic=h")), over, []st{{over, "3/SECOND", 0, 1}}},
+			// The counter is now 4 > 3: one more hit is over too.
+			{0, 0, ds(d("basic=h")), over, []st{{over, "3/SECOND", 0, 1}}},
+			{0, 5, ds(d("basic=i")), over, []st{{over, "3/SECOND", 0, 1}}},
+			{0, 0, ds(d("basic=i")), over, []st{{over, "3/SECOND", 0, 1}}},
+			{sec, 0, ds(d("basic=i")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+		}},
+		{"per-descriptor hits_addend, 0 checks without counting", []step{
+			{0, 0, ds(withHits(d("basic=p"), 0)), ok, []st{{ok, "3/SECOND", 3, 1}}},
+			{0, 0, ds(withHits(d("basic=p"), 3)), ok, []st{{ok, "3/SECOND", 0, 1}}},
+			{0, 0, ds(withHits(d("basic=p"), 0)), ok, []st{{ok, "3/SECOND", 0, 1}}},
+			{0, 0, ds(d("basic=p")), over, []st{{over, "3/SECOND", 0, 1}}},
+		}},
+		{"key and value beat key alone; 0 requests per unit blocks", []step{
+			{0, 0, ds(d("remote_address=50.0.0.5")), over, []st{{over, "0/SECOND", 0, 1}}},
+			{0, 0, ds(d("remote_address=1.2.3.4")), ok, []st{{ok, "10/SECOND", 9, 1}}},
+			{sec, 0, ds(d("remote_address=50.0.0.5")), over, []st{{over, "0/SECOND", 0, 1}}},
+		}},
+		{"nested descriptors and depth", []step{
+			{0, 0, ds(d("message_type=marketing", "to_number=2061111111")), ok, []st{{ok, "5/DAY", 4, 6420}}},
+			{0, 0, ds(d("to_number=2061111111")), ok, []st{{ok, "100/DAY", 99, 6420}}},
+			// Depth 1 on a node without its own limit: no limit.
+			{0, 0, ds(d("message_type=marketing")), ok, []st{{ok, "", 0, 0}}},
+			// Deeper than the tree: no limit.
+			{0, 0, ds(d("to_number=1", "extra=2")), ok, []st{{ok, "", 0, 0}}},
+			{0, 0, ds(d("nothing=here")), ok, []st{{ok, "", 0, 0}}},
+		}},
+		{"wildcards", []step{
+			{0, 0, ds(d("path=/api/users")), ok, []st{{ok, "2/MINUTE", 1, 60}}},
+			{0, 0, ds(d("path=/api/users")), ok, []st{{ok, "2/MINUTE", 0, 60}}},
+			{0, 0, ds(d("path=/api/users")), over, []st{{over, "2/MINUTE", 0, 60}}},
+			{0, 0, ds(d("path=/api/orders")), ok, []st{{ok, "2/MINUTE", 1, 60}}},
+			{0, 0, ds(d("path=/other")), ok, []st{{ok, "", 0, 0}}},
+			// share_threshold: every matching value shares one counter.
+			{0, 0, ds(d("shared_path=/static/a.css")), ok, []st{{ok, "2/MINUTE", 1, 60}}},
+			{0, 0, ds(d("shared_path=/static/b.js")), ok, []st{{ok, "2/MINUTE", 0, 60}}},
+			{0, 0, ds(d("shared_path=/static/c.png")), over, []st{{over, "2/MINUTE", 0, 60}}},
+			{60 * sec, 0, ds(d("shared_path=/static/c.png")), ok, []st{{ok, "2/MINUTE", 1, 60}}},
+		}},
+		{"unlimited, shadow mode, replaces", []step{
+			{0, 0, ds(d("internal=x")), ok, []st{{ok, "", math.MaxUint32, 0}}},
+			{0, 0, ds(d("shadowed=x")), ok, []st{{ok, "1/SECOND", 0, 1}}},
+			// Over the limit, but shadow: OK with the limit and nothing left.
+			{0, 0, ds(d("shadowed=x")), ok, []st{{ok, "1/SECOND", 0, 1}}},
+			{0, 0, ds(d("tenant=a")), ok, []st{{ok, "1/MINUTE", 0, 60}}},
+			{0, 0, ds(d("tenant=a")), over, []st{{over, "1/MINUTE", 0, 60}}},
+			// premium replaces tenant_limit: the tenant descriptor is not
+			// checked (OK, no limit), premium is.
+			{0, 0, ds(d("tenant=a"), d("premium=a")), ok, []st{{ok, "", 0, 0}, {ok, "100/MINUTE", 99, 60}}},
+		}},
+		{"every descriptor is evaluated and incremented", []step{
+			{0, 0, ds(d("tenant=b"), d("basic=m")), ok, []st{{ok, "1/MINUTE", 0, 60}, {ok, "3/SECOND", 2, 1}}},
+			// tenant=b is over; basic=m is still counted.
+			{0, 0, ds(d("tenant=b"), d("basic=m")), over, []st{{over, "1/MINUTE", 0, 60}, {ok, "3/SECOND", 1, 1}}},
+			{0, 0, ds(d("basic=m")), ok, []st{{ok, "3/SECOND", 0, 1}}},
+		}},
+		{"every unit", []step{
+			{0, 0, ds(d("unit=minute"), d("unit=hour"), d("unit=day"), d("unit=week"), d("unit=month"), d("unit=year")), ok, []st{
+				{ok, "5/MINUTE", 4, 60}, {ok, "5/HOUR", 4, 2820}, {ok, "5/DAY", 4, 6420},
+				{ok, "5/WEEK", 4, 92820}, {ok, "5/MONTH", 4, 352020}, {ok, "5/YEAR", 4, 2944020},
+			}},
+			// 2820 s later the hour has turned: only the hour counter is new.
+			{2820 * sec, 0, ds(d("unit=hour"), d("unit=day")), ok, []st{{ok, "5/HOUR", 4, 3600}, {ok, "5/DAY", 3, 3600}}},
+		}},
+		{"limit override from Envoy", []step{
+			{0, 0, ds(withLimit(d("anything=1"), 2, 2)), ok, []st{{ok, "2/MINUTE", 1, 60}}},
+			{0, 0, ds(withLimit(d("anything=1"), 2, 2)), ok, []st{{ok, "2/MINUTE", 0, 60}}},
+			{0, 0, ds(withLimit(d("anything=1"), 2, 2)), over, []st{{over, "2/MINUTE", 0, 60}}},
+		}},
+	}
+	for _, parallel := range []int{1, 8} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/parallel=%d", tt.name, parallel), func(t *testing.T) {
+				s, clk := newTestServer(t, "testdata/reference.yaml", false)
+				s.SetParallel(parallel)
+				run(t, s, clk, "ref", tt.steps)
+			})
+		}
+	}
+}
+
+func ds(d ...*rlcommon.RateLimitDescriptor) []*rlcommon.RateLimitDescriptor { return d }
+
+func withHits(d *rlcommon.RateLimitDescriptor, n uint64) *rlcommon.RateLimitDescriptor {
+	d.HitsAddend = wrapperspb.UInt64(n)
+	return d
+}
+
+func withLimit(d *rlcommon.RateLimitDescriptor, rpu uint32, unit int32) *rlcommon.RateLimitDescriptor {
+	d.Limit = &rlcommon.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: rpu}
+	d.Limit.Unit = typeUnit(unit)
+	return d
+}
+
+func TestGlobalShadowAndUnknownDomain(t *testing.T) {
+	s, clk := newTestServer(t, "testdata/reference.yaml", true)
+	run(t, s, clk, "ref", []step{
+		{0, 0, ds(d("remote_address=50.0.0.5")), ok, []st{{over, "0/SECOND", 0, 1}}},
+	})
+	run(t, s, clk, "elsewhere", []step{
+		{0, 0, ds(d("basic=x")), ok, []st{{ok, "", 0, 0}}},
+		// An override needs a known domain.
+		{0, 0, ds(withLimit(d("basic=x"), 1, 1)), ok, []st{{ok, "", 0, 0}}},
+	})
+}
+
+func TestInvalidRequests(t *testing.T) {
+	s, _ := newTestServer(t, "testdata/reference.yaml", false)
+	for _, req := range []*rlv3.RateLimitRequest{
+		{Descriptors: ds(d("basic=x"))},
+		{Domain: "ref"},
+		{Domain: "ref", Descriptors: make([]*rlcommon.RateLimitDescriptor, MaxDescriptors+1)},
+		{Domain: "ref", Descriptors: ds(d("basic=" + strings.Repeat("x", MaxKeyBytes)))},
+		{Domain: "ref", Descriptors: ds(withLimit(d("a=b"), 1, 0))},
+	} {
+		if _, err := s.ShouldRateLimit(context.Background(), req); err == nil {
+			t.Errorf("%d descriptors in %q: no error", len(req.Descriptors), req.Domain)
+		}
+	}
+}

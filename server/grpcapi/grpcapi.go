@@ -1,0 +1,204 @@
+// Package grpcapi serves the weir.v1.Weir gRPC service over a
+// [service.Service], and the interceptors that authenticate bearer tokens
+// and map weir's error vocabulary to gRPC status codes.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/server/gen/weirv1"
+	"github.com/weir-go/weir/server/service"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Server implements weirv1.WeirServer.
+type Server struct {
+	weirv1.UnimplementedWeirServer
+	svc  *service.Service
+	auth *service.Auth
+}
+
+var _ weirv1.WeirServer = (*Server)(nil)
+
+// New returns the gRPC service over svc; auth decides the admin scope of
+// Reset (nil: no authentication, everyone is admin, loopback only).
+func New(svc *service.Service, auth *service.Auth) *Server { return &Server{svc: svc, auth: auth} }
+
+func toRequest(policy, key string, fields map[string]string, cost *int64) *service.Request {
+	c := int64(1)
+	if cost != nil {
+		c = *cost
+	}
+	return &service.Request{Policy: policy, Key: key, Fields: fields, Cost: c}
+}
+
+func toResponse(r *service.Result) *weirv1.CheckResponse {
+	return &weirv1.CheckResponse{
+		Allowed:      r.Allowed,
+		Policy:       r.Policy,
+		Limit:        r.Limit,
+		LimitName:    r.LimitName,
+		Remaining:    r.Remaining,
+		RetryAfterMs: ceilMS(int64(r.RetryAfter)),
+		ResetAfterMs: ceilMS(int64(r.ResetAfter)),
+		Shadow:       r.Shadowed,
+		Source:       r.Source.String(),
+		Lease:        r.Lease,
+	}
+}
+
+func ceilMS(ns int64) int64 {
+	if ns <= 0 {
+		return 0
+	}
+	return (ns + 999_999) / 1_000_000
+}
+
+// Check implements weirv1.WeirServer.
+func (s *Server) Check(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.CheckResponse, error) {
+	res, err := s.svc.Check(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost))
+	if err != nil {
+		return nil, Status(err)
+	}
+	return toResponse(&res), nil
+}
+
+// CheckBatch implements weirv1.WeirServer.
+func (s *Server) CheckBatch(ctx context.Context, req *weirv1.CheckBatchRequest) (*weirv1.CheckBatchResponse, error) {
+	reqs := make([]service.Request, len(req.GetChecks()))
+	for i, c := range req.GetChecks() {
+		reqs[i] = *toRequest(c.GetPolicy(), c.GetKey(), c.GetFields(), c.Cost)
+	}
+	results, err := s.svc.CheckBatch(ctx, reqs)
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &weirv1.CheckBatchResponse{Results: make([]*weirv1.CheckResponse, len(results))}
+	for i := range results {
+		out.Results[i] = toResponse(&results[i])
+	}
+	return out, nil
+}
+
+// Acquire implements weirv1.WeirServer.
+func (s *Server) Acquire(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.CheckResponse, error) {
+	res, err := s.svc.Acquire(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost))
+	if err != nil {
+		return nil, Status(err)
+	}
+	return toResponse(&res), nil
+}
+
+// Release implements weirv1.WeirServer.
+func (s *Server) Release(ctx context.Context, req *weirv1.ReleaseRequest) (*weirv1.ReleaseResponse, error) {
+	err := s.svc.Release(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), nil), req.GetLease())
+	if err != nil {
+		return nil, Status(err)
+	}
+	return &weirv1.ReleaseResponse{}, nil
+}
+
+// ListPolicies implements weirv1.WeirServer.
+func (s *Server) ListPolicies(ctx context.Context, _ *weirv1.ListPoliciesRequest) (*weirv1.ListPoliciesResponse, error) {
+	out := &weirv1.ListPoliciesResponse{}
+	for _, p := range s.svc.Policies() {
+		pp := &weirv1.Policy{Name: p.Name, Key: p.Key, Fields: p.Fields, Shadow: p.Shadow, OnStoreError: p.OnError, Concurrency: p.Concurrency, Description: p.Description}
+		for _, l := range p.Limits {
+			s := l.String()
+			if l.Name != s {
+				s += " name=" + l.Name
+			}
+			pp.Limits = append(pp.Limits, s)
+		}
+		out.Policies = append(out.Policies, pp)
+	}
+	return out, nil
+}
+
+// Reset implements weirv1.WeirServer; it needs the admin scope.
+func (s *Server) Reset(ctx context.Context, req *weirv1.ResetRequest) (*weirv1.ResetResponse, error) {
+	admin := !s.auth.Enabled() || s.auth.Scope(authHeader(ctx)) >= service.ScopeAdmin
+	err := s.svc.Reset(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), nil), admin)
+	if err != nil {
+		return nil, Status(err)
+	}
+	return &weirv1.ResetResponse{}, nil
+}
+
+// Status maps an error of the weir vocabulary to a gRPC status: invalid
+// input → INVALID_ARGUMENT naming the field, a failed store → UNAVAILABLE,
+// missing admin scope → PERMISSION_DENIED.
+func Status(err error) error {
+	var fe *weir.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return status.Error(codes.InvalidArgument, fe.Field+": "+fe.Reason)
+	case errors.Is(err, service.ErrPermission):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, weir.ErrUnavailable):
+		return status.Error(codes.Unavailable, "the rate-limit store is unavailable")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Internal, "internal error")
+}
+
+func authHeader(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// open lists full method names that need no credentials.
+func open(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+// AuthInterceptor checks the "authorization: Bearer TOKEN" metadata:
+// UNAUTHENTICATED without a valid token (Reset checks the admin scope
+// itself). Health and reflection are open.
+func AuthInterceptor(auth *service.Auth) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !auth.Enabled() || open(info.FullMethod) || auth.Scope(authHeader(ctx)) != service.ScopeNone {
+			return handler(ctx, req)
+		}
+		return nil, status.Error(codes.Unauthenticated, "a valid bearer token is required")
+	}
+}
+
+// StreamAuthInterceptor is AuthInterceptor for streams (reflection and
+// health watch are open; weir has no other streams).
+func StreamAuthInterceptor(auth *service.Auth) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !auth.Enabled() || open(info.FullMethod) || auth.Scope(authHeader(ss.Context())) != service.ScopeNone {
+			return handler(srv, ss)
+		}
+		return status.Error(codes.Unauthenticated, "a valid bearer token is required")
+	}
+}
+
+// GateInterceptor sheds calls with RESOURCE_EXHAUSTED when gate is full
+// (health and reflection are never shed).
+func GateInterceptor(gate *service.Gate) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if open(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		if !gate.Enter() {
+			return nil, status.Error(codes.ResourceExhausted, service.ErrOverloaded.Error())
+		}
+		defer gate.Leave()
+		return handler(ctx, req)
+	}
+}

@@ -1,0 +1,38 @@
+package httpapi
+
+import (
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// BenchmarkCheck measures the handler alone (decode, decide on the memory
+// store, encode), without sockets.
+func BenchmarkCheck(b *testing.B) {
+	h := newHandler(b, nil)
+	bodies := make([]string, 1000)
+	for i := range bodies {
+		bodies[i] = `{"policy":"api","key":"user:` + strconv.Itoa(i) + `"}`
+	}
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/check", strings.NewReader(bodies[i%len(bodies)])))
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/check", strings.NewReader(bodies[i%len(bodies)])))
+				i++
+			}
+		})
+	})
+}

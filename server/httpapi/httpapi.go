@@ -1,0 +1,548 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/server/service"
+)
+
+// MaxBodyBytes is the largest request body accepted (S4).
+const MaxBodyBytes = 64 << 10
+
+// Options configure the handler.
+type Options struct {
+	Service *service.Service
+	// Auth checks bearer tokens; nil or empty means no authentication.
+	Auth *service.Auth
+	// Ready reports whether the server should receive traffic (nil: ready).
+	Ready func(ctx context.Context) error
+	// Reload reloads the configuration (admin); nil disables /v1/reload.
+	Reload func(ctx context.Context) error
+	// Envoy serves envoyproxy/ratelimit's POST /json; nil disables it.
+	Envoy http.Handler
+	// Dashboard, when set, is served under /dashboard (decision scope).
+	Dashboard http.Handler
+	// Gate bounds the requests in flight; a full gate sheds with 503.
+	Gate *service.Gate
+	// Logger receives errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+type api struct {
+	Options
+	reqs  *prometheus.CounterVec
+	codes sync.Map // [2]string{pattern, code} -> prometheus.Counter
+}
+
+// New returns the HTTP handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	a := &api{Options: o, reqs: o.Service.Metrics().Requests}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/check", a.guard(service.ScopeDecide, a.check))
+	mux.Handle("POST /v1/acquire", a.guard(service.ScopeDecide, a.acquire))
+	mux.Handle("POST /v1/release", a.guard(service.ScopeDecide, a.release))
+	mux.Handle("GET /v1/policies", a.guard(service.ScopeDecide, a.policies))
+	mux.Handle("POST /v1/reset", a.guard(service.ScopeAdmin, a.reset))
+	mux.Handle("POST /v1/reload", a.guard(service.ScopeAdmin, a.reload))
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /healthz", a.readyz)
+	mux.HandleFunc("GET /healthcheck", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Service.Metrics().Registry, promhttp.HandlerOpts{}))
+	if o.Envoy != nil {
+		mux.Handle("POST /json", a.guard(service.ScopeDecide, o.Envoy.ServeHTTP))
+	}
+	if o.Dashboard != nil {
+		mux.Handle("GET /dashboard", a.guard(service.ScopeDecide, o.Dashboard.ServeHTTP))
+		mux.Handle("GET /dashboard/", a.guard(service.ScopeDecide, o.Dashboard.ServeHTTP))
+	}
+	mux.HandleFunc("GET /{$}", a.index)
+	return mux
+}
+
+func (a *api) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, `weir rate-limit server
+
+POST /v1/check     {"policy":"NAME","key":"KEY","cost":1}  (a JSON array for a batch)
+POST /v1/acquire   {"policy":"NAME","key":"KEY"}  -> lease
+POST /v1/release   {"policy":"NAME","key":"KEY","lease":"ID"}
+GET  /v1/policies
+POST /json         envoyproxy/ratelimit's JSON endpoint
+GET  /metrics /livez /readyz /dashboard
+`)
+}
+
+// guard checks the caller's scope and counts the request by code.
+func (a *api) guard(need service.Scope, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := a.Auth.Scope(r.Header.Get("Authorization"))
+		if got == service.ScopeNone {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+			a.count(r, http.StatusUnauthorized)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "", "a valid bearer token is required")
+			return
+		}
+		if got < need {
+			a.count(r, http.StatusForbidden)
+			writeError(w, http.StatusForbidden, "permission_denied", "", "this operation needs an admin token")
+			return
+		}
+		if !a.Gate.Enter() {
+			a.count(r, http.StatusServiceUnavailable)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "overloaded", "", service.ErrOverloaded.Error())
+			return
+		}
+		defer a.Gate.Leave()
+		// net/http's Date header costs a time format per response; the
+		// API's answers carry their own timing.
+		w.Header()["Date"] = nil
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h(sw, r)
+		a.count(r, sw.code)
+	})
+}
+
+func (a *api) count(r *http.Request, code int) {
+	k := [2]string{r.Pattern, statusText(code)}
+	if c, ok := a.codes.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := a.reqs.WithLabelValues("http", k[0], k[1])
+	a.codes.Store(k, c)
+	c.Inc()
+}
+
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 400:
+		return "400"
+	}
+	return strconv.Itoa(code)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := error(nil)
+	if a.Ready != nil {
+		err = a.Ready(ctx)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// checkBody is one decision request. Unknown fields are rejected.
+type checkBody struct {
+	Policy string            `json:"policy"`
+	Key    string            `json:"key"`
+	Fields map[string]string `json:"fields"`
+	Cost   *int64            `json:"cost"`
+	Lease  string            `json:"lease"`
+}
+
+func (b *checkBody) request() *service.Request {
+	cost := int64(1)
+	if b.Cost != nil {
+		cost = *b.Cost
+	}
+	return &service.Request{Policy: b.Policy, Key: b.Key, Fields: b.Fields, Cost: cost}
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads the body with the size limit: 413 before reading when the
+// declared length is too large, and when the actual body is.
+func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
+	if r.ContentLength > MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+		return false
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "invalid_argument", "", "reading body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// DecodeCheck decodes one check body or a batch (a JSON array). It is the
+// HTTP decoder the fuzz test drives; its errors are *weir.FieldError.
+func DecodeCheck(data []byte, allowLease bool) (one *checkBody, batch []checkBody, err error) {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	if len(data) == 0 {
+		return nil, nil, &weir.FieldError{Field: "body", Reason: "empty: want a JSON object"}
+	}
+	if data[0] == '{' {
+		one = new(checkBody)
+		if decodeFast(data, one) {
+			if err := checkLease(one, nil, allowLease); err != nil {
+				return nil, nil, err
+			}
+			return one, nil, nil
+		}
+		*one = checkBody{}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if data[0] == '[' {
+		if err := dec.Decode(&batch); err != nil {
+			return nil, nil, jsonFieldError(err, "checks")
+		}
+		if len(batch) == 0 {
+			return nil, nil, &weir.FieldError{Field: "checks", Reason: "empty batch"}
+		}
+		if len(batch) > service.MaxBatch {
+			return nil, nil, &weir.FieldError{Field: "checks", Reason: fmt.Sprintf("at most %d checks per batch (got %d)", service.MaxBatch, len(batch))}
+		}
+	} else {
+		if one == nil {
+			one = new(checkBody)
+		}
+		if err := dec.Decode(one); err != nil {
+			return nil, nil, jsonFieldError(err, "")
+		}
+	}
+	if dec.More() {
+		return nil, nil, &weir.FieldError{Field: "body", Reason: "trailing data after the JSON value"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, &weir.FieldError{Field: "body", Reason: "trailing data after the JSON value"}
+	}
+	if err := checkLease(one, batch, allowLease); err != nil {
+		return nil, nil, err
+	}
+	return one, batch, nil
+}
+
+func checkLease(one *checkBody, batch []checkBody, allowLease bool) error {
+	if allowLease {
+		return nil
+	}
+	if one != nil && one.Lease != "" {
+		return &weir.FieldError{Field: "lease", Reason: "only /v1/release takes a lease"}
+	}
+	for i := range batch {
+		if batch[i].Lease != "" {
+			return &weir.FieldError{Field: fmt.Sprintf("checks[%d].lease", i), Reason: "only /v1/release takes a lease"}
+		}
+	}
+	return nil
+}
+
+// jsonFieldError names the field of a JSON decoding error.
+func jsonFieldError(err error, prefix string) error {
+	var ute *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &ute):
+		field := ute.Field
+		if field == "" {
+			field = "body"
+		}
+		if prefix != "" {
+			field = prefix + "." + field
+		}
+		return &weir.FieldError{Field: field, Reason: fmt.Sprintf("cannot be a JSON %s", ute.Value)}
+	case errors.As(err, &se):
+		return &weir.FieldError{Field: "body", Reason: fmt.Sprintf("malformed JSON at offset %d: %v", se.Offset, se)}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return &weir.FieldError{Field: "body", Reason: "truncated JSON"}
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		reason := "unknown field"
+		switch name {
+		case "limit", "limits", "period", "quota", "burst", "duration", "algorithm", "rate":
+			reason = "unknown field: limits come from the server's policies, never from callers"
+		}
+		if name == "" {
+			return &weir.FieldError{Field: "body", Reason: `unknown field ""`}
+		}
+		return &weir.FieldError{Field: name, Reason: reason}
+	}
+	return &weir.FieldError{Field: "body", Reason: strings.TrimPrefix(msg, "json: ")}
+}
+
+func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBatch bool) (*checkBody, []checkBody, bool) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if !readBody(w, r, buf) {
+		return nil, nil, false
+	}
+	one, batch, err := DecodeCheck(buf.Bytes(), allowLease)
+	if err == nil && batch != nil && !allowBatch {
+		err = &weir.FieldError{Field: "body", Reason: "want a JSON object (batches are for /v1/check)"}
+	}
+	if err != nil {
+		a.fail(w, err)
+		return nil, nil, false
+	}
+	return one, batch, true
+}
+
+func (a *api) check(w http.ResponseWriter, r *http.Request) {
+	one, batch, ok := a.decode(w, r, false, true)
+	if !ok {
+		return
+	}
+	out := bufPool.Get().(*bytes.Buffer)
+	out.Reset()
+	defer bufPool.Put(out)
+	if one != nil {
+		res, err := a.Service.Check(r.Context(), one.request())
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, appendResult(out.AvailableBuffer(), &res))
+		return
+	}
+	reqs := make([]service.Request, len(batch))
+	for i := range batch {
+		reqs[i] = *batch[i].request()
+	}
+	results, err := a.Service.CheckBatch(r.Context(), reqs)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	b := out.AvailableBuffer()
+	b = append(b, '[')
+	for i := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendResult(b, &results[i])
+	}
+	b = append(b, ']')
+	writeJSON(w, b)
+}
+
+func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
+	one, _, ok := a.decode(w, r, false, false)
+	if !ok {
+		return
+	}
+	res, err := a.Service.Acquire(r.Context(), one.request())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, appendResult(nil, &res))
+}
+
+func (a *api) release(w http.ResponseWriter, r *http.Request) {
+	one, _, ok := a.decode(w, r, true, false)
+	if !ok {
+		return
+	}
+	if err := a.Service.Release(r.Context(), one.request(), one.Lease); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, []byte(`{"released":true}`))
+}
+
+func (a *api) reset(w http.ResponseWriter, r *http.Request) {
+	one, _, ok := a.decode(w, r, false, false)
+	if !ok {
+		return
+	}
+	admin := a.Auth.Scope(r.Header.Get("Authorization")) >= service.ScopeAdmin
+	if err := a.Service.Reset(r.Context(), one.request(), admin); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, []byte(`{"reset":true}`))
+}
+
+func (a *api) reload(w http.ResponseWriter, r *http.Request) {
+	if a.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "unimplemented", "", "no configuration file to reload")
+		return
+	}
+	if err := a.Reload(r.Context()); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_config", "", err.Error())
+		return
+	}
+	writeJSON(w, []byte(`{"reloaded":true}`))
+}
+
+type policyJSON struct {
+	Name        string   `json:"name"`
+	Limits      []string `json:"limits"`
+	Key         string   `json:"key"`
+	Fields      []string `json:"fields"`
+	Shadow      bool     `json:"shadow"`
+	OnError     string   `json:"on_store_error"`
+	Concurrency bool     `json:"concurrency"`
+	Description string   `json:"description,omitempty"`
+}
+
+func (a *api) policies(w http.ResponseWriter, r *http.Request) {
+	infos := a.Service.Policies()
+	out := struct {
+		Policies []policyJSON `json:"policies"`
+	}{Policies: make([]policyJSON, 0, len(infos))}
+	for _, p := range infos {
+		pj := policyJSON{Name: p.Name, Key: p.Key, Fields: p.Fields, Shadow: p.Shadow, OnError: p.OnError, Concurrency: p.Concurrency, Description: p.Description}
+		for _, l := range p.Limits {
+			s := l.String()
+			if l.Name != s {
+				s += " name=" + l.Name
+			}
+			pj.Limits = append(pj.Limits, s)
+		}
+		out.Policies = append(out.Policies, pj)
+	}
+	b, _ := json.Marshal(out)
+	writeJSON(w, b)
+}
+
+// fail writes err with the status of the one error vocabulary.
+func (a *api) fail(w http.ResponseWriter, err error) {
+	var fe *weir.FieldError
+	switch {
+	case errors.As(err, &fe):
+		writeError(w, http.StatusBadRequest, "invalid_argument", fe.Field, fe.Reason)
+	case errors.Is(err, service.ErrPermission):
+		writeError(w, http.StatusForbidden, "permission_denied", "", err.Error())
+	case errors.Is(err, weir.ErrUnavailable):
+		a.Logger.Warn("store unavailable", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "the rate-limit store is unavailable")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "request cancelled or timed out")
+	default:
+		a.Logger.Error("internal error", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "", "internal error")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonCT
+	w.Write(b)
+}
+
+var jsonCT = []string{"application/json"}
+
+func writeError(w http.ResponseWriter, code int, kind, field, msg string) {
+	b := []byte(`{"error":{"code":`)
+	b = appendString(b, kind)
+	if field != "" {
+		b = append(b, `,"field":`...)
+		b = appendString(b, field)
+	}
+	b = append(b, `,"message":`...)
+	if field != "" {
+		msg = field + ": " + msg
+	}
+	b = appendString(b, msg)
+	b = append(b, "}}\n"...)
+	w.Header()["Content-Type"] = jsonCT
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+func ceilMS(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// appendResult encodes a result as the documented JSON object.
+func appendResult(b []byte, r *service.Result) []byte {
+	b = append(b, `{"allowed":`...)
+	b = strconv.AppendBool(b, r.Allowed)
+	b = append(b, `,"policy":`...)
+	b = appendString(b, r.Policy)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, r.Limit, 10)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, r.Remaining, 10)
+	b = append(b, `,"retry_after_ms":`...)
+	b = strconv.AppendInt(b, ceilMS(r.RetryAfter), 10)
+	b = append(b, `,"reset_after_ms":`...)
+	b = strconv.AppendInt(b, ceilMS(r.ResetAfter), 10)
+	b = append(b, `,"limit_name":`...)
+	b = appendString(b, r.LimitName)
+	if r.Shadowed {
+		b = append(b, `,"shadow":true`...)
+	}
+	if r.Source != weir.SourceStore {
+		b = append(b, `,"source":`...)
+		b = appendString(b, r.Source.String())
+	}
+	if r.Lease != "" {
+		b = append(b, `,"lease":`...)
+		b = appendString(b, r.Lease)
+	}
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}

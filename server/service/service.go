@@ -1,0 +1,489 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/server/config"
+	"github.com/weir-go/weir/server/metrics"
+)
+
+// Limits on caller input (S3, S4).
+const (
+	// MaxFields is the most template fields one request may carry.
+	MaxFields = 16
+	// MaxLeaseLength is the longest lease id accepted on release.
+	MaxLeaseLength = 64
+	// MaxBatch is the most checks in one batch call.
+	MaxBatch = 1000
+)
+
+// ErrPermission is returned for an operation that needs the admin scope.
+var ErrPermission = errors.New("weir: permission denied: admin scope required")
+
+// A Request asks for a decision under a policy.
+type Request struct {
+	Policy string
+	// Key fills {key} in the policy's key template.
+	Key string
+	// Fields fill the template's other names.
+	Fields map[string]string
+	// Cost is the number of units; 0 is a peek that changes nothing.
+	Cost int64
+}
+
+// A Result is the answer to a Request.
+type Result struct {
+	// Allowed reports whether the request is admitted. A shadow policy
+	// always admits; Shadowed then says it would have denied.
+	Allowed  bool
+	Shadowed bool
+	Policy   string
+	// LimitName, Limit: the deciding limit's name and quota.
+	LimitName string
+	Limit     int64
+	// Remaining units of that limit.
+	Remaining int64
+	// RetryAfter is 0 when allowed.
+	RetryAfter time.Duration
+	ResetAfter time.Duration
+	// Source says whether the store decided or a failure policy did.
+	Source weir.Source
+	// Lease is the lease id of an admitted Acquire.
+	Lease string
+}
+
+// PolicyInfo describes a policy for listings.
+type PolicyInfo struct {
+	Name        string
+	Limits      []weir.Limit
+	Key         string
+	Fields      []string
+	Shadow      bool
+	OnError     string
+	Concurrency bool
+	Description string
+}
+
+// A Service decides requests against the current policies. It is safe for
+// concurrent use.
+type Service struct {
+	store    *timedStore
+	fallback weir.Store
+	m        *metrics.Metrics
+	snap     atomic.Pointer[snapshot]
+	parallel int
+}
+
+// SetParallel lets up to n checks of one batch be decided at once (see
+// envoyrls.Server.SetParallel: worth it for a remote store). Call it
+// before serving.
+func (s *Service) SetParallel(n int) { s.parallel = max(n, 1) }
+
+type snapshot struct {
+	cfg      *config.Config
+	policies map[string]*policy
+	infos    []PolicyInfo
+}
+
+type policy struct {
+	cfg      *config.Policy
+	lim      *weir.Limiter
+	fb       *weir.Limiter // nil unless OnErrorFallback
+	conc     []weir.Check  // the concurrency limits, Key unset
+	quota    map[string]int64
+	capacity int64 // smallest Capacity of the limits
+	prefix   string
+	allowed  prometheus.Counter
+	limited  prometheus.Counter
+	shadowed prometheus.Counter
+	errored  prometheus.Counter
+	failOpen prometheus.Counter
+	failShut prometheus.Counter
+	fallback prometheus.Counter
+}
+
+// New returns a service over store with the policies of cfg. fallback is
+// the local store used by policies with on_store_error: fallback (usually
+// a memory store); it may be nil when no policy uses it.
+func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*Service, error) {
+	if store == nil {
+		return nil, errors.New("service: nil store")
+	}
+	if m == nil {
+		m = metrics.New()
+	}
+	s := &Service{store: newTimedStore(store, m), fallback: fallback, m: m, parallel: 1}
+	snap, err := s.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.snap.Store(snap)
+	return s, nil
+}
+
+// Store returns the service's store (instrumented), for other front ends
+// such as the Envoy service to share.
+func (s *Service) Store() weir.Store { return s.store }
+
+// Metrics returns the service's metrics.
+func (s *Service) Metrics() *metrics.Metrics { return s.m }
+
+// Config returns the current configuration.
+func (s *Service) Config() *config.Config { return s.snap.Load().cfg }
+
+// Compiled is a validated policy set ready to be swapped in by Apply.
+type Compiled struct{ snap *snapshot }
+
+// Compile validates cfg's policies against the service's store without
+// applying them.
+func (s *Service) Compile(cfg *config.Config) (*Compiled, error) {
+	snap, err := s.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Compiled{snap}, nil
+}
+
+// Apply swaps in a compiled policy set. In-flight requests finish under
+// the policies they started with.
+func (s *Service) Apply(c *Compiled) { s.snap.Store(c.snap) }
+
+func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
+	if cfg == nil {
+		cfg = &config.Config{}
+	}
+	snap := &snapshot{cfg: cfg, policies: make(map[string]*policy, len(cfg.Policies))}
+	for i := range cfg.Policies {
+		pc := &cfg.Policies[i]
+		p := &policy{cfg: pc, prefix: pc.Name + ":", quota: map[string]int64{}, capacity: math.MaxInt64}
+		var opts []weir.Option
+		for _, l := range pc.Limits {
+			// The state of a limit is kept per policy: two policies never
+			// share a counter even if their limits look alike.
+			l.Name = p.prefix + l.Name
+			opts = append(opts, l)
+			p.quota[l.Name] = l.Quota
+			p.capacity = min(p.capacity, l.Capacity())
+			if l.Algorithm == weir.Concurrency {
+				p.conc = append(p.conc, weir.Check{Limit: l})
+			}
+		}
+		lim, err := weir.NewLimiter(s.store, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
+		}
+		p.lim = lim
+		if pc.OnError == config.OnErrorFallback {
+			if s.fallback == nil {
+				return nil, fmt.Errorf("policy %q: on_store_error: fallback needs a local store", pc.Name)
+			}
+			if p.fb, err = weir.NewLimiter(s.fallback, opts...); err != nil {
+				return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
+			}
+		}
+		d := s.m.Decisions
+		p.allowed = d.WithLabelValues(pc.Name, "allowed")
+		p.limited = d.WithLabelValues(pc.Name, "limited")
+		p.shadowed = d.WithLabelValues(pc.Name, "shadow_limited")
+		p.errored = d.WithLabelValues(pc.Name, "error")
+		p.failOpen = s.m.FailOpen.WithLabelValues(pc.Name)
+		p.failShut = s.m.FailClosed.WithLabelValues(pc.Name)
+		p.fallback = s.m.Fallback.WithLabelValues(pc.Name)
+		snap.policies[pc.Name] = p
+		snap.infos = append(snap.infos, PolicyInfo{
+			Name: pc.Name, Limits: pc.Limits, Key: pc.Key.String(), Fields: pc.Key.Fields(),
+			Shadow: pc.Shadow, OnError: pc.OnError.String(), Concurrency: len(p.conc) > 0,
+			Description: pc.Description,
+		})
+	}
+	return snap, nil
+}
+
+// Policies lists the current policies, sorted by name.
+func (s *Service) Policies() []PolicyInfo { return s.snap.Load().infos }
+
+// Ping reports whether the store is reachable.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+func fieldErr(field, format string, args ...any) error {
+	return &weir.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (s *Service) lookup(req *Request) (*policy, string, error) {
+	p, ok := s.snap.Load().policies[req.Policy]
+	if !ok {
+		if req.Policy == "" {
+			return nil, "", fieldErr("policy", "is required")
+		}
+		return nil, "", fieldErr("policy", "unknown policy %q", clip(req.Policy))
+	}
+	if len(req.Fields) > MaxFields {
+		return nil, "", fieldErr("fields", "at most %d fields (got %d)", MaxFields, len(req.Fields))
+	}
+	for k, v := range req.Fields {
+		if len(v) > config.MaxKeyLength || !utf8.ValidString(v) {
+			return nil, "", fieldErr("fields."+clip(k), "must be valid UTF-8 of at most %d bytes", config.MaxKeyLength)
+		}
+	}
+	if !utf8.ValidString(req.Key) {
+		return nil, "", fieldErr("key", "must be valid UTF-8")
+	}
+	key, err := p.cfg.Key.Render(req.Key, req.Fields)
+	if err != nil {
+		var mf *config.MissingFieldError
+		if errors.As(err, &mf) {
+			if mf.Field == "key" {
+				return nil, "", fieldErr("key", "is required by policy %q", p.cfg.Name)
+			}
+			return nil, "", fieldErr("fields."+mf.Field, "is required by policy %q (key template %q)", p.cfg.Name, p.cfg.Key.String())
+		}
+		return nil, "", err
+	}
+	if len(key) > config.MaxKeyLength {
+		return nil, "", fieldErr("key", "longer than %d bytes", config.MaxKeyLength)
+	}
+	return p, key, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+func (p *policy) checkCost(cost int64) error {
+	if cost < 0 {
+		return fieldErr("cost", "must not be negative (got %d)", cost)
+	}
+	if cost > p.capacity {
+		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of policy %q: it can never be admitted", cost, p.capacity, p.cfg.Name), Err: weir.ErrExceedsCapacity}
+	}
+	return nil
+}
+
+// validate checks a request as Check would, without deciding.
+func (s *Service) validate(req *Request) error {
+	p, _, err := s.lookup(req)
+	if err != nil {
+		return err
+	}
+	if len(p.conc) > 0 {
+		return fieldErr("policy", "policy %q holds concurrency units: use acquire and release", p.cfg.Name)
+	}
+	return p.checkCost(req.Cost)
+}
+
+// CheckBatch decides several requests in order, each on its own. Every
+// request is validated before any is decided, so bad input charges
+// nothing; an error names the request ("checks[3].cost"). A store failure
+// part-way returns the error (earlier requests stay charged).
+func (s *Service) CheckBatch(ctx context.Context, reqs []Request) ([]Result, error) {
+	if len(reqs) == 0 || len(reqs) > MaxBatch {
+		return nil, fieldErr("checks", "want 1 to %d checks (got %d)", MaxBatch, len(reqs))
+	}
+	for i := range reqs {
+		if err := s.validate(&reqs[i]); err != nil {
+			return nil, indexed(i, err)
+		}
+	}
+	out := make([]Result, len(reqs))
+	if s.parallel > 1 && len(reqs) > 1 {
+		errs := make([]error, len(reqs))
+		sem := make(chan struct{}, s.parallel)
+		var wg sync.WaitGroup
+		for i := range reqs {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				out[i], errs[i] = s.Check(ctx, &reqs[i])
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				return nil, indexed(i, err)
+			}
+		}
+		return out, nil
+	}
+	for i := range reqs {
+		r, err := s.Check(ctx, &reqs[i])
+		if err != nil {
+			return nil, indexed(i, err)
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+func indexed(i int, err error) error {
+	var fe *weir.FieldError
+	if errors.As(err, &fe) {
+		return &weir.FieldError{Field: fmt.Sprintf("checks[%d].%s", i, fe.Field), Reason: fe.Reason, Err: fe.Err}
+	}
+	return err
+}
+
+// Check decides one request and charges it when admitted. It fails for a
+// policy holding concurrency units (use Acquire).
+func (s *Service) Check(ctx context.Context, req *Request) (Result, error) {
+	p, key, err := s.lookup(req)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(p.conc) > 0 {
+		return Result{}, fieldErr("policy", "policy %q holds concurrency units: use acquire and release", p.cfg.Name)
+	}
+	if err := p.checkCost(req.Cost); err != nil {
+		return Result{}, err
+	}
+	var d weir.Decision
+	if req.Cost == 0 {
+		d, err = p.lim.Peek(ctx, key)
+	} else {
+		d, err = p.lim.AllowN(ctx, key, req.Cost)
+	}
+	if err != nil {
+		d, err = s.onError(ctx, p, key, req.Cost, err, false)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	return p.result(d, ""), nil
+}
+
+// onError applies the policy's store-failure mode.
+func (s *Service) onError(ctx context.Context, p *policy, key string, cost int64, err error, acquire bool) (weir.Decision, error) {
+	if !errors.Is(err, weir.ErrUnavailable) || errors.Is(err, weir.ErrInvalid) {
+		p.errored.Inc()
+		return weir.Decision{}, err
+	}
+	switch p.cfg.OnError {
+	case config.OnErrorAllow:
+		p.failOpen.Inc()
+		return weir.Decision{Allowed: true, Limit: p.lim.Limits()[0], Source: weir.SourceFailOpen}, nil
+	case config.OnErrorDeny:
+		p.failShut.Inc()
+		return weir.Decision{Allowed: false, Limit: p.lim.Limits()[0], RetryAfter: time.Second, Source: weir.SourceFailClosed}, nil
+	case config.OnErrorFallback:
+		if !acquire {
+			var d weir.Decision
+			var ferr error
+			if cost == 0 {
+				d, ferr = p.fb.Peek(ctx, key)
+			} else {
+				d, ferr = p.fb.AllowN(ctx, key, cost)
+			}
+			if ferr == nil {
+				p.fallback.Inc()
+				d.Source = weir.SourceFallback
+				return d, nil
+			}
+		}
+	}
+	p.errored.Inc()
+	return weir.Decision{}, err
+}
+
+func (p *policy) result(d weir.Decision, lease string) Result {
+	r := Result{
+		Allowed:    d.Allowed,
+		Policy:     p.cfg.Name,
+		LimitName:  strings.TrimPrefix(d.Limit.Name, p.prefix),
+		Limit:      d.Limit.Quota,
+		Remaining:  d.Remaining,
+		RetryAfter: d.RetryAfter,
+		ResetAfter: d.ResetAfter,
+		Source:     d.Source,
+		Lease:      lease,
+	}
+	switch {
+	case d.Allowed:
+		p.allowed.Inc()
+	case p.cfg.Shadow:
+		p.shadowed.Inc()
+		r.Allowed, r.Shadowed, r.RetryAfter = true, true, 0
+	default:
+		p.limited.Inc()
+	}
+	return r
+}
+
+// Acquire takes cost units under every limit of the policy, holding the
+// concurrency units until Release (or their TTL). An admitted result
+// carries the lease id.
+func (s *Service) Acquire(ctx context.Context, req *Request) (Result, error) {
+	p, key, err := s.lookup(req)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := p.checkCost(req.Cost); err != nil {
+		return Result{}, err
+	}
+	if req.Cost == 0 {
+		return Result{}, fieldErr("cost", "must be at least 1 to acquire")
+	}
+	lease, d, err := p.lim.TryAcquire(ctx, key, req.Cost)
+	if err != nil {
+		d, err = s.onError(ctx, p, key, req.Cost, err, true)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	id := ""
+	if lease != nil {
+		id = lease.ID()
+	}
+	r := p.result(d, id)
+	if r.Shadowed {
+		r.Lease = ""
+	}
+	return r, nil
+}
+
+// Release gives back the concurrency units held by lease. Releasing an
+// unknown or expired lease is not an error.
+func (s *Service) Release(ctx context.Context, req *Request, lease string) error {
+	p, key, err := s.lookup(req)
+	if err != nil {
+		return err
+	}
+	if lease == "" {
+		return fieldErr("lease", "is required")
+	}
+	if len(lease) > MaxLeaseLength {
+		return fieldErr("lease", "longer than %d bytes", MaxLeaseLength)
+	}
+	if len(p.conc) == 0 {
+		return nil
+	}
+	checks := make([]weir.Check, len(p.conc))
+	for i, c := range p.conc {
+		checks[i] = weir.Check{Key: key, Limit: c.Limit}
+	}
+	return s.store.Refund(ctx, &weir.Request{Checks: checks, Cost: max(req.Cost, 1), Lease: lease, At: time.Now()})
+}
+
+// Reset forgets the state of the request's key under every limit of the
+// policy. admin must be true (the caller holds the admin scope).
+func (s *Service) Reset(ctx context.Context, req *Request, admin bool) error {
+	if !admin {
+		return ErrPermission
+	}
+	p, key, err := s.lookup(req)
+	if err != nil {
+		return err
+	}
+	return p.lim.Reset(ctx, key)
+}
