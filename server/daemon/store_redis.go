@@ -34,6 +34,9 @@ func openRedis(ctx context.Context, raw string) (weir.Store, string, func() erro
 		return nil, "", nil, fmt.Errorf("--store: %v", err)
 	}
 	desc := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	// A retried script call could charge a decision twice (R16): the store
+	// never retries, so neither may the client, whatever the URL says.
+	opt.MaxRetries = -1
 	client := redis.NewClient(opt)
 	s, err := redisstore.New(client, sopts...)
 	if err != nil {

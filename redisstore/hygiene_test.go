@@ -1,0 +1,224 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/redisstore"
+	"github.com/weir-go/weir/redisstore/internal/redistest"
+)
+
+// TestNoScript is R15: the script cache flushed (SCRIPT FLUSH) or lost
+// with a restart under load, on the single-call and the pipelined paths:
+// no NOSCRIPT error reaches a caller.
+func TestNoScript(t *testing.T) {
+	for _, pipelined := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipelined=%v", pipelined), func(t *testing.T) {
+			srv := redistest.Start(t)
+			opts := []redisstore.Option{redisstore.WithDeadline(time.Second)}
+			if pipelined {
+				// On a single server, cluster mode splits batches by slot
+				// and sends them in pipelines.
+				opts = append(opts, redisstore.WithCluster(true))
+			}
+			s, err := redisstore.New(srv.Client(), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			lim := weir.PerSecond(1_000_000).WithName("r15")
+			var n atomic.Int64
+			req := func() *weir.Request {
+				return &weir.Request{Checks: []weir.Check{{Key: "k" + strconv.FormatInt(n.Add(1)%50, 10), Limit: lim}}, Cost: 1}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan []sample)
+			go func() { done <- load(ctx, s, req, 16, 4000) }()
+			for range 5 {
+				time.Sleep(100 * time.Millisecond)
+				if _, err := srv.Do("SCRIPT", "FLUSH"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			restartAt := time.Now()
+			srv.Kill()
+			srv.Restart()
+			restarted := time.Now()
+			time.Sleep(1500 * time.Millisecond)
+			cancel()
+			samples := <-done
+			var ok, down int
+			for _, x := range samples {
+				switch {
+				case x.err == nil:
+					ok++
+				case strings.Contains(x.err.Error(), "NOSCRIPT"):
+					t.Fatalf("NOSCRIPT reached a caller: %v", x.err)
+				case x.start.After(restartAt.Add(-time.Second)) && x.start.Before(restarted.Add(time.Second)):
+					down++ // the server was down: ErrUnavailable is right
+					if !errors.Is(x.err, weir.ErrUnavailable) {
+						t.Fatalf("error %v does not match ErrUnavailable", x.err)
+					}
+				default:
+					t.Fatalf("error at %v: %v", x.start.Sub(restartAt), x.err)
+				}
+			}
+			t.Logf("%d decisions, %d failed while Redis restarted", ok, down)
+			if ok < 1000 {
+				t.Fatalf("only %d decisions", ok)
+			}
+		})
+	}
+}
+
+// TestTTL is R17: after load on many distinct keys of every algorithm,
+// every key under the prefix has a TTL, none longer than its state needs
+// (a token bucket's refill time, a window, two windows for the sliding
+// counter, a lease TTL), and all of them are gone once the longest TTL has
+// passed. It also checks S10's script cache: one script, whatever the keys.
+func TestTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s, err := redisstore.New(client, redisstore.WithPrefix("ttl:"), redisstore.WithDeadline(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const window = 500 * time.Millisecond
+	limits := []struct {
+		l   weir.Limit
+		max time.Duration // the longest TTL the state may need
+	}{
+		{weir.Per(10, window).WithName("tb"), window},
+		{weir.Per(10, window).WithAlgorithm(weir.FixedWindow).WithName("fw"), window},
+		{weir.Per(10, window).WithAlgorithm(weir.SlidingWindowCounter).WithName("sw"), 2 * window},
+		{weir.Per(10, window).WithAlgorithm(weir.SlidingWindowLog).WithName("log"), window},
+		{weir.Concurrent(10, window).WithName("lease"), window},
+	}
+	keys := pick(4000, 100000) / len(limits)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < keys; k += 16 {
+				// Keys full of script and key metacharacters (S10).
+				key := fmt.Sprintf("user:%d:{x}]]'\"\x00--%d", k, k)
+				for _, x := range limits {
+					_, err := s.Take(ctx, &weir.Request{Checks: []weir.Check{{Key: key, Limit: x.l}}, Cost: 1, Lease: "h"})
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	kinds := map[byte]time.Duration{'t': window, 'f': window, 's': 2 * window, 'l': window, 'c': window}
+	var n int
+	iter := client.Scan(ctx, 0, "ttl:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		n++
+		ttl, err := client.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl == -2 {
+			continue // expired since SCAN saw it
+		}
+		// The kind letter follows the 18-byte tag after the prefix.
+		max := kinds[k[len("ttl:")+18]]
+		if ttl < 0 || ttl > max+time.Millisecond {
+			t.Fatalf("key %q has TTL %v, want within (0, %v]", k, ttl, max)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < keys {
+		t.Fatalf("found %d keys, want at least %d", n, keys)
+	}
+	info, err := client.Info(ctx, "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info, "number_of_cached_scripts:1\r") {
+		t.Fatalf("script cache after %d distinct keys: want exactly 1 script; INFO memory:\n%s", keys, info)
+	}
+	// Every key is gone once the longest TTL has passed (+1 s for Redis's
+	// active expiry cycle).
+	deadline := time.Now().Add(2*window + 2*time.Second)
+	for {
+		size, err := client.DBSize(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d keys left %v after the load", size, 2*window+2*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%d keys, all with a TTL within their state's needs, all expired", n)
+}
+
+// TestWrongType checks that a key holding data of another type under the
+// store's prefix is a store failure (ErrUnavailable), not a panic or an
+// admission.
+func TestWrongType(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s, err := redisstore.New(client, redisstore.WithPrefix("wt:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	lim := weir.PerSecond(10).WithName("n")
+	req := &weir.Request{Checks: []weir.Check{{Key: "k", Limit: lim}}, Cost: 1}
+	if _, err := s.Take(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.Keys(ctx, "wt:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	for _, bad := range []func(string) error{
+		func(k string) error { return client.Set(ctx, k, "garbage", 0).Err() },
+		func(k string) error { client.Del(ctx, k); return client.LPush(ctx, k, "x").Err() },
+	} {
+		if err := bad(keys[0]); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Take(ctx, req)
+		if !errors.Is(err, weir.ErrUnavailable) || d.Allowed {
+			t.Fatalf("Take over a corrupt key: %+v, %v", d, err)
+		}
+	}
+	_ = redis.Nil
+}

@@ -1,0 +1,397 @@
+package redisstore_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/redisstore"
+	"github.com/weir-go/weir/redisstore/internal/redistest"
+)
+
+// Multi-process tests re-execute this test binary: TestMain sees
+// WEIR_HELPER and runs the named helper instead of the tests.
+
+func init() {
+	redistest.RegisterHelper("admit", helperAdmit)
+	redistest.RegisterHelper("sem", helperSem)
+	redistest.RegisterHelper("hold", helperHold)
+}
+
+// TestHelperProcess is the -test.run target of helper processes; run
+// normally it does nothing.
+func TestHelperProcess(t *testing.T) { t.Skip("only a helper process target") }
+
+// helperClient connects to WEIR_ADDR (one address, or several for a
+// cluster) and returns a store over its own pool.
+func helperClient() (redisstore.Client, func()) {
+	addrs := strings.Split(os.Getenv("WEIR_ADDR"), ",")
+	if len(addrs) > 1 {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 16})
+		return c, func() { _ = c.Close() }
+	}
+	c := redis.NewClient(&redis.Options{Addr: addrs[0], MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 16})
+	return c, func() { _ = c.Close() }
+}
+
+func envInt(name string) int {
+	n, err := strconv.Atoi(os.Getenv(name))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper: bad %s: %v\n", name, err)
+		os.Exit(2)
+	}
+	return n
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "helper:", err)
+	os.Exit(1)
+}
+
+// admitReport is what an "admit" helper prints.
+type admitReport struct {
+	Admitted, Denied, Errors int64
+	First, Last              int64 // µs, Redis clock, of the first and last admission
+}
+
+// helperAdmit hammers one key with Allow from WEIR_G goroutines at
+// WEIR_RATE decisions per second in total for WEIR_MS milliseconds.
+func helperAdmit() {
+	client, done := helperClient()
+	defer done()
+	// A long deadline: atomicity is under test, not latency, and a call
+	// that times out may still be charged, uncounted.
+	s, err := redisstore.New(client, redisstore.WithDeadline(10*time.Second))
+	if err != nil {
+		fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.PerSecond(int64(envInt("WEIR_L"))).WithBurst(int64(envInt("WEIR_B"))).WithName("r11"))
+	if err != nil {
+		fatal(err)
+	}
+	g, rate := envInt("WEIR_G"), envInt("WEIR_RATE")
+	end := time.Now().Add(time.Duration(envInt("WEIR_MS")) * time.Millisecond)
+	var mu sync.Mutex
+	rep := admitReport{First: 1 << 62}
+	var wg sync.WaitGroup
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Duration(g) * time.Second / time.Duration(rate))
+			defer tick.Stop()
+			for time.Now().Before(end) {
+				<-tick.C
+				d, err := lim.Allow(context.Background(), "shared")
+				mu.Lock()
+				switch {
+				case err != nil:
+					if rep.Errors == 0 {
+						fmt.Fprintln(os.Stderr, "helper: first error:", err)
+					}
+					rep.Errors++
+				case d.Allowed:
+					rep.Admitted++
+					us := d.Time.UnixMicro()
+					rep.First, rep.Last = min(rep.First, us), max(rep.Last, us)
+				default:
+					rep.Denied++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	_ = json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// semReport is what a "sem" helper prints.
+type semReport struct {
+	Acquired, MaxHeld, Errors int64
+}
+
+// helperSem takes and releases a lease of the shared semaphore (capacity
+// WEIR_CAP) from 2 goroutines for WEIR_MS milliseconds, counting holders in
+// a Redis counter while it holds one.
+func helperSem() {
+	client, done := helperClient()
+	defer done()
+	rc := client.(redis.UniversalClient)
+	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
+	if err != nil {
+		fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.Concurrent(int64(envInt("WEIR_CAP")), 10*time.Second).WithName("api"))
+	if err != nil {
+		fatal(err)
+	}
+	end := time.Now().Add(time.Duration(envInt("WEIR_MS")) * time.Millisecond)
+	var mu sync.Mutex
+	var rep semReport
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				lease, _, err := lim.TryAcquire(ctx, "api", 1)
+				if err != nil {
+					mu.Lock()
+					rep.Errors++
+					mu.Unlock()
+					continue
+				}
+				if lease == nil {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				held, err := rc.Incr(ctx, "held").Result()
+				time.Sleep(time.Duration(1+rand.IntN(3)) * time.Millisecond) // the work
+				rc.Decr(ctx, "held")
+				rerr := lease.Release(ctx)
+				mu.Lock()
+				rep.Acquired++
+				rep.MaxHeld = max(rep.MaxHeld, held)
+				if err != nil || rerr != nil {
+					rep.Errors++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	_ = json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// helperHold takes one lease (TTL WEIR_TTL_MS) and holds it until killed.
+func helperHold() {
+	client, done := helperClient()
+	defer done()
+	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
+	if err != nil {
+		fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.Concurrent(int64(envInt("WEIR_CAP")), time.Duration(envInt("WEIR_TTL_MS"))*time.Millisecond).WithName("api"))
+	if err != nil {
+		fatal(err)
+	}
+	lease, _, err := lim.TryAcquire(context.Background(), "api", 1)
+	if err != nil || lease == nil {
+		fmt.Println("denied")
+		os.Exit(3)
+	}
+	fmt.Println("held")
+	select {} // until SIGKILL
+}
+
+// helper starts the named helper process with env.
+func helper(t *testing.T, name string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), append([]string{"WEIR_HELPER=" + name}, env...)...)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// runHelpers runs n helpers to completion and decodes their reports.
+func runHelpers[R any](t *testing.T, n int, name string, env ...string) []R {
+	t.Helper()
+	out := make([]R, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := helper(t, name, env...).Output()
+			if err == nil {
+				err = json.Unmarshal(b, &out[i])
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("helper %s: %v", name, err)
+		}
+	}
+	return out
+}
+
+// TestMultiProcess is R11 (and its cluster variant): 4 processes × 64
+// goroutines, each process with its own pool, on one key limited to
+// L=1000/s with burst B=100, at 5×L demand. Over the span T between the
+// first and the last admission (Redis clock): admitted <= B + L·T exactly,
+// admitted >= 0.99·(B + L·T), no errors. CI runs 3 s; WEIR_SOAK=1 runs
+// the catalogue's 30 s.
+//
+// R12 follows from the same run: the store never reads the processes'
+// clocks (decisions carry the Redis clock, checked by TestServerClock), so
+// skewed app clocks cannot change the count.
+func TestMultiProcess(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cluster=%v", cluster), func(t *testing.T) {
+			var addr string
+			if cluster {
+				addr = strings.Join(redistest.StartCluster(t, 3).Addrs(), ",")
+			} else {
+				addr = redistest.Start(t).Addr
+			}
+			const L, B = 1000, 100
+			dur := pick(3*time.Second, 30*time.Second)
+			reps := runHelpers[admitReport](t, 4, "admit",
+				"WEIR_ADDR="+addr, "WEIR_L="+strconv.Itoa(L), "WEIR_B="+strconv.Itoa(B),
+				"WEIR_G=64", "WEIR_RATE="+strconv.Itoa(5*L/4), "WEIR_MS="+strconv.Itoa(int(dur/time.Millisecond)))
+			var admitted, denied, errs int64
+			first, last := int64(1<<62), int64(0)
+			for _, r := range reps {
+				admitted += r.Admitted
+				denied += r.Denied
+				errs += r.Errors
+				first, last = min(first, r.First), max(last, r.Last)
+			}
+			span := last - first // µs
+			bound := B + span*L/1_000_000
+			t.Logf("admitted %d, denied %d, errors %d over %v: bound B+L·T = %d (%.2f%%)",
+				admitted, denied, errs, time.Duration(span)*time.Microsecond, bound, 100*float64(admitted)/float64(bound))
+			if errs != 0 {
+				t.Errorf("%d errors", errs)
+			}
+			if admitted > bound {
+				t.Errorf("admitted %d > B + L·T = %d", admitted, bound)
+			}
+			if float64(admitted) < 0.99*float64(bound) {
+				t.Errorf("admitted %d < 99%% of %d", admitted, bound)
+			}
+		})
+	}
+}
+
+// TestSemaphore is the seed's distributed semaphore: capacity 5 shared by
+// 10 processes, never more than 5 held at once; then a holder killed with
+// SIGKILL gives its slot back within the lease TTL. CI runs 2 s;
+// WEIR_SOAK=1 runs 30 s.
+func TestSemaphore(t *testing.T) {
+	srv := redistest.Start(t)
+	dur := pick(2*time.Second, 30*time.Second)
+	reps := runHelpers[semReport](t, 10, "sem", "WEIR_ADDR="+srv.Addr, "WEIR_CAP=5", "WEIR_MS="+strconv.Itoa(int(dur/time.Millisecond)))
+	var acquired, maxHeld, errs int64
+	for _, r := range reps {
+		acquired += r.Acquired
+		maxHeld = max(maxHeld, r.MaxHeld)
+		errs += r.Errors
+	}
+	t.Logf("%d acquisitions by 10 processes, at most %d held at once", acquired, maxHeld)
+	if maxHeld > 5 || maxHeld < 1 || errs != 0 {
+		t.Fatalf("max held %d (want 1..5), errors %d", maxHeld, errs)
+	}
+
+	// Fill the semaphore with 5 holders, kill one: its slot comes back
+	// once its lease expires, not before and not never.
+	const ttl = 1500 * time.Millisecond
+	var holders []*exec.Cmd
+	defer func() {
+		for _, h := range holders {
+			_ = h.Process.Kill()
+			_ = h.Wait()
+		}
+	}()
+	env := []string{"WEIR_ADDR=" + srv.Addr, "WEIR_CAP=5", "WEIR_TTL_MS=" + strconv.Itoa(int(ttl/time.Millisecond))}
+	var start time.Time
+	for i := range 5 {
+		h := helper(t, "hold", env...)
+		out, err := h.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(); err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, h)
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		if line != "held\n" {
+			t.Fatalf("holder %d: %q", i, line)
+		}
+		if i == 0 {
+			start = time.Now()
+		}
+	}
+	s, err := redisstore.New(srv.Client(), redisstore.WithDeadline(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.Concurrent(5, ttl).WithName("api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if l, _, err := lim.TryAcquire(ctx, "api", 1); err != nil || l != nil {
+		t.Fatalf("a sixth holder got in: %v %v", l, err)
+	}
+	_ = holders[0].Process.Signal(syscall.SIGKILL)
+	for {
+		l, _, err := lim.TryAcquire(ctx, "api", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l != nil {
+			waited := time.Since(start)
+			t.Logf("slot of the killed holder back %v after it was taken (lease TTL %v)", waited.Round(time.Millisecond), ttl)
+			if waited > ttl+500*time.Millisecond {
+				t.Fatalf("slot back after %v, lease TTL %v", waited, ttl)
+			}
+			break
+		}
+		if time.Since(start) > 3*ttl {
+			t.Fatal("the killed holder's slot never came back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServerClock is R12's core: a decision's Time is the Redis server's
+// clock, not the process's.
+func TestServerClock(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s, err := redisstore.New(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	before, err := client.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Take(ctx, &weir.Request{Checks: []weir.Check{{Key: "k", Limit: weir.PerSecond(1)}}, Cost: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := client.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Time.Before(before) || d.Time.After(after) || d.Time.Nanosecond()%1000 != 0 {
+		t.Fatalf("decision time %v not within the server's [%v, %v] in whole µs", d.Time, before, after)
+	}
+}

@@ -1,0 +1,144 @@
+package redisstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/redisstore/internal/redistest"
+)
+
+// BenchmarkScript measures the Redis CPU one decision costs inside the
+// script (INFO commandstats usec of EVALSHA per decision) for batches of 1,
+// 16 and 64 token-bucket decisions on distinct keys:
+//
+//	go test -run '^$' -bench Script ./redisstore
+func BenchmarkScript(b *testing.B) {
+	srv := redistest.Start(b)
+	client := srv.Client()
+	s, err := New(client, WithDeadline(5*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for _, algo := range []weir.Algorithm{weir.TokenBucket, weir.FixedWindow, weir.SlidingWindowCounter, weir.SlidingWindowLog, weir.Concurrency} {
+		for _, n := range []int{1, 16, 64} {
+			b.Run("algo="+algo.String()+"/batch="+strconv.Itoa(n), func(b *testing.B) {
+				lim := weir.Per(1_000_000, 1_000_000_000).WithAlgorithm(algo).WithName("b")
+				batch := make([]*call, n)
+				round := 0
+				var usec, calls int64
+				for b.Loop() {
+					for i := range batch {
+						c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: "k" + strconv.Itoa((round*n+i)%1000), Limit: lim}}, Cost: 1, Lease: "l" + strconv.Itoa(i)})
+						if err != nil {
+							b.Fatal(err)
+						}
+						c.done = make(chan struct{}, 1)
+						batch[i] = c
+					}
+					round++
+					u0, c0 := evalStats(b, client)
+					s.run(batch)
+					u1, c1 := evalStats(b, client)
+					usec += u1 - u0
+					calls += c1 - c0
+					for _, c := range batch {
+						<-c.done
+						if c.err != nil {
+							b.Fatal(c.err)
+						}
+					}
+				}
+				b.ReportMetric(float64(usec)/float64(b.N*n), "redis-µs/decision")
+				b.ReportMetric(float64(usec)/float64(calls), "redis-µs/call")
+			})
+		}
+	}
+}
+
+// evalStats returns the usec and calls of EVALSHA and EVAL so far.
+func evalStats(b *testing.B, c *redis.Client) (usec, calls int64) {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, f := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
+			k, v, _ := strings.Cut(f, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "usec":
+				usec += n
+			case "calls":
+				calls += n
+			}
+		}
+	}
+	return usec, calls
+}
+
+// BenchmarkScriptPipelined is the script's ceiling as redis-benchmark
+// would measure it with -P 16: 4 connections each sending pipelines of 16
+// single-decision EVALSHA calls, no batching layer. (redis-benchmark
+// itself cannot send the script's packed arguments, which contain NUL
+// bytes.) Compare its decisions/s with bench's BenchmarkRedisAllow:
+//
+//	go test -run '^$' -bench ScriptPipelined ./redisstore
+func BenchmarkScriptPipelined(b *testing.B) {
+	srv := redistest.Start(b)
+	client := srv.Client()
+	s, err := New(client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := client.ScriptLoad(context.Background(), scriptSrc).Err(); err != nil {
+		b.Fatal(err)
+	}
+	for _, nkeys := range []int{1000, 1} {
+		b.Run("keys="+strconv.Itoa(nkeys), func(b *testing.B) {
+			lim := weir.PerSecond(1_000_000).WithName("bench")
+			calls := make([]*call, nkeys)
+			for i := range calls {
+				c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: "user:" + strconv.Itoa(i), Limit: lim}}, Cost: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				calls[i] = c
+			}
+			ctx := context.Background()
+			var next atomic.Uint64
+			b.SetParallelism(2) // 4 goroutines on 2 CPUs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for {
+					p := client.Pipeline()
+					n := 0
+					for n < 16 && pb.Next() {
+						c := calls[next.Add(1)%uint64(nkeys)]
+						p.EvalSha(ctx, scriptSHA, c.keys, append([]any{"", "0", 1}, c.args...)...)
+						n++
+					}
+					if n == 0 {
+						return
+					}
+					if _, err := p.Exec(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+		})
+	}
+}

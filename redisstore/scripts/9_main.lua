@@ -1,0 +1,188 @@
+-- Entry point: a batch of independent decisions, each atomic (all of its
+-- checks are decided, and only then charged, inside this one script).
+--
+-- ARGV[1]  now in µs, or "" to read the server clock (TIME)
+-- ARGV[2]  extra TTL in ms (0 in production)
+-- ARGV[3]  number of decisions
+-- then per decision two values:
+--   its numbers, packed as little-endian signed 64-bit integers (one
+--   struct.unpack instead of a dozen tonumber calls): op (1 take,
+--   2 refund), number of checks, cost, max wait (µs), refund instant (µs or
+--   -1 for now), statuses wanted (0/1), then per check: kind, quota, period
+--   (µs; token bucket: reduced), capacity, reduced quota (token bucket);
+--   and the lease id.
+-- KEYS holds one key per check, in order.
+--
+-- Reply: {now, then per take: allowed (1, 0, or -1 when a key held data of
+-- another type), decider index (0-based), remaining, retry after, reset
+-- after, delay (µs), and when statuses are wanted 5 values per check; per
+-- refund: 1, or -1}.
+
+local KIND = {} -- kind -> the functions BUILD made, on first use
+
+local ARGV, KEYS = ARGV, KEYS
+local tonumber, floor, rep, rcall = tonumber, math.floor, string.rep, redis.call
+local sunpack = struct.unpack
+
+local now
+if ARGV[1] == '' then
+  local t = rcall('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+P.ttl_slack = tonumber(ARGV[2])
+local nd = tonumber(ARGV[3])
+
+local out = {now}
+local states = {}   -- key -> state, shared by every decision of the batch
+local dirty = {}    -- states to save, in first-change order
+local ai, ki = 4, 1
+
+
+-- FMT[n] is the struct format of a decision with n checks.
+local FMT = {}
+
+-- Scratch reused by every decision: check tables and per-check results.
+local cs = {}
+local r_al, r_rem, r_retry, r_reset, r_delay = {}, {}, {}, {}, {}
+
+for _ = 1, nd do
+  local blob, lease = ARGV[ai], ARGV[ai + 1]
+  ai = ai + 2
+  local nc = (#blob / 8 - 6) / 5
+  local f = FMT[nc]
+  if not f then
+    if nc < 1 or nc ~= floor(nc) then return {-1} end
+    f = '<' .. rep('l', 6 + 5 * nc)
+    FMT[nc] = f
+  end
+  local v = {sunpack(f, blob)}
+  local op, cost, maxwait, at, want = v[1], v[3], v[4], v[5], v[6] == 1
+  if v[2] ~= nc then return {-1} end
+  local ok, o = true, 6
+  for i = 1, nc do
+    local c = cs[i]
+    if not c then
+      c = {}
+      cs[i] = c
+    end
+    c.kind, c.quota, c.per, c.cap, c.q = v[o + 1], v[o + 2], v[o + 3], v[o + 4], v[o + 5]
+    c.key = KEYS[ki]
+    o = o + 5
+    ki = ki + 1
+    local impl = KIND[c.kind]
+    if not impl and BUILD[c.kind] then
+      impl = BUILD[c.kind](P)
+      KIND[c.kind] = impl
+    end
+    c.impl = impl
+    local st = states[c.key]
+    if not st then
+      st = {}
+      if c.impl and c.impl.load(c, st, now) then
+        states[c.key] = st
+      else
+        ok = false
+      end
+    end
+    c.st = st
+    cs[i] = c
+  end
+
+  if op == 2 then
+    if ok then
+      if at < 0 then at = now end
+      for i = 1, nc do
+        local c = cs[i]
+        if c.kind == 4 then
+          c.impl.release(c, c.st, lease)
+        else
+          c.impl.refund(c, c.st, now, at, cost)
+        end
+        local st = c.st
+        if not st.dirty then
+          -- Save it at the end; it remembers what saving needs, since
+          -- check tables are reused by the next decision.
+          st.dirty = true
+          st.key, st.per, st.q, st.quota, st.impl = c.key, c.per, c.q, c.quota, c.impl
+          dirty[#dirty + 1] = st
+        end
+      end
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = -1
+    end
+  elseif not ok then
+    out[#out + 1] = -1
+    for _ = 1, 5 do out[#out + 1] = 0 end
+    if want then
+      for _ = 1, 5 * nc do out[#out + 1] = 0 end
+    end
+  else
+    local allowed, dec = true, -1
+    local aal, arem, aretry, areset, adelay = false, 0, 0, 0, 0
+    for i = 1, nc do
+      local c = cs[i]
+      local al, rem, retry, reset, delay = c.impl.check(c, c.st, now, cost, maxwait)
+      r_al[i], r_rem[i], r_retry[i], r_reset[i], r_delay[i] = al, rem, retry, reset, delay
+      if dec < 0 then
+        dec, aal, arem, aretry, areset, adelay = i, al, rem, retry, reset, delay
+      elseif not al and (aal or retry > aretry) then
+        dec, aal, arem, aretry, areset, adelay = i, al, rem, retry, reset, delay
+      elseif al and aal and rem < arem then
+        dec, aal, arem, aretry, areset, adelay = i, al, rem, retry, reset, delay
+      end
+      if not al then allowed = false end
+    end
+    if not allowed then
+      adelay = 0
+      -- Nothing is charged: limits that would have admitted report what
+      -- they hold now (a peek), not what they would hold after it.
+      if want then
+        for i = 1, nc do
+          if r_al[i] then
+            local c = cs[i]
+            local _, rem, _, reset = c.impl.check(c, c.st, now, 0, 0)
+            r_rem[i], r_reset[i], r_delay[i] = rem, reset, 0
+          end
+        end
+      end
+    else
+      for i = 1, nc do
+        if r_delay[i] > adelay then adelay = r_delay[i] end
+      end
+      if cost > 0 then
+        for i = 1, nc do
+          local c = cs[i]
+          c.impl.commit(c, c.st, now, cost, lease)
+          local st = c.st
+          if not st.dirty then
+            -- Save it at the end; it remembers what saving needs, since
+            -- check tables are reused by the next decision.
+            st.dirty = true
+            st.key, st.per, st.q, st.quota, st.impl = c.key, c.per, c.q, c.quota, c.impl
+            dirty[#dirty + 1] = st
+          end
+        end
+      end
+    end
+    local n = #out
+    if allowed then out[n + 1] = 1 else out[n + 1] = 0 end
+    out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = dec - 1, arem, aretry, areset, adelay
+    if want then
+      n = n + 6
+      for i = 1, nc do
+        if r_al[i] then out[n + 1] = 1 else out[n + 1] = 0 end
+        out[n + 2], out[n + 3], out[n + 4], out[n + 5] = r_rem[i], r_retry[i], r_reset[i], r_delay[i]
+        n = n + 5
+      end
+    end
+  end
+end
+
+for i = 1, #dirty do
+  local st = dirty[i]
+  st.impl.save(st, st, now)
+end
+return out
