@@ -223,7 +223,7 @@ func runPipe(ctx context.Context, stdio IO, o *pipeOptions, args []string) error
 	if !o.quiet && (o.force || isTerminal(stdio.Stderr)) {
 		prog = startProgress(stdio.Stderr, &c.done, size, o.interval)
 	}
-	err = c.copyAll(ctx, srcs, stdio.Stdout, !o.noSplice)
+	err = c.run(ctx, srcs, stdio.Stdout, !o.noSplice)
 	if prog != nil {
 		prog.stop()
 	}
@@ -302,6 +302,27 @@ type copier struct {
 	buf    int
 	stopAt int64 // -1: copy everything
 	done   atomic.Int64
+}
+
+// run copies srcs to dst, and returns soon after ctx is done even if the
+// copy is stuck in a read that nothing will end (a terminal with no input):
+// the process is about to exit, and takes the stuck thread with it.
+func (c *copier) run(ctx context.Context, srcs []input, dst io.Writer, useSplice bool) error {
+	done := make(chan error, 1)
+	go func() { done <- c.copyAll(ctx, srcs, dst, useSplice) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return ctx.Err()
+	}
 }
 
 // errStop ends a copy at --size with -S.

@@ -426,3 +426,29 @@ func TestPipeProcess(t *testing.T) {
 		}
 	})
 }
+
+// blockedReader blocks in Read until unblock is closed, like a terminal
+// with no input.
+type blockedReader struct{ unblock chan struct{} }
+
+func (r blockedReader) Read(p []byte) (int, error) { <-r.unblock; return 0, io.EOF }
+
+// TestPipeInterruptBlockedRead: an interrupt ends weir pipe even while it
+// is stuck reading an input that has nothing to say.
+func TestPipeInterruptBlockedRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		in := blockedReader{unblock: make(chan struct{})}
+		defer close(in.unblock) // let the stuck copy end, for goleak
+		time.AfterFunc(time.Second, cancel)
+		start := time.Now()
+		_, err := runPipeCmd(ctx, in, io.Discard, "pipe", "-q")
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != 130 {
+			t.Errorf("Run = %v, want exit status 130", err)
+		}
+		if d := time.Since(start); d > 1100*time.Millisecond {
+			t.Errorf("stopped after %v, want within 100ms of the interrupt", d)
+		}
+	})
+}
