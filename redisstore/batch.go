@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -18,10 +19,17 @@ type call struct {
 	op   int
 	nc   int // checks
 	want bool
+	fast bool // a take of one token-bucket check: the script's fast path
 	slot uint16
 	now  int64 // µs; -1: the server's clock (set from the reply)
 	keys []string
 	args []any
+
+	// Storage for keys, args and the packed numbers of a one-check call,
+	// so that it needs no allocations of its own.
+	key1  [1]string
+	args2 [2]any
+	blob1 [8 * 11]byte
 
 	out  []int64 // this decision's part of the reply
 	err  error
@@ -149,10 +157,14 @@ func (s *Store) group(batch []*call) []group {
 	}
 	for i := range groups {
 		g := &groups[i]
-		nk, na := 0, 3
+		nk, na := 0, 4
+		fast := "1" // every call can take the script's fast path
 		for _, c := range g.calls {
 			nk += len(c.keys)
 			na += len(c.args)
+			if !c.fast {
+				fast = "0"
+			}
 		}
 		g.keys = make([]string, 0, nk)
 		g.args = make([]any, 0, na)
@@ -160,7 +172,7 @@ func (s *Store) group(batch []*call) []group {
 		if g.now >= 0 {
 			now = fmt.Sprint(g.now)
 		}
-		g.args = append(g.args, now, slack, len(g.calls))
+		g.args = append(g.args, now, slack, len(g.calls), fast)
 		for _, c := range g.calls {
 			g.keys = append(g.keys, c.keys...)
 			g.args = append(g.args, c.args...)
@@ -225,9 +237,9 @@ func (s *Store) deliver(g *group) {
 		}
 		return
 	}
-	r, err := g.cmd.Int64Slice()
+	r, err := replyInts(g.cmd)
 	if err != nil {
-		fail(unavailable(err))
+		fail(err)
 		return
 	}
 	want := 1
@@ -245,4 +257,24 @@ func (s *Store) deliver(g *group) {
 		c.finish(now, r[off:off+n:off+n], nil)
 		off += n
 	}
+}
+
+// replyInts reads the script's reply: its integers packed as little-endian
+// int64s in one string, or (for a malformed call) an array of integers.
+func replyInts(cmd *redis.Cmd) ([]int64, error) {
+	if v, ok := cmd.Val().(string); ok {
+		if len(v)%8 != 0 {
+			return nil, errReply
+		}
+		r := make([]int64, len(v)/8)
+		for i := range r {
+			r[i] = int64(binary.LittleEndian.Uint64([]byte(v[8*i : 8*i+8])))
+		}
+		return r, nil
+	}
+	r, err := cmd.Int64Slice()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return r, nil
 }

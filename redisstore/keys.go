@@ -2,9 +2,10 @@ package redisstore
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"hash/fnv"
 	"strconv"
+	"strings"
 
 	"github.com/weir-go/weir"
 )
@@ -46,11 +47,16 @@ const minKeyLength = tagLen + 1 + hashedBodyLen
 
 // tagOf returns the 16 hex digits of the hash tag of key.
 func tagOf(key string) [16]byte {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
+	// FNV-1a, 64-bit (hash/fnv's New64a), without its allocations.
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
 	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], h)
 	var out [16]byte
-	hex.Encode(out[:], h.Sum(sum[:0]))
+	hex.Encode(out[:], sum[:])
 	return out
 }
 
@@ -73,18 +79,20 @@ func (s *Store) redisKey(name, key string, a weir.Algorithm) string {
 	if hashed {
 		size = len(s.opt.prefix) + tagLen + 1 + hashedBodyLen
 	}
-	b := make([]byte, 0, size)
-	b = append(b, s.opt.prefix...)
-	b = append(b, '{')
-	b = append(b, tag[:]...)
-	b = append(b, '}', kindLetter[a])
+	var b strings.Builder // one allocation: String does not copy
+	b.Grow(size)
+	b.WriteString(s.opt.prefix)
+	b.WriteByte('{')
+	b.Write(tag[:])
+	b.WriteByte('}')
+	b.WriteByte(kindLetter[a])
 	if !hashed {
-		b = append(b, '=')
-		b = append(b, ln...)
-		b = append(b, ':')
-		b = append(b, name...)
-		b = append(b, key...)
-		return string(b)
+		b.WriteByte('=')
+		b.Write(ln)
+		b.WriteByte(':')
+		b.WriteString(name)
+		b.WriteString(key)
+		return b.String()
 	}
 	h := sha256.New()
 	_, _ = h.Write(ln)
@@ -92,9 +100,11 @@ func (s *Store) redisKey(name, key string, a weir.Algorithm) string {
 	_, _ = h.Write([]byte(name))
 	_, _ = h.Write([]byte(key))
 	var sum [32]byte
-	b = append(b, '#')
-	b = hex.AppendEncode(b, h.Sum(sum[:0]))
-	return string(b)
+	var hx [64]byte
+	hex.Encode(hx[:], h.Sum(sum[:0]))
+	b.WriteByte('#')
+	b.Write(hx[:])
+	return b.String()
 }
 
 // slotOf returns the Redis Cluster hash slot of a key with the hash tag

@@ -16,7 +16,8 @@ import (
 
 // BenchmarkScript measures the Redis CPU one decision costs inside the
 // script (INFO commandstats usec of EVALSHA per decision) for batches of 1,
-// 16 and 64 token-bucket decisions on distinct keys:
+// 16 and 64 decisions of each algorithm on distinct keys (keys=1000), and
+// for the token bucket also on one hot key (keys=1):
 //
 //	go test -run '^$' -bench Script ./redisstore
 func BenchmarkScript(b *testing.B) {
@@ -28,39 +29,49 @@ func BenchmarkScript(b *testing.B) {
 	}
 	defer s.Close()
 	for _, algo := range []weir.Algorithm{weir.TokenBucket, weir.FixedWindow, weir.SlidingWindowCounter, weir.SlidingWindowLog, weir.Concurrency} {
-		for _, n := range []int{1, 16, 64} {
-			b.Run("algo="+algo.String()+"/batch="+strconv.Itoa(n), func(b *testing.B) {
-				lim := weir.Per(1_000_000, 1_000_000_000).WithAlgorithm(algo).WithName("b")
-				batch := make([]*call, n)
-				round := 0
-				var usec, calls int64
-				for b.Loop() {
-					for i := range batch {
-						c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: "k" + strconv.Itoa((round*n+i)%1000), Limit: lim}}, Cost: 1, Lease: "l" + strconv.Itoa(i)})
-						if err != nil {
-							b.Fatal(err)
-						}
-						c.done = make(chan struct{}, 1)
-						batch[i] = c
-					}
-					round++
-					u0, c0 := evalStats(b, client)
-					s.run(batch)
-					u1, c1 := evalStats(b, client)
-					usec += u1 - u0
-					calls += c1 - c0
-					for _, c := range batch {
-						<-c.done
-						if c.err != nil {
-							b.Fatal(c.err)
-						}
-					}
-				}
-				b.ReportMetric(float64(usec)/float64(b.N*n), "redis-µs/decision")
-				b.ReportMetric(float64(usec)/float64(calls), "redis-µs/call")
-			})
+		nkeys := []int{1000}
+		if algo == weir.TokenBucket {
+			nkeys = append(nkeys, 1)
+		}
+		for _, nk := range nkeys {
+			for _, n := range []int{1, 16, 64} {
+				benchScript(b, s, client, algo, nk, n)
+			}
 		}
 	}
+}
+
+func benchScript(b *testing.B, s *Store, client *redis.Client, algo weir.Algorithm, nkeys, n int) {
+	b.Run("algo="+algo.String()+"/keys="+strconv.Itoa(nkeys)+"/batch="+strconv.Itoa(n), func(b *testing.B) {
+		lim := weir.Per(1_000_000, 1_000_000_000).WithAlgorithm(algo).WithName("b")
+		batch := make([]*call, n)
+		round := 0
+		var usec, calls int64
+		for b.Loop() {
+			for i := range batch {
+				c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: "k" + strconv.Itoa((round*n+i)%nkeys), Limit: lim}}, Cost: 1, Lease: "l" + strconv.Itoa(i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.done = make(chan struct{}, 1)
+				batch[i] = c
+			}
+			round++
+			u0, c0 := evalStats(b, client)
+			s.run(batch)
+			u1, c1 := evalStats(b, client)
+			usec += u1 - u0
+			calls += c1 - c0
+			for _, c := range batch {
+				<-c.done
+				if c.err != nil {
+					b.Fatal(c.err)
+				}
+			}
+		}
+		b.ReportMetric(float64(usec)/float64(b.N*n), "redis-µs/decision")
+		b.ReportMetric(float64(usec)/float64(calls), "redis-µs/call")
+	})
 }
 
 // evalStats returns the usec and calls of EVALSHA and EVAL so far.
@@ -126,7 +137,7 @@ func BenchmarkScriptPipelined(b *testing.B) {
 					n := 0
 					for n < 16 && pb.Next() {
 						c := calls[next.Add(1)%uint64(nkeys)]
-						p.EvalSha(ctx, scriptSHA, c.keys, append([]any{"", "0", 1}, c.args...)...)
+						p.EvalSha(ctx, scriptSHA, c.keys, append([]any{"", "0", 1, "1"}, c.args...)...)
 						n++
 					}
 					if n == 0 {

@@ -138,14 +138,16 @@ func TestSlowRedis(t *testing.T) {
 	}
 	// Fail fast: the median call ends at the deadline, not after the 200ms
 	// reply; the tail bounds are the catalogue's under WEIR_SOAK=1 and
-	// looser on CI's shared cores (see TestFailurePolicies).
+	// looser on CI's shared cores, where -race and the other packages'
+	// tests running at the same time have stretched a p99 to 861ms (see
+	// also TestFailurePolicies).
 	if p50 := quantile(samples, 0.5); p50 > deadline+10*time.Millisecond {
 		t.Errorf("p50 %v with a %v deadline", p50, deadline)
 	}
-	if p99Max := pick(6*deadline, deadline+10*time.Millisecond); p99 > p99Max {
+	if p99Max := pick(20*deadline, deadline+10*time.Millisecond); p99 > p99Max {
 		t.Errorf("p99 %v, want <= %v", p99, p99Max)
 	}
-	if worstMax := pick(20*deadline, 2*deadline); worst > worstMax {
+	if worstMax := pick(30*deadline, 2*deadline); worst > worstMax {
 		t.Errorf("max %v, want <= %v", worst, worstMax)
 	}
 	if peak := proxy.peak.Load(); peak > pool {

@@ -174,7 +174,12 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 	}
 	n := len(req.Checks)
 	c := &call{op: op, nc: n, want: op == opTake && len(req.Statuses) == n}
-	c.keys = make([]string, n)
+	c.fast = op == opTake && n == 1 && req.Checks[0].Limit.Algorithm == weir.TokenBucket
+	if n == 1 {
+		c.keys = c.key1[:] // no allocation for the common case
+	} else {
+		c.keys = make([]string, n)
+	}
 	at := int64(-1)
 	if op == opRefund && !req.At.IsZero() {
 		at = min(max(req.At.UnixMicro(), 0), maxAt)
@@ -185,7 +190,12 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 		want = 1
 	}
 	// The decision's numbers, packed for the script's struct.unpack.
-	b := make([]byte, 0, 8*(6+5*n))
+	var b []byte
+	if n == 1 {
+		b = c.blob1[:0]
+	} else {
+		b = make([]byte, 0, 8*(6+5*n))
+	}
 	b = pack(b, int64(op), int64(n), req.Cost, maxWait, at, want)
 	var tag0 [16]byte
 	for i := range req.Checks {
@@ -202,15 +212,19 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 		}
 		c.keys[i] = s.redisKey(engine.Name(l), ch.Key, l.Algorithm)
 		b = pack(b, int64(l.Algorithm), quota, per, capacity, q)
+		if !s.cluster {
+			continue // the slot matters only to a cluster
+		}
 		tag := s.tag(ch.Key)
 		if i == 0 {
 			tag0 = tag
 			c.slot = slotOf(tag)
-		} else if s.cluster && tag != tag0 && slotOf(tag) != c.slot {
+		} else if tag != tag0 && slotOf(tag) != c.slot {
 			return nil, &weir.FieldError{Field: fmt.Sprintf("checks[%d].Key", i), Reason: "in a Redis Cluster every check of one request must have the same key, so that their state shares a hash slot (or use WithSingleSlot)"}
 		}
 	}
-	c.args = []any{string(b), req.Lease}
+	c.args = c.args2[:]
+	c.args[0], c.args[1] = b, req.Lease // go-redis sends []byte as is
 	if s.opt.clock != nil {
 		c.now = s.opt.clock().UnixMicro()
 	} else {

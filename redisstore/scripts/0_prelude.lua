@@ -1,6 +1,7 @@
--- Weir: prelude shared by every algorithm. The Go package concatenates
--- the files of this directory in name order into one script (see
--- script.go); the last file, 9_main.lua, is its entry point.
+-- Weir: prelude of the general path, shared by every algorithm (the
+-- files of this directory are concatenated in name order; 0_entry.lua
+-- reads the header and returns early for the common case, so nothing
+-- below runs for it).
 --
 -- Time is an integer count of microseconds since the Unix epoch. Lua
 -- numbers are doubles, exact below 2^53: every value here is an exact
@@ -12,14 +13,13 @@
 -- So the helpers live in one table P (each closure captures P alone), and
 -- each algorithm is built by BUILD[kind](P) only when a call uses it.
 
-if redis.replicate_commands then redis.replicate_commands() end
-
 local P = {
   floor = math.floor, mmin = math.min,
   fmt = string.format, rep = string.rep, find = string.find, sub = string.sub,
   tonumber = tonumber, type = type, pairs = pairs,
   tsort = table.sort, tremove = table.remove,
   rcall = redis.call, rpcall = redis.pcall,
+  byte = string.byte, spack = struct.pack, sunpack = struct.unpack,
   TWO53 = 9007199254740992,
   MIN = -9007199254740992,
   -- ttl_slack is added to every TTL, in milliseconds: 0 in production;

@@ -3,7 +3,10 @@
 -- The emission interval I = per/q µs, where per/q is Period/Quota reduced
 -- by their greatest common divisor (the same rational, smaller numbers).
 -- The theoretical arrival time TAT is the exact rational a + b/q µs,
--- 0 <= b < q, stored as the string "a b q".
+-- 0 <= b < q, stored as "\0" .. struct.pack('<lll', a, b, q) (the text
+-- "a b q" of earlier versions is still read). 0_entry.lua has a
+-- straight-line copy of load, check, commit and save for the common case,
+-- which must agree with this one.
 -- Built on first use in a script run (see BUILD in 0_prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[0] = function(P)
@@ -73,7 +76,13 @@ BUILD[0] = function(P)
     if bad then return false end
     st.a, st.b, st.ver = 0, 0, 0
     if v then
-      local a, b, q = nums(v)
+      local a, b, q
+      if #v == 25 and P.byte(v) == 0 then
+        local _
+        _, a, b, q = P.sunpack('<Blll', v)
+      else
+        a, b, q = nums(v)
+      end
       if not (a and b and q) then return false end
       if q ~= c.q then
         -- The limit changed: round the TAT up to a whole microsecond.
@@ -190,7 +199,7 @@ BUILD[0] = function(P)
   local function tb_save(c, st, now)
     local exp = st.a
     if st.b > 0 then exp = exp + 1 end
-    save_string(c.key, fmt('%d %d %d', st.a, st.b, c.q), exp, now)
+    save_string(c.key, P.spack('<Blll', 0, st.a, st.b, c.q), exp, now)
   end
 
   return {load = tb_load, check = tb_check, commit = tb_commit, refund = tb_refund, save = tb_save}

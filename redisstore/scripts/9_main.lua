@@ -1,10 +1,8 @@
--- Entry point: a batch of independent decisions, each atomic (all of its
--- checks are decided, and only then charged, inside this one script).
+-- The general path: a batch of independent decisions, each atomic (all
+-- of its checks are decided, and only then charged, inside this one
+-- script). 0_entry.lua has read the header (now, slack, nd).
 --
--- ARGV[1]  now in µs, or "" to read the server clock (TIME)
--- ARGV[2]  extra TTL in ms (0 in production)
--- ARGV[3]  number of decisions
--- then per decision two values:
+-- After the four header values, per decision two values:
 --   its numbers, packed as little-endian signed 64-bit integers (one
 --   struct.unpack instead of a dozen tonumber calls): op (1 take,
 --   2 refund), number of checks, cost, max wait (µs), refund instant (µs or
@@ -13,31 +11,19 @@
 --   and the lease id.
 -- KEYS holds one key per check, in order.
 --
--- Reply: {now, then per take: allowed (1, 0, or -1 when a key held data of
+-- Reply (packed by reply, see 0_entry.lua): {now, then per take: allowed (1, 0, or -1 when a key held data of
 -- another type), decider index (0-based), remaining, retry after, reset
 -- after, delay (µs), and when statuses are wanted 5 values per check; per
 -- refund: 1, or -1}.
 
 local KIND = {} -- kind -> the functions BUILD made, on first use
 
-local ARGV, KEYS = ARGV, KEYS
-local tonumber, floor, rep, rcall = tonumber, math.floor, string.rep, redis.call
-local sunpack = struct.unpack
-
-local now
-if ARGV[1] == '' then
-  local t = rcall('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
-P.ttl_slack = tonumber(ARGV[2])
-local nd = tonumber(ARGV[3])
+P.ttl_slack = slack
 
 local out = {now}
 local states = {}   -- key -> state, shared by every decision of the batch
 local dirty = {}    -- states to save, in first-change order
-local ai, ki = 4, 1
+local ai, ki = 5, 1
 
 
 -- FMT[n] is the struct format of a decision with n checks.
@@ -185,4 +171,4 @@ for i = 1, #dirty do
   local st = dirty[i]
   st.impl.save(st, st, now)
 end
-return out
+return reply(out, #out)

@@ -1,0 +1,243 @@
+-- Weir's decision script. The Go package concatenates the files of this
+-- directory in name order into one script (see script.go): this file
+-- reads the call's header and runs the common case; the prelude, the
+-- algorithms and 9_main.lua are the general path.
+--
+-- ARGV[1]  now in µs, or "" to read the server clock (TIME)
+-- ARGV[2]  extra TTL in ms (0 in production)
+-- ARGV[3]  number of decisions
+-- ARGV[4]  "1" when every decision is a take of one token-bucket check
+--          (the fast path below), else "0"
+-- then per decision two values (see 9_main.lua).
+--
+-- Reply: the integers described in 9_main.lua, packed as little-endian
+-- int64s in one string; {-1} for a malformed call.
+--
+-- Cost. Redis runs a script's whole body on every call (EVALSHA included):
+-- every function definition it reaches builds a closure and every table
+-- constructor a table. The common case, a batch of single token-bucket
+-- takes (what weir.Limiter.Allow sends), is therefore straight-line code
+-- here with no closure and no table per decision, and returns before the
+-- general path's definitions are reached.
+
+if redis.replicate_commands then redis.replicate_commands() end
+
+local ARGV, KEYS = ARGV, KEYS
+local tonumber, floor, rep, rcall, rpcall = tonumber, math.floor, string.rep, redis.call, redis.pcall
+local sunpack, spack, byte, type, unpack = struct.unpack, struct.pack, string.byte, type, unpack
+local TWO53 = 9007199254740992
+
+local now
+if ARGV[1] == '' then
+  local t = rcall('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local slack = tonumber(ARGV[2])
+local nd = tonumber(ARGV[3])
+
+-- reply returns out[1..n] packed as little-endian int64s: one bulk string
+-- costs Redis far less than an array of n integer replies.
+local function reply(out, n)
+  if n <= 4000 then return spack('<' .. rep('l', n), unpack(out, 1, n)) end
+  local parts = {}
+  for i = 1, n, 4000 do
+    local j = i + 3999
+    if j > n then j = n end
+    parts[#parts + 1] = spack('<' .. rep('l', j - i + 1), unpack(out, i, j))
+  end
+  return table.concat(parts)
+end
+
+if ARGV[4] == '1' then
+  -- Token bucket as GCRA (internal/algo/gcra.go; the general version with
+  -- its comments is 1_gcra.lua, which must agree with this one). The TAT
+  -- is the exact rational a + b/q µs; state "\0" .. pack('<lll', a, b, q)
+  -- (the text "a b q" of earlier versions is still read).
+  local out = {now}
+  local no = 1
+  -- Keys seen: IX[key] = j, and from ST[j+1] on, five slots: its TAT a
+  -- and b (a false: the key is unreadable), its q, the key, and whether
+  -- a take charged it. One hash insert per key; the rest go to one array.
+  local IX, ST = {}, {}
+  local nj = 0
+  -- muldiv: see 0_prelude.lua (one closure per call; used only when a
+  -- product passes 2^53).
+  local function muldiv(a, b, c)
+    local qa = floor(a / c)
+    local ra = a - qa * c
+    if ra < 0 then qa, ra = qa - 1, ra + c elseif ra >= c then qa, ra = qa + 1, ra - c end
+    local bits, x = {}, b
+    while x > 0 do
+      local h = floor(x / 2)
+      bits[#bits + 1] = x - 2 * h
+      x = h
+    end
+    local mq, r = 0, 0
+    for k = #bits, 1, -1 do
+      mq, r = mq * 2, r * 2
+      if r >= c then r, mq = r - c, mq + 1 end
+      if bits[k] == 1 then
+        r = r + ra
+        if r >= c then r, mq = r - c, mq + 1 end
+      end
+    end
+    return qa * b + mq, r
+  end
+  local ai = 5
+  for i = 1, nd do
+    local blob = ARGV[ai]
+    ai = ai + 2
+    if #blob ~= 88 then return {-1} end
+    local op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
+    if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
+    local key = KEYS[i]
+    local j = IX[key]
+    local a, b
+    if not j then
+      -- Load.
+      a, b = 0, 0
+      local v = rpcall('GET', key)
+      if v then
+        if type(v) == 'table' then
+          a = false -- another type
+        elseif #v == 25 and byte(v) == 0 then
+          local _, x, y, z = sunpack('<Blll', v)
+          a, b = x, y
+          if z ~= q then
+            -- The limit changed: round the TAT up to a whole microsecond.
+            if b > 0 then a = a + 1 end
+            b = 0
+          end
+        else
+          local s1 = v:find(' ', 1, true)
+          local s2 = s1 and v:find(' ', s1 + 1, true)
+          local x = s2 and tonumber(v:sub(1, s1 - 1))
+          local y = x and tonumber(v:sub(s1 + 1, s2 - 1))
+          local z = y and tonumber(v:sub(s2 + 1))
+          if not z then
+            a = false
+          else
+            a, b = x, y
+            if z ~= q then
+              if b > 0 then a = a + 1 end
+              b = 0
+            end
+          end
+        end
+      end
+      j = nj
+      nj = nj + 5
+      IX[key], ST[j + 1], ST[j + 2], ST[j + 3], ST[j + 4], ST[j + 5] = j, a, b, q, key, false
+    else
+      a, b = ST[j + 1], ST[j + 2]
+      if a and ST[j + 3] ~= q then
+        if b > 0 then a = a + 1 end
+        b = 0
+        ST[j + 1], ST[j + 2], ST[j + 3] = a, b, q
+      end
+    end
+    if not a then
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5], out[no + 6] = -1, 0, 0, 0, 0, 0
+      no = no + 6
+      if want == 1 then
+        out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = 0, 0, 0, 0, 0
+        no = no + 5
+      end
+    else
+      local n = cost
+      if n < 1 then n = 1 end
+      -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
+      local ta, tb, ia, ib
+      local p = cap * per
+      if p < TWO53 then
+        ta = floor(p / q)
+        tb = p - ta * q
+        if tb < 0 then ta, tb = ta - 1, tb + q elseif tb >= q then ta, tb = ta + 1, tb - q end
+      else
+        ta, tb = muldiv(cap, per, q)
+      end
+      p = n * per
+      if p < TWO53 then
+        ia = floor(p / q)
+        ib = p - ia * q
+        if ib < 0 then ia, ib = ia - 1, ib + q elseif ib >= q then ia, ib = ia + 1, ib - q end
+      else
+        ia, ib = muldiv(n, per, q)
+      end
+      -- The TAT after n units at now, and how long after now they conform.
+      local sa, sb = a, b
+      if sa < now then sa, sb = now, 0 end
+      local xa, xb = sa + ia, sb + ib
+      if xb >= q then xa, xb = xa + 1, xb - q end
+      local ya, yb = xa - ta, xb - tb
+      if yb < 0 then ya, yb = ya - 1, yb + q end
+      local wait = 0
+      if ya > now or (ya == now and yb > 0) then
+        wait = ya - now
+        if yb > 0 then wait = wait + 1 end
+      end
+      if wait > 0 and yb ~= 0 then xa, xb = now + wait + ta, tb end
+      local allowed, delay = wait == 0, 0
+      if not allowed and cost > 0 and wait <= maxwait then
+        allowed, delay = true, wait
+      end
+      -- Report the state after (allowed) or as is (denied).
+      local ra, rb, retry = xa, xb, 0
+      if not allowed then
+        ra, rb, retry = sa, sb, wait
+      elseif cost == 0 then
+        ra, rb = sa, sb
+      else
+        ST[j + 1], ST[j + 2], ST[j + 5] = xa, xb, true
+      end
+      -- Remaining: floor((now + tau - TAT)/I) clamped to [0, cap].
+      local rem = 0
+      local la, lb = now + ta, tb
+      if ra < la or (ra == la and rb < lb) then
+        local da, db = la - ra, lb - rb
+        if db < 0 then da, db = da - 1, db + q end
+        local u, r
+        p = da * q
+        if p < TWO53 then
+          u = floor(p / per)
+          r = p - u * per
+          if r < 0 then u, r = u - 1, r + per elseif r >= per then u, r = u + 1, r - per end
+        else
+            u, r = muldiv(da, q, per)
+        end
+        u = u + floor((r + db) / per)
+        if u > cap or u < 0 then u = cap end
+        rem = u
+      end
+      -- Reset: ceil(TAT - now), at least 0.
+      local reset = 0
+      if ra > now or (ra == now and rb > 0) then
+        reset = ra - now
+        if rb > 0 then reset = reset + 1 end
+      end
+      local al = 0
+      if allowed then al = 1 end
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5], out[no + 6] = al, 0, rem, retry, reset, delay
+      no = no + 6
+      if want == 1 then
+        out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = al, rem, retry, reset, delay
+        no = no + 5
+      end
+    end
+  end
+  for j = 0, nj - 5, 5 do
+    if ST[j + 5] then
+      local a, b = ST[j + 1], ST[j + 2]
+      local exp = a
+      if b > 0 then exp = exp + 1 end
+      if exp <= now then
+        rcall('DEL', ST[j + 4])
+      else
+        rcall('SET', ST[j + 4], spack('<Blll', 0, a, b, ST[j + 3]), 'PX', floor((exp - now + 999) / 1000) + slack)
+      end
+    end
+  end
+  return reply(out, no)
+end
