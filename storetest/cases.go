@@ -144,6 +144,12 @@ func testReservation(t *testing.T, f Factory) {
 	if d := h.take(both); !d.Allowed || !closeDur(d.Delay, 250*ms) {
 		t.Fatalf("reservation on 10/s and 4/s: %+v, want Delay 250ms", d)
 	}
+	// Each bucket records the reservation at its act time (250ms), so the
+	// faster bucket has no unit to spare for others at that instant.
+	h.clk.set(t, 250*ms)
+	if d := h.take(&weir.Request{Checks: []weir.Check{p}}); d.Remaining != 0 {
+		t.Fatalf("10/s bucket at the act time: %+v, want 0 remaining", d)
+	}
 }
 
 // Refunds never leave more than a limit's full quota.

@@ -286,6 +286,16 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 	allowed = true
 	decider = -1
 	var delay int64
+	if len(ps) > 1 && maxWait > 0 {
+		// Only token buckets can promise a future slot; a window admits
+		// now or not at all, so a request that mixes them cannot reserve.
+		for i := range ps {
+			if ps[i].Kind != TokenBucket {
+				maxWait = 0
+				break
+			}
+		}
+	}
 	for i := range ps {
 		r := Check(&ps[i], ss[i], now, cost, maxWait)
 		if len(out) == len(ps) {
@@ -322,8 +332,17 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 	// A reservation acts when the slowest limit lets it.
 	agg.Delay = delay
 	if cost > 0 {
+		// A reservation over several buckets acts when the slowest lets it:
+		// every bucket records it at that instant, so each one's bound holds
+		// for the instants requests really act at. (Each bucket conforms
+		// then, since its own delay is at most the largest. One bucket alone
+		// is charged at now by Commit's own reservation rule.)
+		at := now
+		if len(ps) > 1 && delay > 0 {
+			at = satAdd(now, delay)
+		}
 		for i := range ps {
-			Commit(&ps[i], ss[i], now, cost, lease)
+			Commit(&ps[i], ss[i], at, cost, lease)
 		}
 	}
 	return true, decider, agg

@@ -108,6 +108,15 @@ for _ = 1, nd do
   else
     local allowed, dec = true, -1
     local aal, arem, aretry, areset, adelay = false, 0, 0, 0, 0
+    if nc > 1 and maxwait > 0 then
+      -- Only token buckets (kind 0) can reserve: a mixed request cannot.
+      for i = 1, nc do
+        if cs[i].kind ~= 0 then
+          maxwait = 0
+          break
+        end
+      end
+    end
     for i = 1, nc do
       local c = cs[i]
       local al, rem, retry, reset, delay = c.impl.check(c, c.st, now, cost, maxwait)
@@ -139,9 +148,13 @@ for _ = 1, nd do
         if r_delay[i] > adelay then adelay = r_delay[i] end
       end
       if cost > 0 then
+        -- A reservation over several buckets is recorded by each at the
+        -- instant it acts (internal/algo's Decide).
+        local cnow = now
+        if nc > 1 and adelay > 0 then cnow = now + adelay end
         for i = 1, nc do
           local c = cs[i]
-          c.impl.commit(c, c.st, now, cost, lease)
+          c.impl.commit(c, c.st, cnow, cost, lease)
           local st = c.st
           if not st.dirty then
             -- Save it at the end; it remembers what saving needs, since
