@@ -10,7 +10,7 @@ import (
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/memstore"
 	"github.com/weir-go/weir/redisstore"
-	"github.com/weir-go/weir/redisstore/internal/redistest"
+	"github.com/weir-go/weir/redisstore/redistest"
 )
 
 // TestFailurePolicies is R13: Redis stalls (SIGSTOP) and dies (SIGKILL,

@@ -15,7 +15,7 @@ import (
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/redisstore"
-	"github.com/weir-go/weir/redisstore/internal/redistest"
+	"github.com/weir-go/weir/redisstore/redistest"
 )
 
 // TestNoScript is R15: the script cache flushed (SCRIPT FLUSH) or lost

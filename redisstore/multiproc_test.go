@@ -19,7 +19,7 @@ import (
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/redisstore"
-	"github.com/weir-go/weir/redisstore/internal/redistest"
+	"github.com/weir-go/weir/redisstore/redistest"
 )
 
 // Multi-process tests re-execute this test binary: TestMain sees

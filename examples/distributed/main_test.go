@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/weir-go/weir/redisstore/redistest"
 
 	"go.uber.org/goleak"
 )
@@ -34,46 +31,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// startRedis starts a redis-server on a free port for the test, skipping
-// the test when redis-server is missing (failing it when
-// WEIR_REQUIRE_REDIS=1).
-func startRedis(t *testing.T) string {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("WEIR_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not found and WEIR_REQUIRE_REDIS=1")
-		}
-		t.Skip("redis-server not found: skipping (install redis-server)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for range 500 {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("redis-server did not start")
-	return ""
-}
-
 // TestRun runs the example end to end: 3 worker processes share the job
 // rate and the partner-API semaphore; run itself checks the bounds.
 func TestRun(t *testing.T) {
-	addr := startRedis(t)
+	addr := redistest.Start(t).Addr
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"-redis", addr, "-procs", "3", "-duration", "2s"}, &out)
 	t.Log("\n" + out.String())

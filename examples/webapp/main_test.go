@@ -4,16 +4,14 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/weir-go/weir/redisstore/redistest"
 
 	"go.uber.org/goleak"
 
@@ -120,7 +118,7 @@ func TestRun(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			args := []string{"-addr", "127.0.0.1:0", "-store", store}
 			if store == "redis" {
-				args = append(args, "-redis", startRedis(t))
+				args = append(args, "-redis", redistest.Start(t).Addr)
 			}
 			ctx, cancel := context.WithCancel(t.Context())
 			out := newLineWriter()
@@ -160,47 +158,5 @@ func TestRun(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"-store", "nosuch"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("unknown store accepted")
-	}
-}
-
-// startRedis starts a redis-server on a free loopback port for the test,
-// or skips the test when there is none (fails it if WEIR_REQUIRE_REDIS=1).
-func startRedis(t *testing.T) string {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("WEIR_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not found and WEIR_REQUIRE_REDIS=1")
-		}
-		t.Skip("redis-server not found: skipping the Redis variant")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not come up: %v", addr, err)
-		}
-		select {
-		case <-exited:
-			t.Fatal("redis-server exited")
-		case <-time.After(20 * time.Millisecond): // polling a child process: real time is the point
-		}
 	}
 }

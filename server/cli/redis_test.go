@@ -3,64 +3,23 @@ package cli
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// startRedis runs a throwaway redis-server on a free loopback port. It
-// skips the test when redis-server is missing, unless WEIR_REQUIRE_REDIS=1
-// (CI), where that is a failure.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("WEIR_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not found and WEIR_REQUIRE_REDIS=1")
-		}
-		t.Skip("redis-server not found (install it; CI sets WEIR_REQUIRE_REDIS=1)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	eventually(t, "redis-server to accept connections", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.Write([]byte("PING\r\n"))
-		buf := make([]byte, 16)
-		n, _ := c.Read(buf)
-		return bytes.HasPrefix(buf[:n], []byte("+PONG"))
-	})
-	return addr
-}
+	"github.com/weir-go/weir/redisstore/redistest"
+)
 
 // Several `weir serve` processes sharing one Redis enforce one limit: a
 // policy of 100/s with bursts of 100, driven by 8 clients across 3 servers,
 // admits at most 100 + 100·T in T seconds. T is 2 s by default and 20 s
 // with WEIR_SOAK=1.
 func TestSharedRedis(t *testing.T) {
-	addr := startRedis(t)
+	addr := redistest.Start(t).Addr
 	cfg := filepath.Join(t.TempDir(), "weir.yaml")
 	os.WriteFile(cfg, []byte("policies:\n  shared:\n    limits: [\"100/s burst=100\"]\n"), 0o600)
 	var servers []*server

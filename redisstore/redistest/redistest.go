@@ -5,6 +5,10 @@
 // When redis-server is not installed, Start skips the test with a clear
 // message, unless WEIR_REQUIRE_REDIS=1, in which case it fails it: CI sets
 // that variable so a missing server can never pass silently.
+//
+// Weir's own tests use it (the Redis store, the server, the examples), and
+// so can the tests of programs built on the Redis store, as they would use
+// net/http/httptest.
 package redistest
 
 import (
