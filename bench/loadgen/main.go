@@ -27,7 +27,7 @@ import (
 func main() {
 	httpURL := flag.String("http", "http://127.0.0.1:8080", "server HTTP base URL")
 	grpcAddr := flag.String("grpc", "127.0.0.1:8081", "server gRPC address")
-	protos := flag.String("proto", "http,grpc", "comma-separated: http, grpc, envoy")
+	protos := flag.String("proto", "http,grpc", "comma-separated: http, grpc, envoy, rawhttp, rawgrpc, rawenvoy")
 	clientsList := flag.String("clients", "1,16,64", "comma-separated concurrent client counts")
 	keys := flag.Int("keys", 10000, "distinct keys")
 	duration := flag.Duration("duration", 10*time.Second, "duration of each run")
@@ -64,6 +64,13 @@ func main() {
 				call, closeFn = grpcCaller(*grpcAddr, *policy, *keys, *batch, *conns)
 			case "envoy":
 				call, closeFn = envoyCaller(*grpcAddr, *domain, *keys, *batch, *conns)
+			case "rawhttp", "rawgrpc", "rawenvoy":
+				var err error
+				call, closeFn, err = rawCaller(proto, *httpURL, *grpcAddr, *policy, *domain, *keys, *batch, n, *conns)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
 			default:
 				fmt.Fprintln(os.Stderr, "unknown -proto", proto)
 				os.Exit(2)
@@ -186,7 +193,7 @@ func rss(pid int) (cur, peak int64) {
 	return cur, peak
 }
 
-func httpCaller(base, policy string, keys, batch, clients int) (func(context.Context, int, int) error, func()) {
+func httpBodies(policy string, keys, batch int) [][]byte {
 	bodies := make([][]byte, keys)
 	for k := range keys {
 		if batch == 1 {
@@ -204,6 +211,11 @@ func httpCaller(base, policy string, keys, batch, clients int) (func(context.Con
 		b.WriteByte(']')
 		bodies[k] = b.Bytes()
 	}
+	return bodies
+}
+
+func httpCaller(base, policy string, keys, batch, clients int) (func(context.Context, int, int) error, func()) {
+	bodies := httpBodies(policy, keys, batch)
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
 	client := &http.Client{Transport: tr}
 	url := base + "/v1/check"
