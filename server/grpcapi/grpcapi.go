@@ -7,28 +7,58 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/server/gen/weirv1"
 	"github.com/weir-go/weir/server/service"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
-// Server implements weirv1.WeirServer.
+// Server implements weirv1.WeirServer. Register it with
+// weirv1.RegisterWeirServer; call Drain before the grpc.Server's
+// GracefulStop so that open CheckStream calls end.
 type Server struct {
 	weirv1.UnimplementedWeirServer
-	svc  *service.Service
-	auth *service.Auth
+	svc       *service.Service
+	auth      *service.Auth
+	gate      *service.Gate
+	drain     chan struct{}
+	drainOnce sync.Once
 }
 
 var _ weirv1.WeirServer = (*Server)(nil)
 
+// An Option configures a Server.
+type Option func(*Server)
+
+// WithGate makes every CheckStream message take a place in gate while it
+// is decided, and answers it with RESOURCE_EXHAUSTED when gate is full,
+// as GateInterceptor does for unary calls (use the same gate for both).
+// The default is no bound.
+func WithGate(gate *service.Gate) Option { return func(s *Server) { s.gate = gate } }
+
 // New returns the gRPC service over svc; auth decides the admin scope of
 // Reset (nil: no authentication, everyone is admin, loopback only).
-func New(svc *service.Service, auth *service.Auth) *Server { return &Server{svc: svc, auth: auth} }
+func New(svc *service.Service, auth *service.Auth, opts ...Option) *Server {
+	s := &Server{svc: svc, auth: auth, drain: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Drain ends every open CheckStream, once the message in hand is
+// answered, with UNAVAILABLE, and refuses new ones the same way. Call it
+// when shutdown starts, before grpc.Server.GracefulStop, which otherwise
+// waits for the streams to end on their own. Drain may be called more
+// than once.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.drain) }) }
 
 func toRequest(policy, key string, fields map[string]string, cost *int64) *service.Request {
 	c := int64(1)
@@ -62,9 +92,19 @@ func ceilMS(ns int64) int64 {
 
 // Check implements weirv1.WeirServer.
 func (s *Server) Check(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.CheckResponse, error) {
-	res, err := s.svc.Check(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost))
+	res, err := s.check(ctx, req)
 	if err != nil {
 		return nil, Status(err)
+	}
+	return res, nil
+}
+
+// check is Check with the error of the weir vocabulary (CheckStream
+// shares it).
+func (s *Server) check(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.CheckResponse, error) {
+	res, err := s.svc.Check(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost))
+	if err != nil {
+		return nil, err
 	}
 	return toResponse(&res), nil
 }
@@ -123,7 +163,7 @@ func (s *Server) ListPolicies(ctx context.Context, _ *weirv1.ListPoliciesRequest
 
 // Reset implements weirv1.WeirServer; it needs the admin scope.
 func (s *Server) Reset(ctx context.Context, req *weirv1.ResetRequest) (*weirv1.ResetResponse, error) {
-	admin := !s.auth.Enabled() || s.auth.Scope(authHeader(ctx)) >= service.ScopeAdmin
+	admin := !s.auth.Enabled() || scopeOf(s.auth, ctx) >= service.ScopeAdmin
 	err := s.svc.Reset(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), nil), admin)
 	if err != nil {
 		return nil, Status(err)
@@ -133,22 +173,29 @@ func (s *Server) Reset(ctx context.Context, req *weirv1.ResetRequest) (*weirv1.R
 
 // Status maps an error of the weir vocabulary to a gRPC status: invalid
 // input → INVALID_ARGUMENT naming the field, a failed store → UNAVAILABLE,
-// missing admin scope → PERMISSION_DENIED.
-func Status(err error) error {
+// missing admin scope → PERMISSION_DENIED, a full gate
+// (service.ErrOverloaded) → RESOURCE_EXHAUSTED.
+func Status(err error) error { return status.Error(classify(err)) }
+
+// classify is Status as a code and a message (CheckStream puts them in a
+// CheckStreamError).
+func classify(err error) (codes.Code, string) {
 	var fe *weir.FieldError
 	switch {
 	case errors.As(err, &fe):
-		return status.Error(codes.InvalidArgument, fe.Field+": "+fe.Reason)
+		return codes.InvalidArgument, fe.Field + ": " + fe.Reason
+	case errors.Is(err, service.ErrOverloaded):
+		return codes.ResourceExhausted, err.Error()
 	case errors.Is(err, service.ErrPermission):
-		return status.Error(codes.PermissionDenied, err.Error())
+		return codes.PermissionDenied, err.Error()
 	case errors.Is(err, weir.ErrUnavailable):
-		return status.Error(codes.Unavailable, "the rate-limit store is unavailable")
+		return codes.Unavailable, "the rate-limit store is unavailable"
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+		return codes.Canceled, err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		return codes.DeadlineExceeded, err.Error()
 	}
-	return status.Error(codes.Internal, "internal error")
+	return codes.Internal, "internal error"
 }
 
 func authHeader(ctx context.Context) string {
@@ -158,6 +205,18 @@ func authHeader(ctx context.Context) string {
 		}
 	}
 	return ""
+}
+
+// scopeOf is the caller's scope: its bearer token, or a verified TLS
+// client certificate when auth accepts them.
+func scopeOf(auth *service.Auth, ctx context.Context) service.Scope {
+	verified := false
+	if p, ok := peer.FromContext(ctx); ok {
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			verified = len(info.State.VerifiedChains) > 0
+		}
+	}
+	return auth.ScopeOf(authHeader(ctx), verified)
 }
 
 // open lists full method names that need no credentials.
@@ -170,18 +229,19 @@ func open(method string) bool {
 // itself). Health and reflection are open.
 func AuthInterceptor(auth *service.Auth) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !auth.Enabled() || open(info.FullMethod) || auth.Scope(authHeader(ctx)) != service.ScopeNone {
+		if !auth.Enabled() || open(info.FullMethod) || scopeOf(auth, ctx) != service.ScopeNone {
 			return handler(ctx, req)
 		}
 		return nil, status.Error(codes.Unauthenticated, "a valid bearer token is required")
 	}
 }
 
-// StreamAuthInterceptor is AuthInterceptor for streams (reflection and
-// health watch are open; weir has no other streams).
+// StreamAuthInterceptor is AuthInterceptor for streams: CheckStream needs
+// a valid token when the stream opens (reflection and health watch are
+// open).
 func StreamAuthInterceptor(auth *service.Auth) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if !auth.Enabled() || open(info.FullMethod) || auth.Scope(authHeader(ss.Context())) != service.ScopeNone {
+		if !auth.Enabled() || open(info.FullMethod) || scopeOf(auth, ss.Context()) != service.ScopeNone {
 			return handler(srv, ss)
 		}
 		return status.Error(codes.Unauthenticated, "a valid bearer token is required")

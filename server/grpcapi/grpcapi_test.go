@@ -32,8 +32,9 @@ func newServer(tb testing.TB) *Server {
 	return New(svc, nil)
 }
 
-// FuzzCheck (R21) feeds arbitrary protobuf bytes to Check and CheckBatch:
-// never a panic; every error is INVALID_ARGUMENT naming a field.
+// FuzzCheck (R21) feeds arbitrary protobuf bytes to Check, CheckStream's
+// decision and CheckBatch: never a panic; every error is INVALID_ARGUMENT
+// naming a field.
 func FuzzCheck(f *testing.F) {
 	for _, m := range []proto.Message{
 		&weirv1.CheckRequest{Policy: "api", Key: "k"},
@@ -51,6 +52,13 @@ func FuzzCheck(f *testing.F) {
 		if proto.Unmarshal(data, &one) == nil {
 			_, err := s.Check(ctx, &one)
 			checkErr(t, err)
+			// A stream message answers as Check does, the field's path
+			// starting at the stream message.
+			r := s.answer(ctx, &weirv1.CheckStreamRequest{Id: 7, Check: &one})
+			if st := status.Convert(err); r.GetId() != 7 || (err == nil) != (r.GetResult() != nil) ||
+				err != nil && (codes.Code(r.GetError().GetCode()) != st.Code() || r.GetError().GetMessage() != "check."+st.Message()) {
+				t.Fatalf("Check: %v; CheckStream answer: %v", err, r)
+			}
 			_, err = s.Acquire(ctx, &one)
 			checkErr(t, err)
 		}

@@ -4,8 +4,8 @@
 // Generate the Go code (server/gen/weirv1) from the server/ directory with:
 //
 //   protoc --proto_path=proto \
-//     --go_out=gen/weirv1 --go_opt=paths=source_relative --go_opt=Mweir/v1/weir.proto=github.com/weir-go/weir/server/gen/weirv1 \
-//     --go-grpc_out=gen/weirv1 --go-grpc_opt=paths=source_relative --go-grpc_opt=Mweir/v1/weir.proto=github.com/weir-go/weir/server/gen/weirv1 \
+//     --go_out=gen/weirv1 --go_opt=module=github.com/weir-go/weir/server/gen/weirv1 \
+//     --go-grpc_out=gen/weirv1 --go-grpc_opt=module=github.com/weir-go/weir/server/gen/weirv1 \
 //     weir/v1/weir.proto
 //
 // (go generate ./gen/weirv1 runs exactly this.)
@@ -694,6 +694,216 @@ func (*ResetResponse) Descriptor() ([]byte, []int) {
 	return file_weir_v1_weir_proto_rawDescGZIP(), []int{10}
 }
 
+// CheckStreamRequest is one decision of a CheckStream.
+type CheckStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is chosen by the client and echoed in the answer; weir does not
+	// interpret it (0 and repeats are allowed).
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// check is the decision, with the same fields and rules as Check.
+	Check         *CheckRequest `protobuf:"bytes,2,opt,name=check,proto3" json:"check,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckStreamRequest) Reset() {
+	*x = CheckStreamRequest{}
+	mi := &file_weir_v1_weir_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckStreamRequest) ProtoMessage() {}
+
+func (x *CheckStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckStreamRequest.ProtoReflect.Descriptor instead.
+func (*CheckStreamRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CheckStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CheckStreamRequest) GetCheck() *CheckRequest {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+// CheckStreamResponse answers the CheckStreamRequest with the same id:
+// either its result or, when it could not be decided, an error.
+type CheckStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*CheckStreamResponse_Result
+	//	*CheckStreamResponse_Error
+	Answer        isCheckStreamResponse_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckStreamResponse) Reset() {
+	*x = CheckStreamResponse{}
+	mi := &file_weir_v1_weir_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckStreamResponse) ProtoMessage() {}
+
+func (x *CheckStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckStreamResponse.ProtoReflect.Descriptor instead.
+func (*CheckStreamResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CheckStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CheckStreamResponse) GetAnswer() isCheckStreamResponse_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *CheckStreamResponse) GetResult() *CheckResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*CheckStreamResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *CheckStreamResponse) GetError() *CheckStreamError {
+	if x != nil {
+		if x, ok := x.Answer.(*CheckStreamResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isCheckStreamResponse_Answer interface {
+	isCheckStreamResponse_Answer()
+}
+
+type CheckStreamResponse_Result struct {
+	// result is what Check would have answered; a denial is a result
+	// with allowed = false.
+	Result *CheckResponse `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+type CheckStreamResponse_Error struct {
+	// error says why the message was not decided.
+	Error *CheckStreamError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*CheckStreamResponse_Result) isCheckStreamResponse_Answer() {}
+
+func (*CheckStreamResponse_Error) isCheckStreamResponse_Answer() {}
+
+// CheckStreamError is the error answer to one CheckStream message; the
+// stream goes on.
+type CheckStreamError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is a gRPC status code (google.rpc.Code): 3 INVALID_ARGUMENT for
+	// bad input, 8 RESOURCE_EXHAUSTED when the server sheds load, 14
+	// UNAVAILABLE when the store failed, 13 INTERNAL.
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// message starts with the field for INVALID_ARGUMENT, as a path from
+	// the CheckStreamRequest ("check.cost: must not be negative (got -1)").
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckStreamError) Reset() {
+	*x = CheckStreamError{}
+	mi := &file_weir_v1_weir_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckStreamError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckStreamError) ProtoMessage() {}
+
+func (x *CheckStreamError) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckStreamError.ProtoReflect.Descriptor instead.
+func (*CheckStreamError) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CheckStreamError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CheckStreamError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_weir_v1_weir_proto protoreflect.FileDescriptor
 
 const file_weir_v1_weir_proto_rawDesc = "" +
@@ -753,11 +963,23 @@ const file_weir_v1_weir_proto_rawDesc = "" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0f\n" +
-	"\rResetResponse2\x82\x03\n" +
+	"\rResetResponse\"Q\n" +
+	"\x12CheckStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12+\n" +
+	"\x05check\x18\x02 \x01(\v2\x15.weir.v1.CheckRequestR\x05check\"\x94\x01\n" +
+	"\x13CheckStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
+	"\x06result\x18\x02 \x01(\v2\x16.weir.v1.CheckResponseH\x00R\x06result\x121\n" +
+	"\x05error\x18\x03 \x01(\v2\x19.weir.v1.CheckStreamErrorH\x00R\x05errorB\b\n" +
+	"\x06answer\"@\n" +
+	"\x10CheckStreamError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xd0\x03\n" +
 	"\x04Weir\x126\n" +
 	"\x05Check\x12\x15.weir.v1.CheckRequest\x1a\x16.weir.v1.CheckResponse\x12E\n" +
 	"\n" +
-	"CheckBatch\x12\x1a.weir.v1.CheckBatchRequest\x1a\x1b.weir.v1.CheckBatchResponse\x128\n" +
+	"CheckBatch\x12\x1a.weir.v1.CheckBatchRequest\x1a\x1b.weir.v1.CheckBatchResponse\x12L\n" +
+	"\vCheckStream\x12\x1b.weir.v1.CheckStreamRequest\x1a\x1c.weir.v1.CheckStreamResponse(\x010\x01\x128\n" +
 	"\aAcquire\x12\x15.weir.v1.CheckRequest\x1a\x16.weir.v1.CheckResponse\x12<\n" +
 	"\aRelease\x12\x17.weir.v1.ReleaseRequest\x1a\x18.weir.v1.ReleaseResponse\x12K\n" +
 	"\fListPolicies\x12\x1c.weir.v1.ListPoliciesRequest\x1a\x1d.weir.v1.ListPoliciesResponse\x126\n" +
@@ -775,7 +997,7 @@ func file_weir_v1_weir_proto_rawDescGZIP() []byte {
 	return file_weir_v1_weir_proto_rawDescData
 }
 
-var file_weir_v1_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_weir_v1_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_weir_v1_weir_proto_goTypes = []any{
 	(*CheckRequest)(nil),         // 0: weir.v1.CheckRequest
 	(*CheckResponse)(nil),        // 1: weir.v1.CheckResponse
@@ -788,34 +1010,42 @@ var file_weir_v1_weir_proto_goTypes = []any{
 	(*ListPoliciesResponse)(nil), // 8: weir.v1.ListPoliciesResponse
 	(*ResetRequest)(nil),         // 9: weir.v1.ResetRequest
 	(*ResetResponse)(nil),        // 10: weir.v1.ResetResponse
-	nil,                          // 11: weir.v1.CheckRequest.FieldsEntry
-	nil,                          // 12: weir.v1.ReleaseRequest.FieldsEntry
-	nil,                          // 13: weir.v1.ResetRequest.FieldsEntry
+	(*CheckStreamRequest)(nil),   // 11: weir.v1.CheckStreamRequest
+	(*CheckStreamResponse)(nil),  // 12: weir.v1.CheckStreamResponse
+	(*CheckStreamError)(nil),     // 13: weir.v1.CheckStreamError
+	nil,                          // 14: weir.v1.CheckRequest.FieldsEntry
+	nil,                          // 15: weir.v1.ReleaseRequest.FieldsEntry
+	nil,                          // 16: weir.v1.ResetRequest.FieldsEntry
 }
 var file_weir_v1_weir_proto_depIdxs = []int32{
-	11, // 0: weir.v1.CheckRequest.fields:type_name -> weir.v1.CheckRequest.FieldsEntry
+	14, // 0: weir.v1.CheckRequest.fields:type_name -> weir.v1.CheckRequest.FieldsEntry
 	0,  // 1: weir.v1.CheckBatchRequest.checks:type_name -> weir.v1.CheckRequest
 	1,  // 2: weir.v1.CheckBatchResponse.results:type_name -> weir.v1.CheckResponse
-	12, // 3: weir.v1.ReleaseRequest.fields:type_name -> weir.v1.ReleaseRequest.FieldsEntry
+	15, // 3: weir.v1.ReleaseRequest.fields:type_name -> weir.v1.ReleaseRequest.FieldsEntry
 	7,  // 4: weir.v1.ListPoliciesResponse.policies:type_name -> weir.v1.Policy
-	13, // 5: weir.v1.ResetRequest.fields:type_name -> weir.v1.ResetRequest.FieldsEntry
-	0,  // 6: weir.v1.Weir.Check:input_type -> weir.v1.CheckRequest
-	2,  // 7: weir.v1.Weir.CheckBatch:input_type -> weir.v1.CheckBatchRequest
-	0,  // 8: weir.v1.Weir.Acquire:input_type -> weir.v1.CheckRequest
-	4,  // 9: weir.v1.Weir.Release:input_type -> weir.v1.ReleaseRequest
-	6,  // 10: weir.v1.Weir.ListPolicies:input_type -> weir.v1.ListPoliciesRequest
-	9,  // 11: weir.v1.Weir.Reset:input_type -> weir.v1.ResetRequest
-	1,  // 12: weir.v1.Weir.Check:output_type -> weir.v1.CheckResponse
-	3,  // 13: weir.v1.Weir.CheckBatch:output_type -> weir.v1.CheckBatchResponse
-	1,  // 14: weir.v1.Weir.Acquire:output_type -> weir.v1.CheckResponse
-	5,  // 15: weir.v1.Weir.Release:output_type -> weir.v1.ReleaseResponse
-	8,  // 16: weir.v1.Weir.ListPolicies:output_type -> weir.v1.ListPoliciesResponse
-	10, // 17: weir.v1.Weir.Reset:output_type -> weir.v1.ResetResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	16, // 5: weir.v1.ResetRequest.fields:type_name -> weir.v1.ResetRequest.FieldsEntry
+	0,  // 6: weir.v1.CheckStreamRequest.check:type_name -> weir.v1.CheckRequest
+	1,  // 7: weir.v1.CheckStreamResponse.result:type_name -> weir.v1.CheckResponse
+	13, // 8: weir.v1.CheckStreamResponse.error:type_name -> weir.v1.CheckStreamError
+	0,  // 9: weir.v1.Weir.Check:input_type -> weir.v1.CheckRequest
+	2,  // 10: weir.v1.Weir.CheckBatch:input_type -> weir.v1.CheckBatchRequest
+	11, // 11: weir.v1.Weir.CheckStream:input_type -> weir.v1.CheckStreamRequest
+	0,  // 12: weir.v1.Weir.Acquire:input_type -> weir.v1.CheckRequest
+	4,  // 13: weir.v1.Weir.Release:input_type -> weir.v1.ReleaseRequest
+	6,  // 14: weir.v1.Weir.ListPolicies:input_type -> weir.v1.ListPoliciesRequest
+	9,  // 15: weir.v1.Weir.Reset:input_type -> weir.v1.ResetRequest
+	1,  // 16: weir.v1.Weir.Check:output_type -> weir.v1.CheckResponse
+	3,  // 17: weir.v1.Weir.CheckBatch:output_type -> weir.v1.CheckBatchResponse
+	12, // 18: weir.v1.Weir.CheckStream:output_type -> weir.v1.CheckStreamResponse
+	1,  // 19: weir.v1.Weir.Acquire:output_type -> weir.v1.CheckResponse
+	5,  // 20: weir.v1.Weir.Release:output_type -> weir.v1.ReleaseResponse
+	8,  // 21: weir.v1.Weir.ListPolicies:output_type -> weir.v1.ListPoliciesResponse
+	10, // 22: weir.v1.Weir.Reset:output_type -> weir.v1.ResetResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_weir_proto_init() }
@@ -824,13 +1054,17 @@ func file_weir_v1_weir_proto_init() {
 		return
 	}
 	file_weir_v1_weir_proto_msgTypes[0].OneofWrappers = []any{}
+	file_weir_v1_weir_proto_msgTypes[12].OneofWrappers = []any{
+		(*CheckStreamResponse_Result)(nil),
+		(*CheckStreamResponse_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_weir_proto_rawDesc), len(file_weir_v1_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

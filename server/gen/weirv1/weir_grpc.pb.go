@@ -4,8 +4,8 @@
 // Generate the Go code (server/gen/weirv1) from the server/ directory with:
 //
 //   protoc --proto_path=proto \
-//     --go_out=gen/weirv1 --go_opt=paths=source_relative --go_opt=Mweir/v1/weir.proto=github.com/weir-go/weir/server/gen/weirv1 \
-//     --go-grpc_out=gen/weirv1 --go-grpc_opt=paths=source_relative --go-grpc_opt=Mweir/v1/weir.proto=github.com/weir-go/weir/server/gen/weirv1 \
+//     --go_out=gen/weirv1 --go_opt=module=github.com/weir-go/weir/server/gen/weirv1 \
+//     --go-grpc_out=gen/weirv1 --go-grpc_opt=module=github.com/weir-go/weir/server/gen/weirv1 \
 //     weir/v1/weir.proto
 //
 // (go generate ./gen/weirv1 runs exactly this.)
@@ -33,6 +33,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Weir_Check_FullMethodName        = "/weir.v1.Weir/Check"
 	Weir_CheckBatch_FullMethodName   = "/weir.v1.Weir/CheckBatch"
+	Weir_CheckStream_FullMethodName  = "/weir.v1.Weir/CheckStream"
 	Weir_Acquire_FullMethodName      = "/weir.v1.Weir/Acquire"
 	Weir_Release_FullMethodName      = "/weir.v1.Weir/Release"
 	Weir_ListPolicies_FullMethodName = "/weir.v1.Weir/ListPolicies"
@@ -51,6 +52,13 @@ type WeirClient interface {
 	// CheckBatch decides several requests, answered in order. Each is
 	// decided on its own.
 	CheckBatch(ctx context.Context, in *CheckBatchRequest, opts ...grpc.CallOption) (*CheckBatchResponse, error)
+	// CheckStream decides a stream of independent requests over one call:
+	// each message carries one decision and a client-chosen id, is decided
+	// as soon as it arrives exactly as Check decides it, and is answered
+	// with the same id. Answers come in request order. Bad input gets an
+	// error answer and the stream goes on. See "Streaming decisions" in
+	// docs/server.md.
+	CheckStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CheckStreamRequest, CheckStreamResponse], error)
 	// Acquire takes units of a concurrency policy; release them with Release.
 	Acquire(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 	// Release gives back the units of a lease.
@@ -88,6 +96,19 @@ func (c *weirClient) CheckBatch(ctx context.Context, in *CheckBatchRequest, opts
 	}
 	return out, nil
 }
+
+func (c *weirClient) CheckStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[CheckStreamRequest, CheckStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Weir_ServiceDesc.Streams[0], Weir_CheckStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CheckStreamRequest, CheckStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Weir_CheckStreamClient = grpc.BidiStreamingClient[CheckStreamRequest, CheckStreamResponse]
 
 func (c *weirClient) Acquire(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -141,6 +162,13 @@ type WeirServer interface {
 	// CheckBatch decides several requests, answered in order. Each is
 	// decided on its own.
 	CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error)
+	// CheckStream decides a stream of independent requests over one call:
+	// each message carries one decision and a client-chosen id, is decided
+	// as soon as it arrives exactly as Check decides it, and is answered
+	// with the same id. Answers come in request order. Bad input gets an
+	// error answer and the stream goes on. See "Streaming decisions" in
+	// docs/server.md.
+	CheckStream(grpc.BidiStreamingServer[CheckStreamRequest, CheckStreamResponse]) error
 	// Acquire takes units of a concurrency policy; release them with Release.
 	Acquire(context.Context, *CheckRequest) (*CheckResponse, error)
 	// Release gives back the units of a lease.
@@ -164,6 +192,9 @@ func (UnimplementedWeirServer) Check(context.Context, *CheckRequest) (*CheckResp
 }
 func (UnimplementedWeirServer) CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CheckBatch not implemented")
+}
+func (UnimplementedWeirServer) CheckStream(grpc.BidiStreamingServer[CheckStreamRequest, CheckStreamResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method CheckStream not implemented")
 }
 func (UnimplementedWeirServer) Acquire(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Acquire not implemented")
@@ -233,6 +264,13 @@ func _Weir_CheckBatch_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Weir_CheckStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(WeirServer).CheckStream(&grpc.GenericServerStream[CheckStreamRequest, CheckStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Weir_CheckStreamServer = grpc.BidiStreamingServer[CheckStreamRequest, CheckStreamResponse]
 
 func _Weir_Acquire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CheckRequest)
@@ -338,6 +376,13 @@ var Weir_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Weir_Reset_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "CheckStream",
+			Handler:       _Weir_CheckStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "weir/v1/weir.proto",
 }
