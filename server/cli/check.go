@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,12 +13,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/weir-go/weir/server/tlsconf"
 )
 
 func init() { subcommands = append(subcommands, checkCommand) }
 
 func checkCommand(stdio IO) *cobra.Command {
 	var server, policy, key, token string
+	var tlsFiles tlsconf.ClientFiles
 	var cost int64
 	var fields map[string]string
 	var asJSON bool
@@ -26,6 +29,11 @@ func checkCommand(stdio IO) *cobra.Command {
 		Use:   "check --policy P --key K [--cost N]",
 		Short: "Ask a running weir server for a decision",
 		Long: `Ask a running weir server for a decision and print it.
+
+For an HTTPS server (an https:// --server URL), --ca names the PEM file of
+the authority that signed the server's certificate (default: the system's
+roots); --cert and --cert-key present a client certificate to a server that
+requires one (mutual TLS).
 
 Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 		Args: cobra.NoArgs,
@@ -37,9 +45,35 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 			b, _ := json.Marshal(body)
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
+			useTLS := tlsFiles != (tlsconf.ClientFiles{})
 			url := strings.TrimRight(server, "/") + "/v1/check"
 			if !strings.Contains(server, "://") {
-				url = "http://" + url
+				if useTLS {
+					url = "https://" + url
+				} else {
+					url = "http://" + url
+				}
+			}
+			client := http.DefaultClient
+			if useTLS {
+				cfg, err := tlsconf.ClientConfig(tlsFiles)
+				if fe, ok := errors.AsType[*tlsconf.FileError](err); ok {
+					flag := map[string]string{tlsconf.FieldCA: "--ca", tlsconf.FieldCert: "--cert", tlsconf.FieldKey: "--cert-key"}[fe.Field]
+					if fe.File != "" {
+						flag += " " + fe.File
+					}
+					return &ExitError{Code: 2, Err: fmt.Errorf("%s: %w", flag, fe.Err)}
+				}
+				if err != nil {
+					return &ExitError{Code: 2, Err: err}
+				}
+				if !strings.HasPrefix(url, "https://") {
+					return &ExitError{Code: 2, Err: fmt.Errorf("--ca, --cert and --cert-key need an https:// --server, not %s", server)}
+				}
+				tr := http.DefaultTransport.(*http.Transport).Clone()
+				tr.TLSClientConfig = cfg
+				defer tr.CloseIdleConnections()
+				client = &http.Client{Transport: tr}
 			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 			if err != nil {
@@ -49,7 +83,7 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 			if t := tokenValue(token); t != "" {
 				req.Header.Set("Authorization", "Bearer "+t)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}
@@ -117,6 +151,9 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 	f.StringVar(&token, "token", "env:WEIR_TOKEN", "bearer token (env:NAME reads $NAME)")
 	f.BoolVar(&asJSON, "json", false, "print the server's JSON answer")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "request timeout")
+	f.StringVar(&tlsFiles.CA, "ca", "", "PEM CA certificates trusted for an https:// server (default: the system's roots)")
+	f.StringVar(&tlsFiles.Cert, "cert", "", "PEM client certificate, for a server that requires one (mutual TLS)")
+	f.StringVar(&tlsFiles.Key, "cert-key", "", "PEM private key of --cert (--key is the rate-limit key)")
 	_ = cmd.MarkFlagRequired("policy")
 	return cmd
 }

@@ -26,7 +26,14 @@ Stores: memory (default; memory:?max_keys=N&sweep=30s), sqlite:PATH,
 redis://[user:pass@]HOST:PORT/DB. Policies come from --config (YAML); Envoy
 rate-limit configuration (envoyproxy/ratelimit format) from --envoy-config
 or the config's envoy.files. Files are re-read when they change and on
-SIGHUP; a bad file keeps the running configuration.`,
+SIGHUP; a bad file keeps the running configuration.
+
+TLS: --tls-cert and --tls-key serve HTTPS and gRPC over TLS (1.2 or later)
+on both listeners; the files are re-read when they change, so replacing
+them rotates the certificate without a restart. --tls-client-ca requires a
+client certificate signed by one of its authorities (mutual TLS); a verified
+certificate is then enough for the decision APIs, while reset and reload
+still need an --admin-token. The pprof listener stays loopback plain HTTP.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
@@ -56,6 +63,9 @@ SIGHUP; a bad file keeps the running configuration.`,
 	f.StringArrayVar(&o.Tokens, "token", nil, "bearer token for the decision APIs (repeatable; env:NAME reads $NAME)")
 	f.StringArrayVar(&o.AdminTokens, "admin-token", nil, "bearer token with the admin scope: reset, reload (repeatable)")
 	f.BoolVar(&o.Insecure, "insecure", false, "allow non-loopback listeners without tokens")
+	f.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate (and intermediates): serve HTTPS and gRPC over TLS; re-read on change")
+	f.StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&o.TLSClientCA, "tls-client-ca", "", "PEM CA certificates: require and verify client certificates (mutual TLS)")
 	f.DurationVar(&o.DrainDelay, "drain-delay", 0, "on shutdown, report not-ready this long before closing listeners")
 	f.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "on shutdown, how long in-flight requests may take")
 	f.DurationVar(&o.ReloadInterval, "reload-interval", 2*time.Second, "how often to check configuration files for changes (negative: never)")

@@ -1,8 +1,10 @@
 // Package daemon runs the weir server: it loads the configuration, opens
 // the store, serves the HTTP and gRPC listeners (native API, Envoy's
-// rate-limit service, health, metrics), reloads the configuration on file
-// change and SIGHUP, and shuts down gracefully: readiness flips first,
-// then in-flight requests finish.
+// rate-limit service, health, metrics), plain or over TLS and mutual TLS
+// (package tlsconf; a verified client certificate grants the decision
+// scope), reloads the configuration and the certificates on file change
+// and SIGHUP, and shuts down gracefully: readiness flips first, then
+// in-flight requests finish.
 package daemon
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +39,9 @@ import (
 	"github.com/weir-go/weir/server/httpapi"
 	"github.com/weir-go/weir/server/metrics"
 	"github.com/weir-go/weir/server/service"
+	"github.com/weir-go/weir/server/tlsconf"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -76,6 +81,16 @@ type Options struct {
 	Tokens, AdminTokens []string
 	// Insecure allows non-loopback listeners without tokens.
 	Insecure bool
+	// TLSCert and TLSKey are PEM files: with them the HTTP listener serves
+	// HTTPS and the gRPC listener TLS (1.2 or later). They are re-read when
+	// they change and on SIGHUP (see package tlsconf).
+	TLSCert, TLSKey string
+	// TLSClientCA is a PEM file of the authorities whose client
+	// certificates are accepted: with it both listeners require and verify
+	// a client certificate (mutual TLS), and a verified certificate grants
+	// the decision scope without a token. The admin scope always needs an
+	// admin token.
+	TLSClientCA string
 	// DrainDelay is how long readiness reports "draining" before the
 	// listeners stop accepting (give load balancers time to notice).
 	DrainDelay time.Duration
@@ -142,12 +157,24 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("--admin-token%w", err)
 	}
-	auth := service.NewAuth(append(cfg.Server.Tokens, flagTokens...), append(cfg.Server.AdminTokens, flagAdmin...))
-	if !auth.Enabled() && !o.Insecure {
-		for _, a := range []string{httpAddr, grpcAddr} {
-			if a != "" && !isLoopback(a) {
-				return fmt.Errorf("listening on %s (not loopback) needs bearer tokens: set server.tokens / --token, or pass --insecure", a)
-			}
+	tlsr, err := loadTLS(o, log)
+	if err != nil {
+		return err
+	}
+	auth := service.NewAuth(slices.Concat(cfg.Server.Tokens, flagTokens), append(cfg.Server.AdminTokens, flagAdmin...))
+	if tlsr != nil && tlsr.MutualTLS() {
+		// A verified client certificate grants the decision scope.
+		auth = auth.WithClientCerts()
+	}
+	for _, a := range []string{httpAddr, grpcAddr} {
+		if a == "" || isLoopback(a) {
+			continue
+		}
+		if !auth.Enabled() && !o.Insecure {
+			return fmt.Errorf("listening on %s (not loopback) needs bearer tokens or client certificates: set server.tokens / --token, or --tls-cert, --tls-key and --tls-client-ca, or pass --insecure", a)
+		}
+		if tlsr == nil {
+			log.Warn("INSECURE: listening on a non-loopback address without TLS: bearer tokens and decisions travel in clear text; set --tls-cert and --tls-key", "addr", a)
 		}
 	}
 	if debugAddr != "" && !isLoopback(debugAddr) {
@@ -183,7 +210,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return svc.Ping(ctx)
 	}
-	r := &reloader{o: o, svc: svc, env: env, m: m, log: log}
+	r := &reloader{o: o, svc: svc, env: env, m: m, log: log, tls: tlsr}
 	r.remember(cfg)
 
 	// Listeners first, so that ":0" resolves before anything is printed.
@@ -205,9 +232,12 @@ func Run(ctx context.Context, o Options) error {
 
 	gate := service.NewGate(o.MaxInFlight)
 	dash := dashboard.New(svc, m)
-	handler := httpapi.New(httpapi.Options{
+	var handler http.Handler = httpapi.New(httpapi.Options{
 		Service: svc, Auth: auth, Ready: ready, Logger: log, Gate: gate,
-		Reload:    func(ctx context.Context) error { return r.reload("api") },
+		Reload: func(ctx context.Context) error {
+			tlsErr := r.reloadTLS("api")
+			return errors.Join(tlsErr, r.reload("api"))
+		},
 		Envoy:     env.JSONHandler(httpapi.MaxBodyBytes),
 		Dashboard: dash,
 	})
@@ -219,11 +249,27 @@ func Run(ctx context.Context, o Options) error {
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          errLog,
+		ErrorLog:          httpErrorLog(log),
 	}
 	hs.RegisterOnShutdown(dash.Close)
 	reqs := newCodeCounters(m.Requests, "grpc")
-	gs := grpc.NewServer(
+	unary := []grpc.UnaryServerInterceptor{
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			resp, err := h(ctx, req)
+			reqs.inc(info.FullMethod, status.Code(err).String())
+			return resp, err
+		},
+	}
+	stream := []grpc.StreamServerInterceptor{
+		func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			err := h(srv, ss)
+			reqs.inc(info.FullMethod, status.Code(err).String())
+			return err
+		},
+	}
+	unary = append(unary, grpcapi.AuthInterceptor(auth), grpcapi.GateInterceptor(gate))
+	stream = append(stream, grpcapi.StreamAuthInterceptor(auth))
+	gopts := []grpc.ServerOption{
 		// Reused worker goroutines keep grown stacks: without them every
 		// RPC pays for stack growth (about a sixth of the CPU profile).
 		grpc.NumStreamWorkers(uint32(max(128, 16*runtime.GOMAXPROCS(0)))),
@@ -232,18 +278,16 @@ func Run(ctx context.Context, o Options) error {
 		grpc.ConnectionTimeout(o.HeaderTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ChainUnaryInterceptor(
-			func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-				resp, err := h(ctx, req)
-				reqs.inc(info.FullMethod, status.Code(err).String())
-				return resp, err
-			},
-			grpcapi.AuthInterceptor(auth),
-			grpcapi.GateInterceptor(gate),
-		),
-		grpc.ChainStreamInterceptor(grpcapi.StreamAuthInterceptor(auth)),
-	)
-	weirv1.RegisterWeirServer(gs, grpcapi.New(svc, auth))
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+	if tlsr != nil {
+		hs.TLSConfig = tlsr.ServerConfig("h2", "http/1.1")
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsr.ServerConfig())))
+	}
+	gs := grpc.NewServer(gopts...)
+	api := grpcapi.New(svc, auth, grpcapi.WithGate(gate))
+	weirv1.RegisterWeirServer(gs, api)
 	rlv3.RegisterRateLimitServiceServer(gs, env)
 	hsrv := health.NewServer()
 	for _, name := range []string{"", "weir.v1.Weir", "envoy.service.ratelimit.v3.RateLimitService"} {
@@ -255,7 +299,11 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Go(func() {
-		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := hs.Serve
+		if tlsr != nil {
+			serve = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
+		}
+		if err := serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	})
@@ -289,9 +337,16 @@ func Run(ctx context.Context, o Options) error {
 	wg.Go(func() { r.watch(hup, stopWatch) })
 	wg.Go(func() { tuneGC(stopWatch, 100*time.Millisecond) })
 
-	banner(o.Stdout, cfg, storeDesc, hl.Addr().String(), gl.Addr().String(), dl, env.Domains(), auth.Enabled())
+	tlsMode := "off"
+	switch {
+	case tlsr != nil && tlsr.MutualTLS():
+		tlsMode = "mutual"
+	case tlsr != nil:
+		tlsMode = "on"
+	}
+	banner(o.Stdout, cfg, storeDesc, hl.Addr().String(), gl.Addr().String(), dl, env.Domains(), auth.Enabled(), tlsMode)
 	log.Info("serving", "http", hl.Addr().String(), "grpc", gl.Addr().String(), "store", storeDesc,
-		"policies", len(cfg.Policies), "envoy_domains", len(cfg.Envoy), "auth", auth.Enabled())
+		"policies", len(cfg.Policies), "envoy_domains", len(cfg.Envoy), "auth", auth.Enabled(), "tls", tlsMode)
 
 	var runErr error
 	select {
@@ -320,6 +375,7 @@ func Run(ctx context.Context, o Options) error {
 		ds.Close()
 	}
 	stopped := make(chan struct{})
+	api.Drain() // open CheckStream streams end now, not at the grace deadline
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
@@ -394,7 +450,7 @@ func Load(o Options) (*config.Config, error) {
 	return cfg, nil
 }
 
-func banner(w io.Writer, cfg *config.Config, store, httpAddr, grpcAddr string, dl net.Listener, domains []string, auth bool) {
+func banner(w io.Writer, cfg *config.Config, store, httpAddr, grpcAddr string, dl net.Listener, domains []string, auth bool, tlsMode string) {
 	var names []string
 	for _, p := range cfg.Policies {
 		names = append(names, p.Name)
@@ -409,18 +465,25 @@ func banner(w io.Writer, cfg *config.Config, store, httpAddr, grpcAddr string, d
 	if len(domains) > 0 {
 		fmt.Fprintf(w, "  envoy domains: %s\n", strings.Join(domains, ", "))
 	}
-	fmt.Fprintf(w, "  HTTP  http://%s  (POST /v1/check, GET /v1/policies, /metrics, /dashboard)\n", httpAddr)
-	fmt.Fprintf(w, "  gRPC  %s  (weir.v1.Weir, envoy.service.ratelimit.v3.RateLimitService, health, reflection)\n", grpcAddr)
+	scheme, grpcTLS, curlTLS := "http", "", ""
+	switch tlsMode {
+	case "on":
+		scheme, grpcTLS, curlTLS = "https", "TLS; ", " --cacert CA.pem"
+	case "mutual":
+		scheme, grpcTLS, curlTLS = "https", "mutual TLS; ", " --cacert CA.pem --cert client.pem --key client-key.pem"
+	}
+	fmt.Fprintf(w, "  HTTP  %s://%s  (%sPOST /v1/check, GET /v1/policies, /metrics, /dashboard)\n", scheme, httpAddr, grpcTLS)
+	fmt.Fprintf(w, "  gRPC  %s  (%sweir.v1.Weir, envoy.service.ratelimit.v3.RateLimitService, health, reflection)\n", grpcAddr, grpcTLS)
 	if dl != nil {
 		fmt.Fprintf(w, "  pprof http://%s/debug/pprof/\n", dl.Addr())
 	}
 	if len(names) > 0 {
-		authHdr := ""
-		if auth {
-			authHdr = ` -H "Authorization: Bearer $TOKEN"`
+		authHdr := curlTLS
+		if auth && tlsMode != "mutual" {
+			authHdr += ` -H "Authorization: Bearer $TOKEN"`
 		}
-		fmt.Fprintf(w, "  try:  curl -s%s http://%s/v1/check -d '{\"policy\":\"%s\",\"key\":\"user:42\"}'\n", authHdr, httpAddr, names[0])
-		fmt.Fprintf(w, "        open http://%s/dashboard\n", httpAddr)
+		fmt.Fprintf(w, "  try:  curl -s%s %s://%s/v1/check -d '{\"policy\":\"%s\",\"key\":\"user:42\"}'\n", authHdr, scheme, httpAddr, names[0])
+		fmt.Fprintf(w, "        open %s://%s/dashboard\n", scheme, httpAddr)
 	}
 }
 
@@ -431,6 +494,7 @@ type reloader struct {
 	env *envoyrls.Server
 	m   *metrics.Metrics
 	log *slog.Logger
+	tls *tlsconf.Reloader // nil without TLS
 
 	mu    sync.Mutex
 	files []string
@@ -508,6 +572,19 @@ func (r *reloader) reload(reason string) error {
 	return nil
 }
 
+// reloadTLS re-reads the certificate files, whatever their stamps say (a
+// failure keeps the previous certificate and is logged by tlsconf).
+func (r *reloader) reloadTLS(reason string) error {
+	if r.tls == nil {
+		return nil
+	}
+	err := r.tls.Reload()
+	if err == nil {
+		r.log.Debug("tls files re-read", "reason", reason)
+	}
+	return err
+}
+
 func serverEqual(a, b config.Server) bool {
 	return a.HTTP == b.HTTP && a.GRPC == b.GRPC && a.Debug == b.Debug && a.Store == b.Store &&
 		strings.Join(a.Tokens, "\x00") == strings.Join(b.Tokens, "\x00") &&
@@ -526,6 +603,7 @@ func (r *reloader) watch(hup <-chan os.Signal, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-hup:
+			_ = r.reloadTLS("SIGHUP")
 			_ = r.reload("SIGHUP")
 		case <-tick:
 			r.mu.Lock()

@@ -19,11 +19,14 @@ const (
 	ScopeAdmin
 )
 
-// Auth checks bearer tokens. The zero Auth (no tokens) grants the admin
-// scope to everyone: it is only allowed on loopback listeners.
+// Auth checks bearer tokens and, with [Auth.WithClientCerts], verified TLS
+// client certificates. The zero Auth (no tokens, no client certificates)
+// grants the admin scope to everyone: it is only allowed on loopback
+// listeners.
 type Auth struct {
 	decide [][32]byte
 	admin  [][32]byte
+	certs  bool // a verified client certificate grants ScopeDecide
 }
 
 // NewAuth returns an Auth accepting the given decision and admin tokens.
@@ -38,8 +41,30 @@ func NewAuth(decide, admin []string) *Auth {
 	return a
 }
 
-// Enabled reports whether any token is configured.
-func (a *Auth) Enabled() bool { return a != nil && len(a.decide)+len(a.admin) > 0 }
+// WithClientCerts returns a copy of a under which a request that comes
+// over a connection with a verified TLS client certificate (mutual TLS)
+// and sends no bearer token has the decision scope. The admin scope still
+// needs an admin token, and a request that sends a token is judged by
+// that token alone (a wrong one is refused even with a certificate).
+func (a *Auth) WithClientCerts() *Auth {
+	b := *a
+	b.certs = true
+	return &b
+}
+
+// Enabled reports whether any token is configured or client certificates
+// are accepted.
+func (a *Auth) Enabled() bool { return a != nil && (len(a.decide)+len(a.admin) > 0 || a.certs) }
+
+// ScopeOf returns the scope of a request from its Authorization header
+// value and whether its connection presented a verified TLS client
+// certificate.
+func (a *Auth) ScopeOf(authorization string, verifiedCert bool) Scope {
+	if authorization == "" && verifiedCert && a.Enabled() && a.certs {
+		return ScopeDecide
+	}
+	return a.Scope(authorization)
+}
 
 // Scope returns the scope of an Authorization header value ("Bearer T").
 // Comparisons are constant-time over token hashes.
