@@ -1,7 +1,14 @@
 // Package dashboard serves a small live view of the weir server on its
 // HTTP port: the policies, and decisions per second by policy and outcome,
-// pushed once a second with Server-Sent Events. Standard library only
-// (html/template, embed); no per-key data is ever shown.
+// pushed once a second as a Server-Sent Events stream. Standard library
+// only (html/template, embed); no per-key data is ever shown.
+//
+// The page is self-contained and reads its data with fetch, so it can send
+// a bearer token: when the server requires one, the page asks for it, keeps
+// it in the tab's sessionStorage (never in a URL, a cookie or a log) and
+// sends it as "Authorization: Bearer" on every data request. A page served
+// to a caller without a token ([Dashboard.ServeLocked]) carries no server
+// data at all.
 package dashboard
 
 import (
@@ -22,8 +29,11 @@ var files embed.FS
 
 var page = template.Must(template.ParseFS(files, "dashboard.html"))
 
-// Dashboard is an http.Handler for GET /dashboard and
-// GET /dashboard/events.
+// Dashboard is an http.Handler for GET /dashboard (the page),
+// GET /dashboard/policies (the policies, JSON) and GET /dashboard/events
+// (the event stream). All three need the decision scope when the server
+// has tokens; [Dashboard.ServeLocked] serves the page to callers without
+// one.
 type Dashboard struct {
 	svc      *service.Service
 	m        *metrics.Metrics
@@ -40,18 +50,73 @@ func New(svc *service.Service, m *metrics.Metrics) *Dashboard {
 // Close ends every open event stream (call it when the server shuts down).
 func (d *Dashboard) Close() { d.once.Do(func() { close(d.done) }) }
 
-// ServeHTTP serves the page and its event stream.
+// ServeHTTP serves the page, the policies and the event stream. It does
+// not check credentials: the server's authentication wraps it.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/dashboard", "/dashboard/":
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-		_ = page.Execute(w, struct{ Policies []service.PolicyInfo }{d.svc.Policies()})
+		d.page(w, http.StatusOK, d.svc.Policies(), false)
+	case "/dashboard/policies":
+		d.policies(w)
 	case "/dashboard/events":
 		d.events(w, r)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// ServeLocked serves the page to a caller that presented no valid token:
+// status 401 with a Bearer challenge, and the page without any server data
+// (no policies), which asks for a token and then loads its data with it.
+func (d *Dashboard) ServeLocked(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+	d.page(w, http.StatusUnauthorized, nil, true)
+}
+
+// page writes the page with policies; a locked page asks for a token
+// first.
+func (d *Dashboard) page(w http.ResponseWriter, code int, policies []service.PolicyInfo, locked bool) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// Inline script and style only; data from this origin only; the page
+	// may not be framed, and navigating away sends no Referer.
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = page.Execute(w, struct {
+		Policies []service.PolicyInfo
+		Locked   bool
+	}{policies, locked})
+}
+
+// Policy is one policy as GET /dashboard/policies lists it.
+type Policy struct {
+	Name        string   `json:"name"`
+	Limits      []string `json:"limits"`
+	Key         string   `json:"key"`
+	Shadow      bool     `json:"shadow"`
+	OnError     string   `json:"on_store_error"`
+	Description string   `json:"description"`
+}
+
+func (d *Dashboard) policies(w http.ResponseWriter) {
+	infos := d.svc.Policies()
+	out := struct {
+		Policies []Policy `json:"policies"`
+	}{make([]Policy, 0, len(infos))}
+	for _, p := range infos {
+		q := Policy{Name: p.Name, Key: p.Key, Shadow: p.Shadow, OnError: p.OnError, Description: p.Description, Limits: []string{}}
+		for _, l := range p.Limits {
+			q.Limits = append(q.Limits, l.String())
+		}
+		out.Policies = append(out.Policies, q)
+	}
+	b, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
 }
 
 // Snapshot is one event: totals by policy and outcome, and Envoy

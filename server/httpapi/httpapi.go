@@ -34,7 +34,10 @@ type Options struct {
 	Reload func(ctx context.Context) error
 	// Envoy serves envoyproxy/ratelimit's POST /json; nil disables it.
 	Envoy http.Handler
-	// Dashboard, when set, is served under /dashboard (decision scope).
+	// Dashboard, when set, is served under /dashboard (decision scope). If
+	// it has a ServeLocked method, GET /dashboard without a valid token is
+	// served by it (a page without data that asks for a token) instead of
+	// the JSON 401.
 	Dashboard http.Handler
 	// Gate bounds the requests in flight; a full gate sheds with 503.
 	Gate *service.Gate
@@ -70,8 +73,26 @@ func New(o Options) http.Handler {
 		mux.Handle("POST /json", a.guard(service.ScopeDecide, o.Envoy.ServeHTTP))
 	}
 	if o.Dashboard != nil {
-		mux.Handle("GET /dashboard", a.guard(service.ScopeDecide, o.Dashboard.ServeHTTP))
-		mux.Handle("GET /dashboard/", a.guard(service.ScopeDecide, o.Dashboard.ServeHTTP))
+		data := a.guard(service.ScopeDecide, o.Dashboard.ServeHTTP)
+		page := data
+		// A browser cannot send a bearer token when it opens the page: a
+		// dashboard that can serve its page without data gets such
+		// callers there, and the page asks for a token.
+		if d, ok := o.Dashboard.(interface {
+			ServeLocked(http.ResponseWriter, *http.Request)
+		}); ok {
+			page = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if a.scope(r) == service.ScopeNone {
+					a.count(r, http.StatusUnauthorized)
+					d.ServeLocked(w, r)
+					return
+				}
+				data.ServeHTTP(w, r)
+			})
+		}
+		mux.Handle("GET /dashboard", page)
+		mux.Handle("GET /dashboard/{$}", page)
+		mux.Handle("GET /dashboard/", data)
 	}
 	mux.HandleFunc("GET /{$}", a.index)
 	return mux
@@ -93,7 +114,7 @@ GET  /metrics /livez /readyz /dashboard
 // guard checks the caller's scope and counts the request by code.
 func (a *api) guard(need service.Scope, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := a.Auth.Scope(r.Header.Get("Authorization"))
+		got := a.scope(r)
 		if got == service.ScopeNone {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
 			a.count(r, http.StatusUnauthorized)
@@ -394,7 +415,7 @@ func (a *api) reset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	admin := a.Auth.Scope(r.Header.Get("Authorization")) >= service.ScopeAdmin
+	admin := a.scope(r) >= service.ScopeAdmin
 	if err := a.Service.Reset(r.Context(), one.request(), admin); err != nil {
 		a.fail(w, err)
 		return
@@ -545,4 +566,10 @@ func appendString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// scope is the caller's scope: its bearer token, or a verified TLS client
+// certificate when the server accepts them.
+func (a *api) scope(r *http.Request) service.Scope {
+	return a.Auth.ScopeOf(r.Header.Get("Authorization"), r.TLS != nil && len(r.TLS.VerifiedChains) > 0)
 }
