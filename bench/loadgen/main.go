@@ -27,7 +27,7 @@ import (
 func main() {
 	httpURL := flag.String("http", "http://127.0.0.1:8080", "server HTTP base URL")
 	grpcAddr := flag.String("grpc", "127.0.0.1:8081", "server gRPC address")
-	protos := flag.String("proto", "http,grpc", "comma-separated: http, grpc, envoy, rawhttp, rawgrpc, rawenvoy")
+	protos := flag.String("proto", "http,grpc", "comma-separated: http, grpc, envoy, stream (weir.v1 CheckStream), rawhttp, rawgrpc, rawenvoy")
 	clientsList := flag.String("clients", "1,16,64", "comma-separated concurrent client counts")
 	keys := flag.Int("keys", 10000, "distinct keys")
 	duration := flag.Duration("duration", 10*time.Second, "duration of each run")
@@ -64,6 +64,8 @@ func main() {
 				call, closeFn = grpcCaller(*grpcAddr, *policy, *keys, *batch, *conns)
 			case "envoy":
 				call, closeFn = envoyCaller(*grpcAddr, *domain, *keys, *batch, *conns)
+			case "stream":
+				call, closeFn = streamCaller(*grpcAddr, *policy, *keys, n, *conns)
 			case "rawhttp", "rawgrpc", "rawenvoy":
 				var err error
 				call, closeFn, err = rawCaller(proto, *httpURL, *grpcAddr, *policy, *domain, *keys, *batch, n, *conns)
@@ -332,4 +334,50 @@ func fillKeys(addr, policy string, n, pid int) {
 	fmt.Printf("keys %d in %v; server RSS %d MiB -> %d MiB (peak %d MiB -> %d MiB): %.0f bytes/key (RSS growth), %.0f bytes/key (peak growth)\n",
 		n, time.Since(begin).Round(time.Millisecond), base>>20, cur>>20, basePeak>>20, peak>>20,
 		float64(cur-base)/float64(n), float64(peak-basePeak)/float64(n))
+}
+
+// streamCaller gives each client its own CheckStream and sends one
+// decision per message, waiting for its answer before the next: one
+// decision in flight per client, as with unary calls.
+func streamCaller(addr, policy string, keys, clients, conns int) (func(context.Context, int, int) error, func()) {
+	ccs := dialPool(addr, conns)
+	ctx, cancel := context.WithCancel(context.Background())
+	streams := make([]weirv1.Weir_CheckStreamClient, clients)
+	for w := range streams {
+		s, err := weirv1.NewWeirClient(ccs[w%len(ccs)]).CheckStream(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		streams[w] = s
+	}
+	checks := make([]*weirv1.CheckRequest, keys)
+	for k := range keys {
+		checks[k] = &weirv1.CheckRequest{Policy: policy, Key: "user:" + strconv.Itoa(k)}
+	}
+	reqs := make([]weirv1.CheckStreamRequest, clients)
+	return func(_ context.Context, w, i int) error {
+			k := (w*7919 + i*104729) % keys
+			m := &reqs[w]
+			m.Id, m.Check = uint64(i), checks[k]
+			if err := streams[w].Send(m); err != nil {
+				return err
+			}
+			resp, err := streams[w].Recv()
+			if err != nil {
+				return err
+			}
+			if resp.GetId() != uint64(i) || resp.GetResult() == nil {
+				return fmt.Errorf("stream answer %d for %d: %v", resp.GetId(), i, resp.GetError())
+			}
+			return nil
+		}, func() {
+			for _, s := range streams {
+				s.CloseSend()
+			}
+			cancel()
+			for _, cc := range ccs {
+				cc.Close()
+			}
+		}
 }
