@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -289,67 +288,10 @@ policies:
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
 
 	// Hot traffic: one batch of the 100 hot keys every 50 ms.
-	var (
-		hotAllowed [hotKeys]int
-		hotSent    int
-		hotErr     error
-		hotStart   time.Time
-		hotEnd     time.Time
-		hotFirst   = make(chan struct{})
-		hotStop    = make(chan struct{})
-		hotDone    = make(chan struct{})
-	)
-	hotNames := make([]string, hotKeys)
-	for i := range hotNames {
-		hotNames[i] = fmt.Sprintf("hot-%d", i)
-	}
-	hotBody := batchBody("hot", hotNames)
 	hc := newClient(1)
 	defer hc.CloseIdleConnections()
-	go func() {
-		defer close(hotDone)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		hotStart = time.Now()
-		for {
-			r, err := postJSON(context.Background(), hc, p.http+"/v1/check", hotBody)
-			hotEnd = time.Now()
-			if err == nil && r.Code != 200 {
-				err = fmt.Errorf("hot batch: %d %s", r.Code, r.Body)
-			}
-			var res []struct{ Allowed bool }
-			if err == nil {
-				err = json.Unmarshal(r.Body, &res)
-			}
-			if err == nil && len(res) != hotKeys {
-				err = fmt.Errorf("hot batch: %d answers", len(res))
-			}
-			if err != nil {
-				hotErr = err
-				return
-			}
-			for i, x := range res {
-				if x.Allowed {
-					hotAllowed[i]++
-				}
-			}
-			if hotSent++; hotSent == 1 {
-				close(hotFirst)
-			}
-			select {
-			case <-hotStop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	stopHot := sync.OnceFunc(func() { close(hotStop); <-hotDone })
-	defer stopHot()
-	select {
-	case <-hotFirst:
-	case <-hotDone:
-		t.Fatalf("hot traffic: %v", hotErr)
-	}
+	hot := startHotTraffic(t, hc, p.http, hotKeys)
+	defer hot.stop()
 
 	// Sampler: VmRSS every 250 ms from the warm-up to the end of the flood.
 	var (
@@ -525,9 +467,9 @@ policies:
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopHot()
-	if hotErr != nil {
-		t.Fatalf("hot traffic: %v", hotErr)
+	hot.stop()
+	if hot.err != nil {
+		t.Fatalf("hot traffic: %v", hot.err)
 	}
 
 	// Store full and evicting.
@@ -594,10 +536,10 @@ policies:
 	}
 
 	// Hot keys never reset.
-	elapsed := hotEnd.Sub(hotStart).Seconds()
+	elapsed := hot.end.Sub(hot.start).Seconds()
 	hotBound := hotBurst + int(hotRate*elapsed) + 1
-	least, most2 := hotAllowed[0], hotAllowed[0]
-	for i, n := range hotAllowed {
+	least, most2 := hot.allowed[0], hot.allowed[0]
+	for i, n := range hot.allowed {
 		least, most2 = min(least, n), max(most2, n)
 		if n > hotBound {
 			t.Errorf("hot key %d admitted %d times in %.2fs: more than burst+rate·t+1 = %d (its state was reset)", i, n, elapsed, hotBound)
@@ -606,7 +548,7 @@ policies:
 	if least < hotBurst {
 		t.Errorf("a hot key was admitted only %d times: the hot traffic did not run", least)
 	}
-	t.Logf("R22 RSS: hot keys: %d batches in %.2fs, admitted %d..%d per key (bound %d)", hotSent, elapsed, least, most2, hotBound)
+	t.Logf("R22 RSS: hot keys: %d batches in %.2fs, admitted %d..%d per key (bound %d)", hot.sent, elapsed, least, most2, hotBound)
 
 	// Metric series.
 	t.Logf("R22 RSS: metric series %d once full, %d at the end", series0, series1)

@@ -174,70 +174,10 @@ policies:
 	h0 := liveHeap()
 
 	// Hot traffic: one batch of the 100 hot keys every 50 ms.
-	var (
-		hotAllowed [hotKeys]int
-		hotSent    int
-		hotLat     []time.Duration
-		hotErr     error
-		hotFirst   = make(chan struct{})
-		hotStop    = make(chan struct{})
-		hotDone    = make(chan struct{})
-		hotStart   time.Time
-		hotEnd     time.Time
-	)
-	hotNames := make([]string, hotKeys)
-	for i := range hotNames {
-		hotNames[i] = fmt.Sprintf("hot-%d", i)
-	}
-	hotBody := batchBody("hot", hotNames)
 	hc := newClient(1)
 	defer hc.CloseIdleConnections()
-	go func() {
-		defer close(hotDone)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		hotStart = time.Now()
-		for {
-			t0 := time.Now()
-			r, err := postJSON(context.Background(), hc, s.http+"/v1/check", hotBody)
-			hotEnd = time.Now()
-			if err == nil && r.Code != 200 {
-				err = fmt.Errorf("hot batch: %d %s", r.Code, r.Body)
-			}
-			var res []struct{ Allowed bool }
-			if err == nil {
-				err = json.Unmarshal(r.Body, &res)
-			}
-			if err == nil && len(res) != hotKeys {
-				err = fmt.Errorf("hot batch: %d answers", len(res))
-			}
-			if err != nil {
-				hotErr = err
-				return
-			}
-			hotLat = append(hotLat, hotEnd.Sub(t0))
-			for i, x := range res {
-				if x.Allowed {
-					hotAllowed[i]++
-				}
-			}
-			if hotSent++; hotSent == 1 {
-				close(hotFirst)
-			}
-			select {
-			case <-hotStop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	stopHot := sync.OnceFunc(func() { close(hotStop); <-hotDone })
-	defer stopHot() // also when the test fails part-way
-	select {
-	case <-hotFirst:
-	case <-hotDone:
-		t.Fatalf("hot traffic: %v", hotErr)
-	}
+	hot := startHotTraffic(t, hc, s.http, hotKeys)
+	defer hot.stop() // also when the test fails part-way
 
 	// Flood: batches of new keys, from two clients.
 	fc := newClient(2)
@@ -310,9 +250,9 @@ policies:
 	}
 	floodTime := time.Since(floodStart)
 	series1, body := metricSeries(t, s)
-	stopHot()
-	if hotErr != nil {
-		t.Fatalf("hot traffic: %v", hotErr)
+	hot.stop()
+	if hot.err != nil {
+		t.Fatalf("hot traffic: %v", hot.err)
 	}
 
 	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
@@ -334,10 +274,10 @@ policies:
 		t.Errorf("live heap %.1f MiB is more than 256 B per capped key above the start (%.1f MiB)", mib(hMax), mib(h0))
 	}
 
-	elapsed := hotEnd.Sub(hotStart).Seconds()
+	elapsed := hot.end.Sub(hot.start).Seconds()
 	bound := hotBurst + int(hotRate*elapsed) + 1
-	least, most := hotAllowed[0], hotAllowed[0]
-	for i, n := range hotAllowed {
+	least, most := hot.allowed[0], hot.allowed[0]
+	for i, n := range hot.allowed {
 		least, most = min(least, n), max(most, n)
 		if n > bound {
 			t.Errorf("hot key %d admitted %d times in %.2fs: more than burst+rate·t+1 = %d (its state was reset)", i, n, elapsed, bound)
@@ -347,7 +287,7 @@ policies:
 		t.Errorf("a hot key was admitted only %d times: the hot traffic did not run", least)
 	}
 	t.Logf("R22: hot keys: %d batches of %d in %.2fs, admitted %d..%d per key (bound %d), batch p50 %v p99 %v",
-		hotSent, hotKeys, elapsed, least, most, bound, quantile(hotLat, 0.5), quantile(hotLat, 0.99))
+		hot.sent, hotKeys, elapsed, least, most, bound, quantile(hot.lat, 0.5), quantile(hot.lat, 0.99))
 
 	t.Logf("R22: metric series: %d after %d keys, %d after %d keys", series0, chunk, series1, total)
 	if series1 > series0+5 {
@@ -675,4 +615,77 @@ func TestSlowHeaders(t *testing.T) {
 	if dp > bound {
 		t.Errorf("normal client p99 %v during the attack > %v (baseline %v)", dp, bound, bp)
 	}
+}
+
+// hotTraffic posts one batch of a fixed set of hot keys ("hot-0" …) to
+// /v1/check every 50 ms until stopped, and counts each key's admissions:
+// R22's steady traffic beside a key flood.
+type hotTraffic struct {
+	allowed    []int
+	sent       int
+	lat        []time.Duration
+	err        error
+	start, end time.Time
+	first      chan struct{} // closed after the first answered batch
+	done       chan struct{} // closed when the driver returns
+	stop       func()        // stops the driver and waits for it; idempotent
+}
+
+// startHotTraffic starts the driver against the server at base and waits
+// for its first answered batch; it fails the test if there is none.
+func startHotTraffic(t *testing.T, hc *http.Client, base string, keys int) *hotTraffic {
+	t.Helper()
+	names := make([]string, keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("hot-%d", i)
+	}
+	body := batchBody("hot", names)
+	h := &hotTraffic{allowed: make([]int, keys), first: make(chan struct{}), done: make(chan struct{})}
+	quit := make(chan struct{})
+	h.stop = sync.OnceFunc(func() { close(quit); <-h.done })
+	go func() {
+		defer close(h.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		h.start = time.Now()
+		for {
+			t0 := time.Now()
+			r, err := postJSON(context.Background(), hc, base+"/v1/check", body)
+			h.end = time.Now()
+			if err == nil && r.Code != 200 {
+				err = fmt.Errorf("hot batch: %d %s", r.Code, r.Body)
+			}
+			var res []struct{ Allowed bool }
+			if err == nil {
+				err = json.Unmarshal(r.Body, &res)
+			}
+			if err == nil && len(res) != keys {
+				err = fmt.Errorf("hot batch: %d answers", len(res))
+			}
+			if err != nil {
+				h.err = err
+				return
+			}
+			h.lat = append(h.lat, h.end.Sub(t0))
+			for i, x := range res {
+				if x.Allowed {
+					h.allowed[i]++
+				}
+			}
+			if h.sent++; h.sent == 1 {
+				close(h.first)
+			}
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	select {
+	case <-h.first:
+	case <-h.done:
+		t.Fatalf("hot traffic: %v", h.err)
+	}
+	return h
 }
