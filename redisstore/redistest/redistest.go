@@ -14,15 +14,9 @@ package redistest
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -35,6 +29,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/weir-go/weir/internal/testcert"
 )
 
 // Require reports whether a missing redis-server must fail the tests.
@@ -273,64 +268,20 @@ func StartTLS(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin := NeedServer(t)
 	dir := t.TempDir()
-	ca, caKey, caPEM := newCert(t, nil, nil, true)
-	_, _, certPEM := newCert(t, ca, caKey, false)
-	files := map[string][]byte{"ca.crt": caPEM, "server.pem": certPEM}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ca := testcert.NewCA(t, "weir test CA")
+	certFile, keyFile := ca.Server(t, "127.0.0.1").Write(t, dir, "server")
+	caFile := ca.Write(t, dir, "ca")
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
+	pool.AddCert(ca.Cert)
 	port := FreePort(t, false)
 	args := append([]string{
 		"--port", "0", "--tls-port", strconv.Itoa(port),
-		"--tls-cert-file", filepath.Join(dir, "server.pem"),
-		"--tls-key-file", filepath.Join(dir, "server.pem"),
-		"--tls-ca-cert-file", filepath.Join(dir, "ca.crt"),
+		"--tls-cert-file", certFile,
+		"--tls-key-file", keyFile,
+		"--tls-ca-cert-file", caFile,
 		"--tls-auth-clients", "no",
 	}, extra...)
 	return startWith(t, bin, port, args, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
-}
-
-// newCert makes a CA (isCA) or a certificate for 127.0.0.1 signed by
-// parent, and returns it with its key and PEM (certificate then key).
-func newCert(t testing.TB, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "weir test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		parent, parentKey = tmpl, key
-	} else {
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
-	return cert, key, out
 }
 
 // FreePort returns a loopback TCP port that is free now; with bus, one

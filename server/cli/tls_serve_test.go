@@ -16,7 +16,7 @@ import (
 	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/weir-go/weir/server/gen/weirv1"
-	"github.com/weir-go/weir/server/tlsconf/tlstest"
+	"github.com/weir-go/weir/internal/testcert"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -29,15 +29,15 @@ import (
 // certificate, written to a temporary directory.
 type pki struct {
 	dir                   string
-	ca                    *tlstest.CA
+	ca                    *testcert.CA
 	caFile                string
-	server, client        *tlstest.Pair
+	server, client        *testcert.Pair
 	cert, key             string // the server's files
 	clientCert, clientKey string
 }
 
 func newPKI(t *testing.T) *pki {
-	p := &pki{dir: t.TempDir(), ca: tlstest.NewCA(t, "weir test CA")}
+	p := &pki{dir: t.TempDir(), ca: testcert.NewCA(t, "weir test CA")}
 	p.caFile = p.ca.Write(t, p.dir, "ca")
 	p.server, p.client = p.ca.Server(t), p.ca.Client(t, "client")
 	p.cert, p.key = p.server.Write(t, p.dir, "server")
@@ -46,7 +46,7 @@ func newPKI(t *testing.T) *pki {
 }
 
 // tlsConfig trusts the CA and presents pair (nil: no client certificate).
-func (p *pki) tlsConfig(t *testing.T, pair *tlstest.Pair) *tls.Config {
+func (p *pki) tlsConfig(t *testing.T, pair *testcert.Pair) *tls.Config {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(p.ca.Cert)
@@ -64,13 +64,13 @@ func (p *pki) tlsConfig(t *testing.T, pair *tlstest.Pair) *tls.Config {
 
 // httpsClient opens a new connection for every request, so that each one
 // sees the certificate being served at that moment.
-func (p *pki) httpsClient(t *testing.T, pair *tlstest.Pair) *http.Client {
+func (p *pki) httpsClient(t *testing.T, pair *testcert.Pair) *http.Client {
 	tr := &http.Transport{TLSClientConfig: p.tlsConfig(t, pair), DisableKeepAlives: true, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
 }
 
-func (p *pki) dial(t *testing.T, addr string, pair *tlstest.Pair) *grpc.ClientConn {
+func (p *pki) dial(t *testing.T, addr string, pair *testcert.Pair) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.tlsConfig(t, pair))))
 	if err != nil {
@@ -176,7 +176,7 @@ func TestMutualTLSServe(t *testing.T) {
 		"--grpc", "0.0.0.0:0") // non-loopback: client certificates are the authentication
 	_, port, _ := net.SplitHostPort(s.grpc)
 	grpcAddr := net.JoinHostPort("127.0.0.1", port)
-	mallory := tlstest.NewCA(t, "another CA").Client(t, "mallory")
+	mallory := testcert.NewCA(t, "another CA").Client(t, "mallory")
 	check := `{"policy":"login","key":"k"}`
 
 	// HTTP: the handshake fails without a good certificate (the client
@@ -184,7 +184,7 @@ func TestMutualTLSServe(t *testing.T) {
 	// their side of the handshake first); the server logs why.
 	for _, tt := range []struct {
 		name string
-		pair *tlstest.Pair
+		pair *testcert.Pair
 		why  string
 	}{
 		{"no certificate", nil, "TLS handshake error from 127.0.0.1:"},
@@ -215,7 +215,7 @@ func TestMutualTLSServe(t *testing.T) {
 
 	// gRPC: the same.
 	ctx := context.Background()
-	for name, pair := range map[string]*tlstest.Pair{"no certificate": nil, "another CA's": mallory} {
+	for name, pair := range map[string]*testcert.Pair{"no certificate": nil, "another CA's": mallory} {
 		_, err := weirv1.NewWeirClient(p.dial(t, grpcAddr, pair)).Check(ctx, &weirv1.CheckRequest{Policy: "login", Key: "k"})
 		if status.Code(err) != codes.Unavailable {
 			t.Errorf("gRPC with %s: %v, want Unavailable", name, err)
@@ -285,7 +285,7 @@ func TestTLSRotation(t *testing.T) {
 
 func TestTLSFlagErrors(t *testing.T) {
 	p := newPKI(t)
-	other := tlstest.NewCA(t, "other").Server(t)
+	other := testcert.NewCA(t, "other").Server(t)
 	_, otherKey := other.Write(t, p.dir, "other")
 	missing := filepath.Join(p.dir, "missing.pem")
 	tests := []struct {

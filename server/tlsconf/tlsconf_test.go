@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/weir-go/weir/server/tlsconf"
-	"github.com/weir-go/weir/server/tlsconf/tlstest"
+	"github.com/weir-go/weir/internal/testcert"
 )
 
 // lockedBuffer is a goroutine-safe log sink.
@@ -85,18 +85,18 @@ func dial(addr string, cfg *tls.Config) (*x509.Certificate, bool, error) {
 
 type fixture struct {
 	dir               string
-	ca                *tlstest.CA
+	ca                *testcert.CA
 	cert, key, client string // file paths
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{dir: t.TempDir(), ca: tlstest.NewCA(t, "test CA")}
+	f := &fixture{dir: t.TempDir(), ca: testcert.NewCA(t, "test CA")}
 	f.cert, f.key = f.ca.Server(t).Write(t, f.dir, "server")
 	f.client = f.ca.Write(t, f.dir, "client-ca")
 	return f
 }
 
-func (f *fixture) clientConfig(t *testing.T, pair *tlstest.Pair) *tls.Config {
+func (f *fixture) clientConfig(t *testing.T, pair *testcert.Pair) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(f.ca.Cert)
 	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
@@ -112,12 +112,12 @@ func (f *fixture) clientConfig(t *testing.T, pair *tlstest.Pair) *tls.Config {
 
 func TestNewErrors(t *testing.T) {
 	f := newFixture(t)
-	other := tlstest.NewCA(t, "other").Server(t)
+	other := testcert.NewCA(t, "other").Server(t)
 	otherCert, otherKey := other.Write(t, f.dir, "other")
 	garbage := filepath.Join(f.dir, "garbage.pem")
-	tlstest.WriteFile(t, garbage, []byte("not PEM at all\n"))
+	testcert.WriteFile(t, garbage, []byte("not PEM at all\n"))
 	badDER := filepath.Join(f.dir, "bad-der.pem")
-	tlstest.WriteFile(t, badDER, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	testcert.WriteFile(t, badDER, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	missing := filepath.Join(f.dir, "missing.pem")
 	tests := []struct {
 		name  string
@@ -203,10 +203,10 @@ func TestMutualTLS(t *testing.T) {
 	}
 	addr := serve(t, r.ServerConfig())
 	alice := f.ca.Client(t, "alice")
-	other := tlstest.NewCA(t, "other CA")
+	other := testcert.NewCA(t, "other CA")
 	tests := []struct {
 		name string
-		pair *tlstest.Pair
+		pair *testcert.Pair
 		ok   bool
 	}{
 		{"no client certificate", nil, false},
@@ -233,7 +233,7 @@ func TestMutualTLS(t *testing.T) {
 	if _, resumed, err := dial(addr, cfg); err != nil || !resumed {
 		t.Fatalf("second connection: resumed %v, error %v; want a resumed session", resumed, err)
 	}
-	tlstest.WriteFile(t, f.client, other.PEM)
+	testcert.WriteFile(t, f.client, other.PEM)
 	if _, resumed, err := dial(addr, cfg); err == nil {
 		t.Errorf("alice still served after her CA was removed (resumed %v)", resumed)
 	}
@@ -287,7 +287,7 @@ func TestRotation(t *testing.T) {
 	// Half a rotation (the certificate without its key) keeps serving the
 	// previous pair, and says so once.
 	fourth := f.ca.Server(t)
-	tlstest.WriteFile(t, f.cert, fourth.CertPEM)
+	testcert.WriteFile(t, f.cert, fourth.CertPEM)
 	for range 3 {
 		if got := serial(); got != third.Cert.SerialNumber.String() {
 			t.Errorf("after a bad rotation: serial %s, want the previous %s", got, third.Cert.SerialNumber)
@@ -300,7 +300,7 @@ func TestRotation(t *testing.T) {
 		t.Errorf("the failure does not say why:\n%s", logs)
 	}
 	// The key arrives: the rotation completes.
-	tlstest.WriteFile(t, f.key, fourth.KeyPEM)
+	testcert.WriteFile(t, f.key, fourth.KeyPEM)
 	if got := serial(); got != fourth.Cert.SerialNumber.String() {
 		t.Errorf("after the key: serial %s, want %s", got, fourth.Cert.SerialNumber)
 	}

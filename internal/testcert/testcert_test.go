@@ -1,4 +1,4 @@
-package tlstest
+package testcert
 
 import (
 	"crypto/x509"

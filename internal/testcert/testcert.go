@@ -1,6 +1,6 @@
-// Package tlstest makes throwaway certificate authorities and certificates
+// Package testcert makes throwaway certificate authorities and certificates
 // for tests: ECDSA P-256 keys, PEM encoded, valid for a day.
-package tlstest
+package testcert
 
 import (
 	"crypto/ecdsa"
