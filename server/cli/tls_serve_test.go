@@ -15,8 +15,8 @@ import (
 
 	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
-	"github.com/weir-go/weir/server/gen/weirv1"
 	"github.com/weir-go/weir/internal/testcert"
+	"github.com/weir-go/weir/server/gen/weirv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-go/weir/server/tlsconf"
 	"github.com/weir-go/weir/internal/testcert"
+	"github.com/weir-go/weir/server/tlsconf"
 )
 
 // lockedBuffer is a goroutine-safe log sink.
