@@ -2,6 +2,7 @@ package algo
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -252,7 +253,7 @@ func checkBound(tr trace, bound func(d int64) int64) error {
 	for i := range times {
 		var sum int64
 		for j := i; j < len(times); j++ {
-			sum += units[j]
+			sum = satAdd(sum, units[j]) // a wrapped sum would hide a violation
 			if b := bound(times[j] - times[i]); sum > b {
 				return fmt.Errorf("%d units admitted in [%d, %d] (length %dns), bound %d", sum, times[i]-base, times[j]-base, times[j]-times[i], b)
 			}
@@ -262,19 +263,25 @@ func checkBound(tr trace, bound func(d int64) int64) error {
 }
 
 // checkSliding checks that every half-open window (t-length, t] holds at most
-// limit units (strictly less than limit when strict).
-func checkSliding(tr trace, length, limit int64, strict bool) error {
+// limit units (strictly less than limit when strict). The sums are exact
+// 128-bit integers and limit is unsigned, so that a Quota near MaxInt64
+// (whose doubled bound does not fit an int64) is checked exactly rather
+// than against a saturated figure.
+func checkSliding(tr trace, length int64, limit uint64, strict bool) error {
 	times, units := group(tr.adm)
-	var sum int64
-	lo := 0
+	var hi, lo uint64 // the window's units: hi·2^64 + lo
+	first := 0
 	for j := range times {
-		sum += units[j]
-		for times[lo] <= times[j]-length {
-			sum -= units[lo]
-			lo++
+		var c uint64
+		lo, c = bits.Add64(lo, uint64(units[j]), 0)
+		hi += c
+		for times[first] <= times[j]-length {
+			lo, c = bits.Sub64(lo, uint64(units[first]), 0)
+			hi -= c
+			first++
 		}
-		if sum > limit || (strict && sum == limit) {
-			return fmt.Errorf("%d units in (%d, %d], limit %d (strict %v)", sum, times[j]-length-base, times[j]-base, limit, strict)
+		if hi > 0 || lo > limit || (strict && lo == limit) {
+			return fmt.Errorf("%d·2^64+%d units in (%d, %d], limit %d (strict %v)", hi, lo, times[j]-length-base, times[j]-base, limit, strict)
 		}
 	}
 	return nil
@@ -323,9 +330,9 @@ func checkTrace(tr trace) error {
 		// admitted in [t1,t2] <= Quota*(ceil(T/Period)+1), T = t2-t1
 		return checkBound(tr, func(d int64) int64 { return satMul(p.Quota, ceilDiv(d, p.Period)+1) })
 	case SlidingWindowLog:
-		return checkSliding(tr, p.Period, p.Quota, false)
+		return checkSliding(tr, p.Period, uint64(p.Quota), false)
 	case SlidingWindowCounter:
-		if err := checkSliding(tr, p.Period, satMul(2, p.Quota), true); err != nil {
+		if err := checkSliding(tr, p.Period, 2*uint64(p.Quota), true); err != nil {
 			return err
 		}
 		return checkBound(tr, func(d int64) int64 { return satMul(p.Quota, ceilDiv(d, p.Period)+1) })
