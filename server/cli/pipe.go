@@ -214,9 +214,11 @@ func runPipe(ctx context.Context, stdio IO, o *pipeOptions, args []string) error
 		c.stopAt = size
 	}
 	if lim != nil {
-		// Pay for a twentieth of a second's worth at a time (or the
-		// burst, if smaller): few, long sleeps cost the least CPU.
-		c.step = min(lim.Burst(), iolimit.DefaultBurst(lim.Rate()))
+		// Pay for a tenth of a second's worth at a time, as pv does (or
+		// the burst, if smaller): few, long sleeps cost the least CPU.
+		// Above 320 MiB/s the step stays at 32 MiB: a larger one drains
+		// a feeding pipe in one gulp and then splices in small pieces.
+		c.step = min(lim.Burst(), max(min(lim.Rate()/10, maxStep), min(lim.Rate(), 4096)))
 	}
 
 	var prog *progress
@@ -289,16 +291,17 @@ func openInputs(stdin io.Reader, args []string) ([]input, int64, error) {
 }
 
 // A copier moves bytes from its inputs to the output, no faster than lim
-// allows. It pays for step bytes at a time (wait, then move: a twentieth
-// of a second's worth, so that fast rates cost few wake-ups), and moves at
-// most buf bytes per
-// system call. Bytes paid for are moved as soon as the input has them, so
-// in any interval of length T at most burst + step + rate·T bytes pass,
-// and the average over a run is the rate.
+// allows. It moves up to step bytes (at most buf per system call), then
+// pays for what it moved (move, then wait: a tenth of a second's worth at
+// a time, pv's own granularity, up to maxStep, so that fast rates cost
+// few wake-ups).
+// Paying after moving means the end of the input costs nothing that was
+// not moved, so a run's average is the rate; in any interval of length T
+// at most burst + step + rate·T bytes pass.
 type copier struct {
 	lim    *iolimit.Limit // nil: no limit
-	step   int64          // bytes paid for per wait
-	credit int64          // bytes paid for and not yet moved
+	step   int64          // bytes moved per wait
+	debt   int64          // bytes moved and not yet paid for
 	buf    int
 	stopAt int64 // -1: copy everything
 	done   atomic.Int64
@@ -324,6 +327,9 @@ func (c *copier) run(ctx context.Context, srcs []input, dst io.Writer, useSplice
 		return ctx.Err()
 	}
 }
+
+// maxStep is the most bytes the copy moves per wait.
+const maxStep = 32 << 20
 
 // errStop ends a copy at --size with -S.
 var errStop = errors.New("stop at size")
@@ -358,26 +364,28 @@ func (c *copier) copyOne(ctx context.Context, move func(n int) (int, error)) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, left := int64(c.buf), int64(math.MaxInt64)
+		n := int64(c.buf)
 		if c.stopAt >= 0 {
-			if left = c.stopAt - c.done.Load(); left <= 0 {
+			left := c.stopAt - c.done.Load()
+			if left <= 0 {
+				if err := c.pay(ctx); err != nil {
+					return err
+				}
 				return errStop
 			}
 			n = min(n, left)
 		}
 		if c.lim != nil {
-			if c.credit == 0 {
-				pay := min(c.step, left) // with -S, no more than is left
-				if err := c.lim.WaitN(ctx, pay); err != nil {
-					return err
-				}
-				c.credit = pay
-			}
-			n = min(n, c.credit)
+			n = min(n, c.step-c.debt)
 		}
 		m, err := move(int(n))
-		c.credit -= int64(m)
 		c.done.Add(int64(m))
+		c.debt += int64(m)
+		if c.debt >= c.step || err != nil {
+			if perr := c.pay(ctx); perr != nil {
+				return perr
+			}
+		}
 		if err == io.EOF {
 			return nil
 		}
@@ -385,6 +393,19 @@ func (c *copier) copyOne(ctx context.Context, move func(n int) (int, error)) err
 			return err
 		}
 	}
+}
+
+// pay waits until the bytes moved and not yet paid for may pass.
+func (c *copier) pay(ctx context.Context) error {
+	if c.lim == nil || c.debt == 0 {
+		c.debt = 0
+		return nil
+	}
+	if err := c.lim.WaitN(ctx, c.debt); err != nil {
+		return err
+	}
+	c.debt = 0
+	return nil
 }
 
 // readWrite reads once into b and writes what it read.

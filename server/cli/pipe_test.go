@@ -124,15 +124,15 @@ func runPipeCmd(ctx context.Context, stdin io.Reader, stdout io.Writer, args ...
 func TestPipeCopies(t *testing.T) {
 	in := randomBytes(t, 3<<20+12345)
 	tests := []struct {
-		args       []string
-		rate, step int64 // 0: unthrottled
+		args []string
+		rate int64 // 0: unthrottled
 	}{
-		{[]string{"pipe"}, 0, 0},
-		{[]string{"pipe", "-q", "-L", "1g"}, 1 << 30, 1 << 30 / 20},
-		{[]string{"pipe", "-q", "-L", "1m", "--burst", "64k"}, 1 << 20, 1 << 20 / 20},
-		{[]string{"pipe", "-q", "-L", "1MiB", "-B", "1"}, 1 << 20, 1 << 20 / 20},
-		{[]string{"pipe", "-q", "-L", "2.5m", "-B", "4k"}, 2621440, 2621440 / 20},
-		{[]string{"pipe", "-q", "-L", "1m", "--burst", "10k"}, 1 << 20, 10 << 10},
+		{[]string{"pipe"}, 0},
+		{[]string{"pipe", "-q", "-L", "1g"}, 1 << 30},
+		{[]string{"pipe", "-q", "-L", "1m", "--burst", "64k"}, 1 << 20},
+		{[]string{"pipe", "-q", "-L", "1MiB", "-B", "1"}, 1 << 20},
+		{[]string{"pipe", "-q", "-L", "2.5m", "-B", "4k"}, 2621440},
+		{[]string{"pipe", "-q", "-L", "1m", "--burst", "10k"}, 1 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -149,8 +149,8 @@ func TestPipeCopies(t *testing.T) {
 				if stderr != "" {
 					t.Errorf("stderr %q, want nothing (not a terminal)", stderr)
 				}
-				// The bucket starts empty and the copy pays a step at a
-				// time: len/rate, rounded up to a whole step.
+				// The bucket starts empty and the copy pays for what it
+				// moved after moving it: len/rate, to the nanosecond.
 				took := time.Since(start)
 				if tt.rate == 0 {
 					if took != 0 {
@@ -158,9 +158,9 @@ func TestPipeCopies(t *testing.T) {
 					}
 					return
 				}
-				steps := (int64(len(in)) + tt.step - 1) / tt.step
-				if want := time.Duration(steps * tt.step * 1e9 / tt.rate); took < want-time.Millisecond || took > want+time.Millisecond {
-					t.Errorf("took %v, want %v (%d steps of %d bytes at %d B/s)", took, want, steps, tt.step, tt.rate)
+				exact := time.Duration((int64(len(in))*1e9 + tt.rate - 1) / tt.rate)
+				if took < exact || took > exact+time.Microsecond {
+					t.Errorf("took %v, want %v (%d bytes at %d B/s)", took, exact, len(in), tt.rate)
 				}
 			})
 		})
@@ -311,10 +311,11 @@ func TestPipeInterrupt(t *testing.T) {
 func TestPipeProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var stderr bytes.Buffer
-		// The bucket starts empty; 10 KiB pass every 50 ms; the ticks at
-		// 1.37 s, 2.74 s and 4.11 s fall between steps. After the 100th
-		// step (5 s) the copy pays for one more before it reads the end
-		// of the input: 5.05 s.
+		// The bucket starts empty; the copy moves 10 KiB (the burst), then
+		// pays for it: 10 KiB at 0, 50 ms, 100 ms, ..., so 10·(⌊t/50ms⌋+1)
+		// KiB by t. The ticks at 1.37 s, 2.74 s and 4.11 s fall between
+		// steps; the 100th step is paid for at 5 s, and the end of the
+		// input costs nothing more.
 		in := make([]byte, 1000<<10)
 		err := Run(t.Context(), []string{"pipe", "-f", "-L", "200k", "--burst", "10k", "-s", "1000k", "-i", "1370ms"},
 			IO{Stdin: bytes.NewReader(in), Stdout: io.Discard, Stderr: &stderr})
@@ -323,10 +324,10 @@ func TestPipeProgress(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimPrefix(stderr.String(), "\r"), "\r")
 		wants := []string{
-			"  270KiB 0:00:01 [   197KiB/s] [   197KiB/s] [=====>              ]  27% ETA 0:00:03",
-			"  540KiB 0:00:02 [   197KiB/s] [   197KiB/s] [==========>         ]  54% ETA 0:00:02",
-			"  820KiB 0:00:04 [   204KiB/s] [   200KiB/s] [================>   ]  82% ETA 0:00:00",
-			" 0.98MiB 0:00:05 [   198KiB/s] [   198KiB/s] [====================] 100%            \n",
+			"  280KiB 0:00:01 [   204KiB/s] [   204KiB/s] [=====>              ]  28% ETA 0:00:03",
+			"  550KiB 0:00:02 [   197KiB/s] [   201KiB/s] [===========>        ]  55% ETA 0:00:02",
+			"  830KiB 0:00:04 [   204KiB/s] [   202KiB/s] [================>   ]  83% ETA 0:00:00",
+			" 0.98MiB 0:00:05 [   200KiB/s] [   200KiB/s] [====================] 100%            \n",
 		}
 		if len(lines) != len(wants) {
 			t.Fatalf("%d progress lines, want %d: %q", len(lines), len(wants), stderr.String())
