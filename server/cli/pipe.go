@@ -216,7 +216,7 @@ func runPipe(ctx context.Context, stdio IO, o *pipeOptions, args []string) error
 	if lim != nil {
 		// Pay for a tenth of a second's worth at a time, as pv does (or
 		// the burst, if smaller): few, long sleeps cost the least CPU.
-		// Above 320 MiB/s the step stays at 32 MiB: a larger one drains
+		// Above 640 MiB/s the step stays at 64 MiB: a larger one drains
 		// a feeding pipe in one gulp and then splices in small pieces.
 		c.step = min(lim.Burst(), max(min(lim.Rate()/10, maxStep), min(lim.Rate(), 4096)))
 	}
@@ -329,7 +329,7 @@ func (c *copier) run(ctx context.Context, srcs []input, dst io.Writer, useSplice
 }
 
 // maxStep is the most bytes the copy moves per wait.
-const maxStep = 32 << 20
+const maxStep = 64 << 20
 
 // errStop ends a copy at --size with -S.
 var errStop = errors.New("stop at size")
