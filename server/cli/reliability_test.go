@@ -274,18 +274,7 @@ policies:
 		t.Errorf("live heap %.1f MiB is more than 256 B per capped key above the start (%.1f MiB)", mib(hMax), mib(h0))
 	}
 
-	elapsed := hot.end.Sub(hot.start).Seconds()
-	bound := hotBurst + int(hotRate*elapsed) + 1
-	least, most := hot.allowed[0], hot.allowed[0]
-	for i, n := range hot.allowed {
-		least, most = min(least, n), max(most, n)
-		if n > bound {
-			t.Errorf("hot key %d admitted %d times in %.2fs: more than burst+rate·t+1 = %d (its state was reset)", i, n, elapsed, bound)
-		}
-	}
-	if least < hotBurst {
-		t.Errorf("a hot key was admitted only %d times: the hot traffic did not run", least)
-	}
+	elapsed, least, most, bound := hot.check(t, hotBurst, hotRate)
 	t.Logf("R22: hot keys: %d batches of %d in %.2fs, admitted %d..%d per key (bound %d), batch p50 %v p99 %v",
 		hot.sent, hotKeys, elapsed, least, most, bound, quantile(hot.lat, 0.5), quantile(hot.lat, 0.99))
 
@@ -688,4 +677,25 @@ func startHotTraffic(t *testing.T, hc *http.Client, base string, keys int) *hotT
 		t.Fatalf("hot traffic: %v", h.err)
 	}
 	return h
+}
+
+// check fails the test if a hot key was admitted more than burst +
+// rate·elapsed + 1 times (R01's bound: a reset would add a whole burst) or
+// fewer than burst times (the traffic did not run), and returns the
+// figures for the log.
+func (h *hotTraffic) check(t *testing.T, burst, rate int) (elapsed float64, least, most, bound int) {
+	t.Helper()
+	elapsed = h.end.Sub(h.start).Seconds()
+	bound = burst + int(float64(rate)*elapsed) + 1
+	least, most = h.allowed[0], h.allowed[0]
+	for i, n := range h.allowed {
+		least, most = min(least, n), max(most, n)
+		if n > bound {
+			t.Errorf("hot key %d admitted %d times in %.2fs: more than burst+rate·t+1 = %d (its state was reset)", i, n, elapsed, bound)
+		}
+	}
+	if least < burst {
+		t.Errorf("a hot key was admitted only %d times: the hot traffic did not run", least)
+	}
+	return elapsed, least, most, bound
 }
