@@ -50,7 +50,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		if werr := c.read.WaitN(c.ctx, int64(n)); werr != nil {
+		if werr := waitN(c.ctx, c.read, int64(n)); werr != nil {
 			return n, werr
 		}
 	}

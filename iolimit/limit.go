@@ -50,6 +50,13 @@ type Limit struct {
 	// again and again, and a 128-bit division is slow.
 	lastN, lastQ, lastR int64
 
+	// credit is bytes that may pass without reading the clock or taking
+	// mu: the bucket's content at the last clock reading, handed out by
+	// compare-and-swap. granted is what the last grant put in it. See
+	// settle for why this keeps the bound.
+	credit  atomic.Int64
+	granted int64 // guarded by mu
+
 	burstA atomic.Int64
 	rateA  atomic.Int64
 	timers sync.Pool // of *time.Timer
@@ -174,6 +181,68 @@ func (l *Limit) reserve(now, n int64) (tat, wake int64) {
 	return tat, wake
 }
 
+// settle charges the credit used since the last grant, as if all of it
+// had passed now, and empties the credit. l.mu is held.
+//
+// Why credit keeps the bound burst + rate·T. Credit handed out at a clock
+// reading N1 is at most the bucket's content at N1, after everything
+// charged at N1. Until the next slow path at N2 only credit moves, so
+// the bucket (which only fills with time) still holds at least that much
+// at N2, and charging the used credit at N2 is an admissible GCRA step.
+// The limiter's real history is therefore a GCRA history in which each
+// credit byte is moved later, to the next settle. A window [a, b] of the
+// real history holds what the GCRA history holds in it, except credit
+// used before b but settled after b: at most the grant G made at the last
+// reading Nm before b. GCRA guarantees that what passed in [a, Nm] plus
+// the content at Nm (at least G) is at most burst + rate·(Nm-a). Charging
+// the credit at N1 instead would be wrong: after an idle second the next
+// reading would find a full bucket and forget the credit just used.
+func (l *Limit) settle(now int64) {
+	if l.granted == 0 {
+		return
+	}
+	used := l.granted - l.credit.Swap(0)
+	l.granted = 0
+	if used <= 0 {
+		return
+	}
+	if l.tat < now {
+		l.tat, l.rem = now, 0
+	}
+	q, r := cost(used, l.rate)
+	l.tat += q
+	l.rem += r
+	if l.rem >= l.rate {
+		l.rem -= l.rate
+		l.tat++
+	}
+}
+
+// grant puts the bucket's whole content at now, rounded down to the byte,
+// into the credit. The credit is empty (settle ran). l.mu is held.
+func (l *Limit) grant(now int64) {
+	d := now + l.tau - l.tat // content = (d·rate + tauR - rem) / 1e9 bytes
+	if d < 0 {
+		return
+	}
+	hi, lo := bits.Mul64(uint64(d), uint64(l.rate))
+	var c uint64
+	lo, c = bits.Add64(lo, uint64(l.tauR), 0)
+	hi += c
+	lo, c = bits.Sub64(lo, uint64(l.rem), 0)
+	hi, c = bits.Sub64(hi, 0, c)
+	if c != 0 || hi >= 1e9 {
+		return // negative, or absurdly large (never: d·rate <= burst·1e9)
+	}
+	q, _ := bits.Div64(hi, lo, 1e9)
+	g := min(int64(q), l.burstA.Load())
+	if g <= 0 {
+		return
+	}
+	l.granted = g
+	l.credit.Store(g)
+}
+
 // refund gives back n bytes reserved earlier. l.mu is held.
 func (l *Limit) refund(n int64) {
 	q, r := cost(n, l.rate)
@@ -200,14 +269,20 @@ func (l *Limit) WaitN(ctx context.Context, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	l.mu.Lock()
-	now := l.now()
-	tat, wake := l.reserve(now, n)
-	ep := l.ep
-	l.mu.Unlock()
-	if wake <= now {
+	if l.take(n) {
 		return nil
 	}
+	l.mu.Lock()
+	now := l.now()
+	l.settle(now)
+	tat, wake := l.reserve(now, n)
+	ep := l.ep
+	if wake <= now {
+		l.grant(now)
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
 	t := l.getTimer(time.Duration(wake - now))
 	defer l.putTimer(t)
 	for {
@@ -242,6 +317,26 @@ func (l *Limit) WaitN(ctx context.Context, n int64) error {
 	}
 }
 
+// take takes n bytes from the credit, if it holds that many.
+func (l *Limit) take(n int64) bool {
+	for c := l.credit.Load(); c >= n; c = l.credit.Load() {
+		if l.credit.CompareAndSwap(c, c-n) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitN is lim.WaitN(ctx, n) for 1 <= n, with a *Limit's credit taken
+// without the two calls through the interface: the readers and writers
+// call it once per operation.
+func waitN(ctx context.Context, lim Budget, n int64) error {
+	if l, ok := lim.(*Limit); ok && ctx.Err() == nil && l.take(n) {
+		return nil
+	}
+	return lim.WaitN(ctx, n)
+}
+
 // getTimer returns a timer firing after d, recycled when possible: a
 // stream that waits thousands of times a second would otherwise allocate
 // one timer each time. The pool belongs to the Limit (not the package) so
@@ -274,6 +369,7 @@ func (l *Limit) SetRate(bytesPerSec, burst int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	l.settle(now)
 	// Keep the bucket's content: tat-now (which may be negative, down to
 	// -tau for a full bucket) scales by old/new.
 	if l.tat < now-l.tau {

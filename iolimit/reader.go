@@ -42,7 +42,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	n, err := r.r.Read(p)
 	if n > 0 {
-		if werr := r.lim.WaitN(r.ctx, int64(n)); werr != nil {
+		if werr := waitN(r.ctx, r.lim, int64(n)); werr != nil {
 			return n, werr
 		}
 	}
@@ -84,7 +84,7 @@ func writeThrottled(ctx context.Context, w io.Writer, lim Budget, p []byte) (int
 	written := 0
 	for len(p) > 0 {
 		c := min(int64(len(p)), lim.Burst())
-		if err := lim.WaitN(ctx, c); err != nil {
+		if err := waitN(ctx, lim, c); err != nil {
 			return written, err
 		}
 		n, err := w.Write(p[:c])
