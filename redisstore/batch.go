@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,9 +32,26 @@ type call struct {
 	args2 [2]any
 	blob1 [8 * 11]byte
 
-	out  []int64 // this decision's part of the reply
-	err  error
-	done chan struct{}
+	deadline int64   // when the call fails, in ns on the store's clock (Store.mono)
+	out      []int64 // this decision's part of the reply
+	err      error
+	done     chan struct{} // kept when the call is recycled
+}
+
+// getCall returns a zeroed call with a done channel, recycled when
+// possible. putCall recycles c; only a caller that received c's result
+// may call it (the worker is done with c then).
+func (s *Store) getCall() *call {
+	c, _ := s.calls.Get().(*call)
+	if c == nil {
+		return &call{done: make(chan struct{}, 1)}
+	}
+	return c
+}
+
+func (s *Store) putCall(c *call) {
+	*c = call{done: c.done}
+	s.calls.Put(c)
 }
 
 // replyLen is the length of the call's part of the reply.
@@ -59,15 +77,43 @@ var errDeadline = fmt.Errorf("%w: redisstore: deadline exceeded", weir.ErrUnavai
 
 // do sends c through the batching layer and waits for its result, at most
 // until the store's deadline or ctx's.
+//
+// The deadline is kept by the workers, not by a timer per call (a timer
+// and a four-way select per decision cost more Go CPU than the rest of
+// the wait): a worker fails a call whose deadline passed while it queued,
+// and gives each script call a context that ends at the earliest deadline
+// of its decisions. A worker is busy at most until the deadline of a call
+// queued before this one, so every call is answered by its deadline,
+// give or take scheduling.
 func (s *Store) do(ctx context.Context, c *call) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable(err)
 	}
-	c.done = make(chan struct{}, 1)
-	t := time.NewTimer(s.opt.deadline)
+	c.deadline = s.mono() + int64(s.opt.deadline)
+	select {
+	case s.queue <- c:
+	default:
+		if err := s.enqueueSlow(ctx, c); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-c.done:
+		return c.err
+	case <-s.closing:
+		return errClosed
+	case <-ctx.Done():
+		return unavailable(ctx.Err())
+	}
+}
+
+// enqueueSlow waits for room in a full queue, until the deadline.
+func (s *Store) enqueueSlow(ctx context.Context, c *call) error {
+	t := time.NewTimer(time.Duration(c.deadline - s.mono()))
 	defer t.Stop()
 	select {
 	case s.queue <- c:
+		return nil
 	case <-s.closing:
 		return errClosed
 	case <-t.C:
@@ -75,15 +121,10 @@ func (s *Store) do(ctx context.Context, c *call) error {
 	case <-ctx.Done():
 		return unavailable(ctx.Err())
 	}
-	select {
-	case <-c.done:
-		return c.err
-	case <-t.C:
-		return errDeadline
-	case <-ctx.Done():
-		return unavailable(ctx.Err())
-	}
 }
+
+// mono is the store's monotonic clock, in ns.
+func (s *Store) mono() int64 { return int64(time.Since(s.base)) }
 
 func (s *Store) worker() {
 	defer s.wg.Done()
@@ -121,7 +162,22 @@ type group struct {
 }
 
 func (s *Store) run(batch []*call) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opt.deadline)
+	// Fail the calls whose deadline passed while they queued; the script
+	// call ends at the earliest deadline of the rest.
+	now, live, end := s.mono(), batch[:0], int64(math.MaxInt64)
+	for _, c := range batch {
+		if c.deadline <= now {
+			c.finish(0, nil, errDeadline)
+			continue
+		}
+		live = append(live, c)
+		end = min(end, c.deadline)
+	}
+	if len(live) == 0 {
+		return
+	}
+	batch = live
+	ctx, cancel := context.WithDeadline(context.Background(), s.base.Add(time.Duration(end)))
 	defer cancel()
 	groups := s.group(batch)
 	if len(groups) == 1 {

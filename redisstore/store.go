@@ -53,6 +53,8 @@ type Store struct {
 	cluster bool
 	slotTag [16]byte // the tag of every key with WithSingleSlot
 
+	base    time.Time // origin of mono
+	calls   sync.Pool // of *call
 	queue   chan *call
 	closing chan struct{}
 	closed  sync.Once
@@ -98,6 +100,7 @@ func New(client Client, opts ...Option) (*Store, error) {
 	s := &Store{
 		c:       client,
 		opt:     o,
+		base:    time.Now(),
 		queue:   make(chan *call, 4*o.maxBatch*o.workers),
 		closing: make(chan struct{}),
 	}
@@ -173,7 +176,8 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 		return nil, err
 	}
 	n := len(req.Checks)
-	c := &call{op: op, nc: n, want: op == opTake && len(req.Statuses) == n}
+	c := s.getCall()
+	c.op, c.nc, c.want = op, n, op == opTake && len(req.Statuses) == n
 	c.fast = op == opTake && n == 1 && req.Checks[0].Limit.Algorithm == weir.TokenBucket
 	if n == 1 {
 		c.keys = c.key1[:] // no allocation for the common case
@@ -272,7 +276,9 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		}
 		return s.failure(ctx, req, err)
 	}
-	return s.decision(req, c)
+	d, err := s.decision(req, c)
+	s.putCall(c)
+	return d, err
 }
 
 // decision reads a take's reply.
@@ -342,7 +348,9 @@ func (s *Store) Refund(ctx context.Context, req *weir.Request) error {
 	if err := s.do(ctx, c); err != nil {
 		return err
 	}
-	if c.out[0] != 1 {
+	ok := c.out[0] == 1
+	s.putCall(c)
+	if !ok {
 		return fmt.Errorf("%w: redisstore: a key of this request holds data of another type", weir.ErrUnavailable)
 	}
 	return nil
