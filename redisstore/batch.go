@@ -231,7 +231,11 @@ func (s *Store) group(batch []*call) []group {
 		g.args = append(g.args, now, slack, len(g.calls), fast)
 		for _, c := range g.calls {
 			g.keys = append(g.keys, c.keys...)
-			g.args = append(g.args, c.args...)
+			if fast == "1" {
+				g.args = append(g.args, c.args[0]) // a take has no lease
+			} else {
+				g.args = append(g.args, c.args...)
+			}
 		}
 	}
 	return groups

@@ -53,7 +53,7 @@ func benchScript(b *testing.B, s *Store, client *redis.Client, algo weir.Algorit
 				if err != nil {
 					b.Fatal(err)
 				}
-				c.done = make(chan struct{}, 1)
+				c.deadline = s.mono() + int64(time.Minute) // do sets it
 				batch[i] = c
 			}
 			round++

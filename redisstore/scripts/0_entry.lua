@@ -8,7 +8,8 @@
 -- ARGV[3]  number of decisions
 -- ARGV[4]  "1" when every decision is a take of one token-bucket check
 --          (the fast path below), else "0"
--- then per decision two values (see 9_main.lua).
+-- then per decision two values (see 9_main.lua), or on the fast path one:
+-- a take has no lease, so the caller sends only its packed numbers.
 --
 -- Reply: the integers described in 9_main.lua, packed as little-endian
 -- int64s in one string; {-1} for a malformed call.
@@ -24,7 +25,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 
 local ARGV, KEYS = ARGV, KEYS
 local tonumber, floor, rep, rcall, rpcall = tonumber, math.floor, string.rep, redis.call, redis.pcall
-local sunpack, spack, byte, type, unpack = struct.unpack, struct.pack, string.byte, type, unpack
+local sunpack, spack, byte, type, unpack, fmt = struct.unpack, struct.pack, string.byte, type, unpack, string.format
 local TWO53 = 9007199254740992
 
 local now
@@ -88,7 +89,7 @@ if ARGV[4] == '1' then
   local ai = 5
   for i = 1, nd do
     local blob = ARGV[ai]
-    ai = ai + 2
+    ai = ai + 1
     if #blob ~= 88 then return {-1} end
     local op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
     if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
@@ -227,6 +228,9 @@ if ARGV[4] == '1' then
       end
     end
   end
+  -- A number handed to redis.call is printed with "%.17g", which costs
+  -- more than the SET: TTLs are printed once each, with "%d", and reused.
+  local TTL = {}
   for j = 0, nj - 5, 5 do
     if ST[j + 5] then
       local a, b = ST[j + 1], ST[j + 2]
@@ -235,7 +239,13 @@ if ARGV[4] == '1' then
       if exp <= now then
         rcall('DEL', ST[j + 4])
       else
-        rcall('SET', ST[j + 4], spack('<Blll', 0, a, b, ST[j + 3]), 'PX', floor((exp - now + 999) / 1000) + slack)
+        local ms = floor((exp - now + 999) / 1000) + slack
+        local px = TTL[ms]
+        if not px then
+          px = fmt('%d', ms)
+          TTL[ms] = px
+        end
+        rcall('SET', ST[j + 4], spack('<Blll', 0, a, b, ST[j + 3]), 'PX', px)
       end
     end
   end

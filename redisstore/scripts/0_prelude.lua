@@ -91,8 +91,10 @@ function P.int(x) return P.fmt('%d', x) end
 
 -- ttl_ms is the TTL in milliseconds for a state that is fresh from the
 -- instant exp: rounded up, so state never expires before it is fresh.
+-- It is text: redis.call would print a number with "%.17g", which costs
+-- more than the command it is an argument of.
 function P.ttl_ms(exp, now)
-  return P.floor((exp - now + 999) / 1000) + P.ttl_slack
+  return P.fmt('%d', P.floor((exp - now + 999) / 1000) + P.ttl_slack)
 end
 
 -- nums parses "a", "a b" or "a b c" into numbers.
