@@ -244,9 +244,9 @@ func (s *Store) group(batch []*call) []group {
 // eval runs the script with EVALSHA, and with EVAL (which also caches it)
 // when Redis does not know it (NOSCRIPT: nothing ran, so this is safe).
 func (s *Store) eval(ctx context.Context, keys []string, args []any) *redis.Cmd {
-	cmd := s.c.EvalSha(ctx, scriptSHA, keys, args...)
+	cmd := s.c.EvalSha(ctx, scriptSHA(), keys, args...)
 	if isNoScript(cmd.Err()) {
-		cmd = s.c.Eval(ctx, scriptSrc, keys, args...)
+		cmd = s.c.Eval(ctx, scriptSrc(), keys, args...)
 	}
 	return cmd
 }
@@ -257,7 +257,7 @@ func (s *Store) eval(ctx context.Context, keys []string, args []any) *redis.Cmd 
 func (s *Store) pipeline(ctx context.Context, groups []group) {
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range groups {
-			groups[i].cmd = p.EvalSha(ctx, scriptSHA, groups[i].keys, groups[i].args...)
+			groups[i].cmd = p.EvalSha(ctx, scriptSHA(), groups[i].keys, groups[i].args...)
 		}
 		return nil
 	})
@@ -272,7 +272,7 @@ func (s *Store) pipeline(ctx context.Context, groups []group) {
 	}
 	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, g := range again {
-			g.cmd = p.Eval(ctx, scriptSrc, g.keys, g.args...)
+			g.cmd = p.Eval(ctx, scriptSrc(), g.keys, g.args...)
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // The decision script: the files of scripts/ concatenated in name order
@@ -17,12 +18,10 @@ import (
 //go:embed scripts/*.lua
 var scriptFS embed.FS
 
-var (
-	scriptSrc string // the whole script
-	scriptSHA string // its SHA-1, as EVALSHA wants it
-)
-
-func init() {
+// script returns the whole script and its SHA-1 (as EVALSHA wants it),
+// built on first use rather than at init, so that a program that links
+// the package without using it (weir pipe, weir check) does not pay for it.
+var script = sync.OnceValues(func() (src, sha string) {
 	names, err := fs.Glob(scriptFS, "scripts/*.lua")
 	if err != nil || len(names) == 0 {
 		panic("redisstore: no embedded scripts")
@@ -30,14 +29,17 @@ func init() {
 	slices.Sort(names)
 	var b strings.Builder
 	for _, n := range names {
-		src, err := scriptFS.ReadFile(n)
+		text, err := scriptFS.ReadFile(n)
 		if err != nil {
 			panic("redisstore: " + err.Error())
 		}
-		b.Write(src)
+		b.Write(text)
 		b.WriteByte('\n')
 	}
-	scriptSrc = b.String()
-	sum := sha1.Sum([]byte(scriptSrc))
-	scriptSHA = hex.EncodeToString(sum[:])
-}
+	src = b.String()
+	sum := sha1.Sum([]byte(src))
+	return src, hex.EncodeToString(sum[:])
+})
+
+func scriptSrc() string { src, _ := script(); return src }
+func scriptSHA() string { _, sha := script(); return sha }

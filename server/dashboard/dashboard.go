@@ -27,7 +27,11 @@ import (
 //go:embed dashboard.html
 var files embed.FS
 
-var page = template.Must(template.ParseFS(files, "dashboard.html"))
+// page is parsed on first use, not at init: every weir command links
+// this package, and only weir serve needs the page.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(files, "dashboard.html"))
+})
 
 // Dashboard is an http.Handler for GET /dashboard (the page),
 // GET /dashboard/policies (the policies, JSON) and GET /dashboard/events
@@ -85,7 +89,7 @@ func (d *Dashboard) page(w http.ResponseWriter, code int, policies []service.Pol
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	_ = page.Execute(w, struct {
+	_ = page().Execute(w, struct {
 		Policies []service.PolicyInfo
 		Locked   bool
 	}{policies, locked})
