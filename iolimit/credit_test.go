@@ -77,3 +77,44 @@ func TestCreditBound(t *testing.T) {
 		})
 	}
 }
+
+// TestReserve: Reserve charges at once and says how long to wait, like
+// WaitN without the sleep; it keeps the same bound.
+func TestReserve(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const rate, burst = 1 * mib, 64 * kib
+		lim := mustLimit(t, rate, burst)
+		if d, err := lim.Reserve(burst); err != nil || d != 0 {
+			t.Fatalf("Reserve(burst) on a full bucket = %v, %v; want 0, nil", d, err)
+		}
+		d, err := lim.Reserve(kib)
+		// 1 KiB at 1 MiB/s is 976,562.5 ns, rounded up.
+		if err != nil || d != 976563 {
+			t.Fatalf("Reserve(1 KiB) on an empty bucket = %v, %v; want 976.563µs", d, err)
+		}
+		// The next reservation queues behind the first: exact halves add up.
+		if d2, _ := lim.Reserve(kib); d2 != 1953125 {
+			t.Errorf("second Reserve(1 KiB) = %v, want 1.953125ms", d2)
+		}
+		if _, err := lim.Reserve(-1); err == nil {
+			t.Error("Reserve(-1) succeeded")
+		} else {
+			checkField(t, err, "n")
+		}
+		if d, err := lim.Reserve(0); d != 0 || err != nil {
+			t.Errorf("Reserve(0) = %v, %v", d, err)
+		}
+		// A caller that sleeps as told keeps burst + rate·T.
+		lim = mustLimit(t, rate, burst)
+		rec := newRecorder()
+		for range 2000 {
+			d, err := lim.Reserve(3000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(d)
+			rec.note(3000)
+		}
+		checkBound(t, rec.events, rate, burst)
+	})
+}

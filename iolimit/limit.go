@@ -317,6 +317,33 @@ func (l *Limit) WaitN(ctx context.Context, n int64) error {
 	}
 }
 
+// Reserve charges n bytes now, without waiting, and returns how long the
+// caller must wait before they pass (0: at once). It is for callers that
+// sleep on their own (an event loop, a timer of their own): WaitN is
+// Reserve followed by a sleep that ends early when the context is done
+// and moves when SetRate changes the rate. A reservation cannot be
+// cancelled, and a later SetRate does not move it. n may exceed Burst:
+// the wait is then as long as a bucket of n bytes would take to fill. A
+// negative n is an error naming it.
+func (l *Limit) Reserve(n int64) (time.Duration, error) {
+	if n < 0 {
+		return 0, &weir.FieldError{Field: "n", Reason: fmt.Sprintf("must not be negative (got %d)", n)}
+	}
+	if n == 0 || l.take(n) {
+		return 0, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.settle(now)
+	_, wake := l.reserve(now, n)
+	if wake <= now {
+		l.grant(now)
+		return 0, nil
+	}
+	return time.Duration(wake - now), nil
+}
+
 // take takes n bytes from the credit, if it holds that many.
 func (l *Limit) take(n int64) bool {
 	for c := l.credit.Load(); c >= n; c = l.credit.Load() {

@@ -6,4 +6,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	sleepInPoller = false // in-process pipe tests run under testing/synctest
+	goleak.VerifyTestMain(m)
+}

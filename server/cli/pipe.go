@@ -210,6 +210,15 @@ func runPipe(ctx context.Context, stdio IO, o *pipeOptions, args []string) error
 	}
 
 	c := &copier{lim: lim, buf: int(buf), stopAt: -1}
+	if lim != nil && sleepInPoller {
+		// Sleep on a timer file in Go's network poller rather than on a
+		// Go timer: one thread wakes per step, not four to eight
+		// (docs/bandwidth.md). Nil where there is no such file.
+		if sleep, stop := pollerSleeper(ctx); sleep != nil {
+			c.sleep = sleep
+			defer stop()
+		}
+	}
 	if o.stop {
 		c.stopAt = size
 	}
@@ -299,9 +308,10 @@ func openInputs(stdin io.Reader, args []string) ([]input, int64, error) {
 // not moved, so a run's average is the rate; in any interval of length T
 // at most burst + step + rate·T bytes pass.
 type copier struct {
-	lim    *iolimit.Limit // nil: no limit
-	step   int64          // bytes moved per wait
-	debt   int64          // bytes moved and not yet paid for
+	lim    *iolimit.Limit                                   // nil: no limit
+	sleep  func(ctx context.Context, d time.Duration) error // nil: a Go timer
+	step   int64                                            // bytes moved per wait
+	debt   int64                                            // bytes moved and not yet paid for
 	buf    int
 	stopAt int64 // -1: copy everything
 	done   atomic.Int64
@@ -401,12 +411,28 @@ func (c *copier) pay(ctx context.Context) error {
 		c.debt = 0
 		return nil
 	}
-	if err := c.lim.WaitN(ctx, c.debt); err != nil {
+	d, err := c.lim.Reserve(c.debt)
+	c.debt = 0
+	if err != nil || d <= 0 {
 		return err
 	}
-	c.debt = 0
-	return nil
+	if c.sleep != nil {
+		return c.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
+
+// sleepInPoller says whether weir pipe may sleep on a timer file (see
+// pollerSleeper). The in-process tests turn it off: they run under
+// testing/synctest, whose fake clock only Go timers follow.
+var sleepInPoller = true
 
 // readWrite reads once into b and writes what it read.
 func readWrite(r io.Reader, w io.Writer, b []byte) (int, error) {

@@ -383,6 +383,51 @@ func TestPipeProcess(t *testing.T) {
 			}
 		}
 	})
+	// A real process sleeps on a timer file in the network poller
+	// (pollerSleeper), which the in-process tests cannot use.
+	t.Run("rate", func(t *testing.T) {
+		cmd := pipeProcess(t, "pipe", "-q", "-L", "4m")
+		cmd.Stdin = bytes.NewReader(in[:1<<20])
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v, stderr %q", err, stderr.String())
+		}
+		// It starts with an empty bucket and pays for the last step
+		// before it exits: 1 MiB at 4 MiB/s takes 250 ms at least.
+		if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
+			t.Errorf("1 MiB at 4 MiB/s took %v, want 250ms (and well under 5s)", d)
+		}
+		if !bytes.Equal(out.Bytes(), in[:1<<20]) {
+			t.Errorf("output differs (%d bytes)", out.Len())
+		}
+	})
+	t.Run("interrupt while sleeping", func(t *testing.T) {
+		zero, err := os.Open("/dev/zero")
+		if err != nil {
+			t.Skip("no /dev/zero:", err)
+		}
+		defer zero.Close()
+		cmd := pipeProcess(t, "pipe", "-q", "-L", "1k")
+		cmd.Stdin, cmd.Stdout = zero, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // it sleeps for 100 ms steps
+		sent := time.Now()
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		var xe *exec.ExitError
+		if !errors.As(err, &xe) || xe.ExitCode() != 130 {
+			t.Fatalf("exit %v, want status 130", err)
+		}
+		if d := time.Since(sent); d > 500*time.Millisecond { // a step sleeps 1 s at 1 KiB/s
+			t.Errorf("exited %v after the interrupt", d)
+		}
+	})
 	t.Run("bad rate", func(t *testing.T) {
 		cmd := pipeProcess(t, "pipe", "-L", "fast")
 		var stderr bytes.Buffer
