@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/iolimit"
@@ -63,4 +64,25 @@ func ExampleNewStoreBudget() {
 	n, err := w.Write(make([]byte, 200<<10))
 	fmt.Println(n, err)
 	// Output: 204800 <nil>
+}
+
+// Reserve for a caller that sleeps on its own: charge what was sent, then
+// wait as long as the budget says.
+func ExampleLimit_Reserve() {
+	lim, _ := iolimit.NewLimit(1<<20, 64<<10) // 1 MiB/s, bursts of 64 KiB
+	var last time.Duration
+	for _, sent := range []int64{64 << 10, 1 << 10, 1 << 10} {
+		d, err := lim.Reserve(sent)
+		if err != nil {
+			panic(err)
+		}
+		// Sleep d here, with a timer of your own (about 1 ms per KiB once
+		// the burst is spent), or send nothing more before d has passed.
+		fmt.Println(sent, d > 0, d > last)
+		last = d
+	}
+	// Output:
+	// 65536 false false
+	// 1024 true true
+	// 1024 true true
 }
