@@ -32,14 +32,15 @@ type call struct {
 	args2 [2]any
 	blob1 [8 * 11]byte
 
-	deadline int64   // when the call fails, in ns on the store's clock (Store.mono)
-	out      []int64 // this decision's part of the reply
+	deadline int64       // when the call fails, in ns on the store's clock (Store.mono)
+	timer    *time.Timer // the caller's deadline; kept when the call is recycled
+	out      []int64     // this decision's part of the reply
 	err      error
 	done     chan struct{} // kept when the call is recycled
 }
 
-// getCall returns a zeroed call with a done channel, recycled when
-// possible. putCall recycles c; only a caller that received c's result
+// getCall returns a zeroed call with a done channel (and, once used, a
+// stopped timer), recycled when possible. putCall recycles c; only a caller that received c's result
 // may call it (the worker is done with c then).
 func (s *Store) getCall() *call {
 	c, _ := s.calls.Get().(*call)
@@ -50,7 +51,7 @@ func (s *Store) getCall() *call {
 }
 
 func (s *Store) putCall(c *call) {
-	*c = call{done: c.done}
+	*c = call{done: c.done, timer: c.timer}
 	s.calls.Put(c)
 }
 
@@ -78,46 +79,44 @@ var errDeadline = fmt.Errorf("%w: redisstore: deadline exceeded", weir.ErrUnavai
 // do sends c through the batching layer and waits for its result, at most
 // until the store's deadline or ctx's.
 //
-// The deadline is kept by the workers, not by a timer per call (a timer
-// and a four-way select per decision cost more Go CPU than the rest of
-// the wait): a worker fails a call whose deadline passed while it queued,
-// and gives each script call a context that ends at the earliest deadline
-// of its decisions. A worker is busy at most until the deadline of a call
-// queued before this one, so every call is answered by its deadline,
-// give or take scheduling.
+// The deadline is kept on both sides. The caller waits on a timer (kept
+// in the call, so a recycled call reuses it), which holds even when the
+// client does not pass contexts to its sockets (ContextTimeoutEnabled
+// off) and a worker sits in a read until the client's ReadTimeout. The
+// workers fail a call whose deadline passed while it queued without
+// sending it, and give each script call a context that ends at the
+// earliest deadline of its decisions.
 func (s *Store) do(ctx context.Context, c *call) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable(err)
 	}
 	c.deadline = s.mono() + int64(s.opt.deadline)
+	if c.timer == nil {
+		c.timer = time.NewTimer(s.opt.deadline)
+	} else {
+		c.timer.Reset(s.opt.deadline)
+	}
+	defer c.timer.Stop()
 	select {
 	case s.queue <- c:
 	default:
-		if err := s.enqueueSlow(ctx, c); err != nil {
-			return err
+		select { // the queue is full: wait for room
+		case s.queue <- c:
+		case <-s.closing:
+			return errClosed
+		case <-c.timer.C:
+			return errDeadline
+		case <-ctx.Done():
+			return unavailable(ctx.Err())
 		}
 	}
 	select {
 	case <-c.done:
 		return c.err
-	case <-s.closing:
-		return errClosed
-	case <-ctx.Done():
-		return unavailable(ctx.Err())
-	}
-}
-
-// enqueueSlow waits for room in a full queue, until the deadline.
-func (s *Store) enqueueSlow(ctx context.Context, c *call) error {
-	t := time.NewTimer(time.Duration(c.deadline - s.mono()))
-	defer t.Stop()
-	select {
-	case s.queue <- c:
-		return nil
-	case <-s.closing:
-		return errClosed
-	case <-t.C:
+	case <-c.timer.C:
 		return errDeadline
+	case <-s.closing:
+		return errClosed
 	case <-ctx.Done():
 		return unavailable(ctx.Err())
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/memstore"
@@ -194,5 +197,51 @@ func TestFailError(t *testing.T) {
 		if !errors.Is(err, weir.ErrInvalid) || d.Allowed {
 			t.Fatalf("bad input: %+v, %v; want ErrInvalid and no admission", d, err)
 		}
+	}
+}
+
+// TestDeadlineWithoutContextTimeouts: with a client that does not pass
+// contexts to its sockets (ContextTimeoutEnabled off, go-redis's default)
+// a stopped Redis holds the store's worker in a read until the client's
+// ReadTimeout; callers still get their answer at the store's deadline,
+// both the ones whose script call is stuck and the ones queued behind it.
+func TestDeadlineWithoutContextTimeouts(t *testing.T) {
+	srv := redistest.Start(t)
+	opt := srv.Options()
+	opt.ContextTimeoutEnabled = false
+	opt.ReadTimeout = 5 * time.Second
+	client := redis.NewClient(opt)
+	defer client.Close()
+	const deadline = 50 * time.Millisecond
+	s, err := redisstore.New(client, redisstore.WithDeadline(deadline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.PerSecond(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := lim.Allow(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume()
+	errs := make(chan error, 16)
+	start := time.Now()
+	for i := range 16 {
+		go func() {
+			_, err := lim.Allow(ctx, "k"+strconv.Itoa(i))
+			errs <- err
+		}()
+	}
+	for range 16 {
+		if err := <-errs; !errors.Is(err, weir.ErrUnavailable) {
+			t.Errorf("Allow against a stopped Redis = %v, want ErrUnavailable", err)
+		}
+	}
+	if d := time.Since(start); d > deadline+time.Second {
+		t.Errorf("16 decisions against a stopped Redis took %v with a %v deadline (the client's ReadTimeout is 5s)", d, deadline)
 	}
 }
