@@ -219,6 +219,9 @@ func ParsePolicies(h http.Header) ([]QuotaPolicy, error) {
 			if w.kind != sfInteger || w.num <= 0 {
 				return nil, &HeaderError{Field: HeaderRateLimitPolicy, Reason: "w must be a positive integer"}
 			}
+			if w.num > maxWindowSeconds {
+				return nil, &HeaderError{Field: HeaderRateLimitPolicy, Reason: "w " + strconv.FormatInt(w.num, 10) + " is longer than a time.Duration holds (about 292 years)"}
+			}
 			p.Window = time.Duration(w.num) * time.Second
 		}
 		if qu, ok := it.param("qu"); ok {
@@ -231,6 +234,10 @@ func ParsePolicies(h http.Header) ([]QuotaPolicy, error) {
 	}
 	return out, nil
 }
+
+// maxWindowSeconds is the longest window, in seconds, a time.Duration
+// holds.
+const maxWindowSeconds = math.MaxInt64 / int64(time.Second)
 
 // ParseRateLimit reads the RateLimit field of h, in the draft-08+ list
 // form ("name";r=42;t=17, …) or the draft-07 dictionary form

@@ -70,9 +70,11 @@ func TestParsePolicies(t *testing.T) {
 		{[]string{`"c";q=4;qu="concurrent-requests"`}, []QuotaPolicy{{Name: "c", Quota: 4, Unit: "concurrent-requests"}}, false},
 		{[]string{`100;w=60`}, []QuotaPolicy{{Quota: 100, Window: time.Minute}}, false}, // draft-07
 		{[]string{`10, 10;w=1, 1000;w=3600`}, []QuotaPolicy{{Quota: 10}, {Quota: 10, Window: time.Second}, {Quota: 1000, Window: time.Hour}}, false},
-		{[]string{`"a";w=60`}, nil, true},               // no q
-		{[]string{`"a";q=-1`}, nil, true},               // negative q
-		{[]string{`"a";q=1;w=0`}, nil, true},            // w must be positive
+		{[]string{`"a";w=60`}, nil, true},    // no q
+		{[]string{`"a";q=-1`}, nil, true},    // negative q
+		{[]string{`"a";q=1;w=0`}, nil, true}, // w must be positive
+		{[]string{`"a";q=1;w=9223372036`}, []QuotaPolicy{{Name: "a", Quota: 1, Window: 9223372036 * time.Second}}, false},
+		{[]string{`"a";q=1;w=9223372037`}, nil, true},   // longer than a time.Duration
 		{[]string{`"a";q=1.5`}, nil, true},              // q must be an integer
 		{[]string{`"a";q=1,`}, nil, true},               // trailing comma
 		{[]string{`"a;q=1`}, nil, true},                 // unterminated string
