@@ -239,6 +239,12 @@ func ParsePolicies(h http.Header) ([]QuotaPolicy, error) {
 // holds.
 const maxWindowSeconds = math.MaxInt64 / int64(time.Second)
 
+// seconds converts n >= 0 seconds to a Duration, saturating (a reset time
+// beyond 292 years is a hint of "not soon", not an error).
+func seconds(n int64) time.Duration {
+	return time.Duration(min(n, maxWindowSeconds)) * time.Second
+}
+
 // ParseRateLimit reads the RateLimit field of h, in the draft-08+ list
 // form ("name";r=42;t=17, …) or the draft-07 dictionary form
 // (limit=100, remaining=42, reset=17). It returns nil and no error when
@@ -264,7 +270,7 @@ func ParseRateLimit(h http.Header) ([]QuotaStatus, error) {
 				if t.kind != sfInteger || t.num < 0 {
 					return nil, &HeaderError{Field: HeaderRateLimit, Reason: "t must be a non-negative integer"}
 				}
-				s.Reset, s.HasReset = time.Duration(t.num)*time.Second, true
+				s.Reset, s.HasReset = seconds(t.num), true
 			}
 			out = append(out, s)
 		}
@@ -286,7 +292,7 @@ func ParseRateLimit(h http.Header) ([]QuotaStatus, error) {
 		case "remaining":
 			s.Remaining, seen = m.val.num, true
 		case "reset":
-			s.Reset, s.HasReset = time.Duration(m.val.num)*time.Second, true
+			s.Reset, s.HasReset = seconds(m.val.num), true
 		}
 	}
 	if !seen {
@@ -307,7 +313,7 @@ func ParseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		if n < 0 {
 			return 0, false
 		}
-		return time.Duration(min(n, math.MaxInt64/int64(time.Second))) * time.Second, true
+		return seconds(n), true
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {

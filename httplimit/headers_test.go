@@ -108,6 +108,9 @@ func TestParseRateLimit(t *testing.T) {
 		{`"a";r=0;t=1, "b";r=7;t=86400`, []QuotaStatus{{Name: "a", Remaining: 0, Reset: time.Second, HasReset: true}, {Name: "b", Remaining: 7, Reset: 24 * time.Hour, HasReset: true}}, false},
 		{`limit=100, remaining=50, reset=30`, []QuotaStatus{{Limit: 100, Remaining: 50, Reset: 30 * time.Second, HasReset: true}}, false}, // draft-07
 		{`remaining=0`, []QuotaStatus{{Remaining: 0}}, false},
+		// A reset beyond what a Duration holds saturates (it once wrapped negative).
+		{`"a";r=0;t=999999999999999`, []QuotaStatus{{Name: "a", Reset: 9223372036 * time.Second, HasReset: true}}, false},
+		{`remaining=0, reset=999999999999999`, []QuotaStatus{{Reset: 9223372036 * time.Second, HasReset: true}}, false},
 		{`limit=100, reset=30`, nil, true}, // no remaining
 		{`"a";t=3`, nil, true},             // no r
 		{`"a";r=-1`, nil, true},
