@@ -272,17 +272,10 @@ func (l *Limit) WaitN(ctx context.Context, n int64) error {
 	if l.take(n) {
 		return nil
 	}
-	l.mu.Lock()
-	now := l.now()
-	l.settle(now)
-	tat, wake := l.reserve(now, n)
-	ep := l.ep
+	now, tat, wake, ep := l.charge(n)
 	if wake <= now {
-		l.grant(now)
-		l.mu.Unlock()
 		return nil
 	}
-	l.mu.Unlock()
 	t := l.getTimer(time.Duration(wake - now))
 	defer l.putTimer(t)
 	for {
@@ -332,16 +325,25 @@ func (l *Limit) Reserve(n int64) (time.Duration, error) {
 	if n == 0 || l.take(n) {
 		return 0, nil
 	}
+	now, _, wake, _ := l.charge(n)
+	return time.Duration(max(wake-now, 0)), nil
+}
+
+// charge is the slow path of WaitN and Reserve: under the lock, it reads
+// the clock, settles the credit used, reserves n bytes, and hands out the
+// bucket's content as new credit when they may pass at once. It returns
+// the clock reading, the waiter's arrival and wake-up times, and the
+// current rate epoch.
+func (l *Limit) charge(n int64) (now, tat, wake int64, ep *epoch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
+	now = l.now()
 	l.settle(now)
-	_, wake := l.reserve(now, n)
+	tat, wake = l.reserve(now, n)
 	if wake <= now {
 		l.grant(now)
-		return 0, nil
 	}
-	return time.Duration(wake - now), nil
+	return now, tat, wake, l.ep
 }
 
 // take takes n bytes from the credit, if it holds that many.
