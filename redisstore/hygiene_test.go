@@ -222,3 +222,61 @@ func TestWrongType(t *testing.T) {
 	}
 	_ = redis.Nil
 }
+
+// TestWrongTypeInBatch checks the script's batched read (one MGET, then
+// EXISTS over the keys it found missing): in batches that mix a key of
+// another type with new and live keys, only the decisions on that key fail,
+// and the key is left as it was.
+func TestWrongTypeInBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s, err := redisstore.New(client, redisstore.WithPrefix("wtb:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	lim := weir.PerHour(1000).WithName("n") // keys live long enough to see
+	take := func(key string) (weir.Decision, error) {
+		return s.Take(ctx, &weir.Request{Checks: []weir.Check{{Key: key, Limit: lim}}, Cost: 1})
+	}
+	if _, err := take("bad"); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.Keys(ctx, "wtb:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	client.Del(ctx, keys[0])
+	if err := client.LPush(ctx, keys[0], "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 { // round 0: new keys; then live ones
+		var wg sync.WaitGroup
+		errs := make([]error, 64)
+		allowed := make([]bool, 64)
+		for i := range errs {
+			wg.Go(func() {
+				key := "k" + strconv.Itoa(i)
+				if i%8 == 0 {
+					key = "bad"
+				}
+				d, err := take(key)
+				errs[i], allowed[i] = err, d.Allowed
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if i%8 == 0 {
+				if !errors.Is(err, weir.ErrUnavailable) || allowed[i] {
+					t.Fatalf("round %d: take %d on the list key: allowed %v, %v", round, i, allowed[i], err)
+				}
+			} else if err != nil || !allowed[i] {
+				t.Fatalf("round %d: take %d: allowed %v, %v", round, i, allowed[i], err)
+			}
+		}
+	}
+	if typ := client.Type(ctx, keys[0]).Val(); typ != "list" {
+		t.Fatalf("the list key is now a %q", typ)
+	}
+}

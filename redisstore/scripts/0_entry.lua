@@ -86,24 +86,73 @@ if ARGV[4] == '1' then
     end
     return qa * b + mq, r
   end
+  -- Read every key with MGET: one command's overhead instead of one per
+  -- key. MGET answers false for a key of another type as for a missing
+  -- one; one EXISTS over the false ones tells whether any such key exists
+  -- (then those are read again with GET, whose error marks them).
+  local MV, miss, nm = {}, {}, 0
+  for i0 = 1, nd, 1000 do
+    local i1 = i0 + 999
+    if i1 > nd then i1 = nd end
+    local r = rcall('MGET', unpack(KEYS, i0, i1))
+    for i = i0, i1 do
+      local v = r[i - i0 + 1]
+      MV[i] = v
+      if not v then nm = nm + 1; miss[nm] = KEYS[i] end
+    end
+  end
+  local odd = false
+  for i0 = 1, nm, 1000 do
+    local i1 = i0 + 999
+    if i1 > nm then i1 = nm end
+    if rcall('EXISTS', unpack(miss, i0, i1)) > 0 then odd = true end
+  end
   local ai = 5
+  -- A batch mostly repeats one limit and cost: a decision whose packed
+  -- numbers are the previous one's (Lua interns strings, so == compares
+  -- pointers) reuses their parse and tau and n*I.
+  local last, cost, maxwait, want, per, cap, q, n, ta, tb, ia, ib
   for i = 1, nd do
     local blob = ARGV[ai]
     ai = ai + 1
-    if #blob ~= 88 then return {-1} end
-    local op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
-    if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
+    if blob ~= last then
+      if #blob ~= 88 then return {-1} end
+      local op, nc, kind, _
+      op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
+      if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
+      n = cost
+      if n < 1 then n = 1 end
+      -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
+      local p = cap * per
+      if p < TWO53 then
+        ta = floor(p / q)
+        tb = p - ta * q
+        if tb < 0 then ta, tb = ta - 1, tb + q elseif tb >= q then ta, tb = ta + 1, tb - q end
+      else
+        ta, tb = muldiv(cap, per, q)
+      end
+      p = n * per
+      if p < TWO53 then
+        ia = floor(p / q)
+        ib = p - ia * q
+        if ib < 0 then ia, ib = ia - 1, ib + q elseif ib >= q then ia, ib = ia + 1, ib - q end
+      else
+        ia, ib = muldiv(n, per, q)
+      end
+      last = blob
+    end
     local key = KEYS[i]
     local j = IX[key]
     local a, b
     if not j then
       -- Load.
       a, b = 0, 0
-      local v = rpcall('GET', key)
+      local v = MV[i]
+      if not v and odd and rpcall('GET', key) then
+        a = false -- another type: GET answered with an error
+      end
       if v then
-        if type(v) == 'table' then
-          a = false -- another type
-        elseif #v == 25 and byte(v) == 0 then
+        if #v == 25 and byte(v) == 0 then
           local _, x, y, z = sunpack('<Blll', v)
           a, b = x, y
           if z ~= q then
@@ -147,26 +196,7 @@ if ARGV[4] == '1' then
         no = no + 5
       end
     else
-      local n = cost
-      if n < 1 then n = 1 end
-      -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
-      local ta, tb, ia, ib
-      local p = cap * per
-      if p < TWO53 then
-        ta = floor(p / q)
-        tb = p - ta * q
-        if tb < 0 then ta, tb = ta - 1, tb + q elseif tb >= q then ta, tb = ta + 1, tb - q end
-      else
-        ta, tb = muldiv(cap, per, q)
-      end
-      p = n * per
-      if p < TWO53 then
-        ia = floor(p / q)
-        ib = p - ia * q
-        if ib < 0 then ia, ib = ia - 1, ib + q elseif ib >= q then ia, ib = ia + 1, ib - q end
-      else
-        ia, ib = muldiv(n, per, q)
-      end
+      local p
       -- The TAT after n units at now, and how long after now they conform.
       local sa, sb = a, b
       if sa < now then sa, sb = now, 0 end
