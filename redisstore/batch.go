@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,7 @@ type call struct {
 	key1  [1]string
 	args2 [2]any
 	blob1 [8 * 11]byte
+	wide  [6 + 5]int64 // a fast-path reply in the general path's form
 
 	deadline int64       // when the call fails, in ns on the store's clock (Store.mono)
 	timer    *time.Timer // the caller's deadline; kept when the call is recycled
@@ -55,15 +57,35 @@ func (s *Store) putCall(c *call) {
 	s.calls.Put(c)
 }
 
-// replyLen is the length of the call's part of the reply.
-func (c *call) replyLen() int {
-	if c.op == opRefund {
+// replyLen is the length of the call's part of the reply, on the
+// script's general path or (fast) its fast path.
+func (c *call) replyLen(fast bool) int {
+	n := 6
+	switch {
+	case c.op == opRefund:
 		return 1
+	case fast:
+		n = 4
 	}
 	if c.want {
-		return 6 + 5*c.nc
+		n += 5 * c.nc
 	}
-	return 6
+	return n
+}
+
+// widen puts a fast-path reply (allowed, remaining, wait, reset, and
+// maybe a status) into the general path's form (allowed, decider index,
+// remaining, retry after, reset after, delay, and the statuses): the wait
+// is a denial's retry-after and an admission's delay.
+func (c *call) widen(r []int64) []int64 {
+	w := c.wide[:6]
+	w[0], w[1], w[2], w[4] = r[0], 0, r[1], r[3]
+	if r[0] == 1 {
+		w[3], w[5] = 0, r[2]
+	} else {
+		w[3], w[5] = r[2], 0
+	}
+	return append(w, r[4:]...)
 }
 
 func (c *call) finish(now int64, out []int64, err error) {
@@ -155,6 +177,7 @@ type group struct {
 	slot  uint16
 	now   int64
 	calls []*call
+	fast  bool // the script's fast path: every call is a take of one token-bucket check
 	keys  []string
 	args  []any
 	cmd   *redis.Cmd
@@ -236,8 +259,33 @@ func (s *Store) group(batch []*call) []group {
 				g.args = append(g.args, c.args...)
 			}
 		}
+		g.fast = fast == "1"
+		if g.fast && distinct(g.keys) {
+			g.args[3] = "2" // the script may save each state at once
+		}
 	}
 	return groups
+}
+
+// distinct reports whether no key repeats. (Up to 32 keys, comparing
+// every pair costs less than a map.)
+func distinct(keys []string) bool {
+	if len(keys) > 32 {
+		seen := make(map[string]struct{}, len(keys))
+		for _, k := range keys {
+			if _, ok := seen[k]; ok {
+				return false
+			}
+			seen[k] = struct{}{}
+		}
+		return true
+	}
+	for i, k := range keys {
+		if slices.Contains(keys[:i], k) {
+			return false
+		}
+	}
+	return true
 }
 
 // eval runs the script with EVALSHA, and with EVAL (which also caches it)
@@ -303,7 +351,7 @@ func (s *Store) deliver(g *group) {
 	}
 	want := 1
 	for _, c := range g.calls {
-		want += c.replyLen()
+		want += c.replyLen(g.fast)
 	}
 	if len(r) != want {
 		fail(errReply)
@@ -312,8 +360,12 @@ func (s *Store) deliver(g *group) {
 	now := r[0]
 	off := 1
 	for _, c := range g.calls {
-		n := c.replyLen()
-		c.finish(now, r[off:off+n:off+n], nil)
+		n := c.replyLen(g.fast)
+		out := r[off : off+n : off+n]
+		if g.fast {
+			out = c.widen(out)
+		}
+		c.finish(now, out, nil)
 		off += n
 	}
 }

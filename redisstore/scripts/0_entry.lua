@@ -6,13 +6,18 @@
 -- ARGV[1]  now in µs, or "" to read the server clock (TIME)
 -- ARGV[2]  extra TTL in ms (0 in production)
 -- ARGV[3]  number of decisions
--- ARGV[4]  "1" when every decision is a take of one token-bucket check
---          (the fast path below), else "0"
+-- ARGV[4]  when every decision is a take of one token-bucket check (the
+--          fast path below): "2" when no key repeats, "1" when some may;
+--          else "0" (the general path)
 -- then per decision two values (see 9_main.lua), or on the fast path one:
 -- a take has no lease, so the caller sends only its packed numbers.
 --
--- Reply: the integers described in 9_main.lua, packed as little-endian
--- int64s in one string; {-1} for a malformed call.
+-- Reply: integers packed as little-endian int64s in one string; {-1} for
+-- a malformed call. The general path's are described in 9_main.lua. The
+-- fast path's: now, then per decision allowed (1, 0, or -1 when the key
+-- holds data of another type), remaining, wait (µs: the retry-after of a
+-- denial, the delay of an admission), reset after (µs), and when statuses
+-- are wanted the check's 5 values as 9_main.lua gives them.
 --
 -- Cost. Redis runs a script's whole body on every call (EVALSHA included):
 -- every function definition it reaches builds a closure and every table
@@ -51,18 +56,22 @@ local function reply(out, n)
   return table.concat(parts)
 end
 
-if ARGV[4] == '1' then
+local path = ARGV[4]
+if path == '1' or path == '2' then
   -- Token bucket as GCRA (internal/algo/gcra.go; the general version with
   -- its comments is 1_gcra.lua, which must agree with this one). The TAT
   -- is the exact rational a + b/q µs; state "\0" .. pack('<lll', a, b, q)
   -- (the text "a b q" of earlier versions is still read).
-  local out = {now}
-  local no = 1
-  -- Keys seen: IX[key] = j, and from ST[j+1] on, five slots: its TAT a
-  -- and b (a false: the key is unreadable), its q, the key, and whether
-  -- a take charged it. One hash insert per key; the rest go to one array.
-  local IX, ST = {}, {}
-  local nj = 0
+  --
+  -- When no key repeats ("2"), each decision reads its key's state from
+  -- the MGET below and saves it at once. When keys may repeat ("1"), a
+  -- later decision on a key must see the earlier one's state: states are
+  -- kept by key (IX[key] = j, and from ST[j+1] on five slots: the TAT a
+  -- and b, q, the key, and whether a take charged it) and saved at the
+  -- end. The caller knows which holds, and the first costs Redis less.
+  local dup = path == '1'
+  local out, no = {now}, 1
+  local IX, ST, nj = {}, {}, 0
   -- muldiv: see 0_prelude.lua (one closure per call; used only when a
   -- product passes 2^53).
   local function muldiv(a, b, c)
@@ -86,19 +95,47 @@ if ARGV[4] == '1' then
     end
     return qa * b + mq, r
   end
+  -- save writes a TAT a + b/q that a take charged, with a TTL of the time
+  -- until it passes. A number handed to redis.call is printed with
+  -- "%.17g", which costs more than the SET: TTLs are printed once each,
+  -- with "%d", and reused.
+  local TTL = {}
+  local function save(key, a, b, q)
+    local exp = a
+    if b > 0 then exp = exp + 1 end
+    if exp <= now then
+      rcall('DEL', key)
+      return
+    end
+    local ms = floor((exp - now + 999) / 1000) + slack
+    local px = TTL[ms]
+    if not px then
+      px = fmt('%d', ms)
+      TTL[ms] = px
+    end
+    rcall('SET', key, spack('<Blll', 0, a, b, q), 'PX', px)
+  end
   -- Read every key with MGET: one command's overhead instead of one per
   -- key. MGET answers false for a key of another type as for a missing
   -- one; one EXISTS over the false ones tells whether any such key exists
   -- (then those are read again with GET, whose error marks them).
-  local MV, miss, nm = {}, {}, 0
-  for i0 = 1, nd, 1000 do
-    local i1 = i0 + 999
-    if i1 > nd then i1 = nd end
-    local r = rcall('MGET', unpack(KEYS, i0, i1))
-    for i = i0, i1 do
-      local v = r[i - i0 + 1]
-      MV[i] = v
-      if not v then nm = nm + 1; miss[nm] = KEYS[i] end
+  local MV
+  if nd <= 1000 then
+    MV = rcall('MGET', unpack(KEYS, 1, nd))
+  else
+    MV = {}
+    for i0 = 1, nd, 1000 do
+      local i1 = i0 + 999
+      if i1 > nd then i1 = nd end
+      local r = rcall('MGET', unpack(KEYS, i0, i1))
+      for i = i0, i1 do MV[i] = r[i - i0 + 1] end
+    end
+  end
+  local miss, nm = {}, 0
+  for i = 1, nd do
+    if not MV[i] then
+      nm = nm + 1
+      miss[nm] = KEYS[i]
     end
   end
   local odd = false
@@ -107,20 +144,18 @@ if ARGV[4] == '1' then
     if i1 > nm then i1 = nm end
     if rcall('EXISTS', unpack(miss, i0, i1)) > 0 then odd = true end
   end
-  local ai = 5
   -- A batch mostly repeats one limit and cost: a decision whose packed
   -- numbers are the previous one's (Lua interns strings, so == compares
   -- pointers) reuses their parse and tau and n*I.
-  local last, cost, maxwait, want, per, cap, q, n, ta, tb, ia, ib
+  local last, cost, maxwait, want, per, cap, q, ta, tb, ia, ib
   for i = 1, nd do
-    local blob = ARGV[ai]
-    ai = ai + 1
+    local blob = ARGV[4 + i]
     if blob ~= last then
       if #blob ~= 88 then return {-1} end
       local op, nc, kind, _
       op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
       if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
-      n = cost
+      local n = cost
       if n < 1 then n = 1 end
       -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
       local p = cap * per
@@ -142,15 +177,20 @@ if ARGV[4] == '1' then
       last = blob
     end
     local key = KEYS[i]
-    local j = IX[key]
+    local j
+    if dup then j = IX[key] end
     local a, b
-    if not j then
+    if j then
+      a, b = ST[j + 1], ST[j + 2]
+      if a and ST[j + 3] ~= q then
+        if b > 0 then a = a + 1 end
+        b = 0
+        ST[j + 1], ST[j + 2], ST[j + 3] = a, b, q
+      end
+    else
       -- Load.
       a, b = 0, 0
       local v = MV[i]
-      if not v and odd and rpcall('GET', key) then
-        a = false -- another type: GET answered with an error
-      end
       if v then
         if #v == 25 and byte(v) == 0 then
           local _, x, y, z = sunpack('<Blll', v)
@@ -176,27 +216,23 @@ if ARGV[4] == '1' then
             end
           end
         end
+      elseif odd and rpcall('GET', key) then
+        a = false -- another type: GET answered with an error
       end
-      j = nj
-      nj = nj + 5
-      IX[key], ST[j + 1], ST[j + 2], ST[j + 3], ST[j + 4], ST[j + 5] = j, a, b, q, key, false
-    else
-      a, b = ST[j + 1], ST[j + 2]
-      if a and ST[j + 3] ~= q then
-        if b > 0 then a = a + 1 end
-        b = 0
-        ST[j + 1], ST[j + 2], ST[j + 3] = a, b, q
+      if dup then
+        j = nj
+        nj = nj + 5
+        IX[key], ST[j + 1], ST[j + 2], ST[j + 3], ST[j + 4], ST[j + 5] = j, a, b, q, key, false
       end
     end
     if not a then
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5], out[no + 6] = -1, 0, 0, 0, 0, 0
-      no = no + 6
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = -1, 0, 0, 0
+      no = no + 4
       if want == 1 then
         out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = 0, 0, 0, 0, 0
         no = no + 5
       end
     else
-      local p
       -- The TAT after n units at now, and how long after now they conform.
       local sa, sb = a, b
       if sa < now then sa, sb = now, 0 end
@@ -210,18 +246,18 @@ if ARGV[4] == '1' then
         if yb > 0 then wait = wait + 1 end
       end
       if wait > 0 and yb ~= 0 then xa, xb = now + wait + ta, tb end
-      local allowed, delay = wait == 0, 0
-      if not allowed and cost > 0 and wait <= maxwait then
-        allowed, delay = true, wait
-      end
-      -- Report the state after (allowed) or as is (denied).
-      local ra, rb, retry = xa, xb, 0
-      if not allowed then
-        ra, rb, retry = sa, sb, wait
+      -- Admitted when the units conform now, or (a take of at least one
+      -- unit) within maxwait; report the state after, or as it is when
+      -- denied or when nothing was taken.
+      local al, ra, rb = 1, xa, xb
+      if wait > 0 and (cost == 0 or wait > maxwait) then
+        al, ra, rb = 0, sa, sb
       elseif cost == 0 then
         ra, rb = sa, sb
-      else
+      elseif dup then
         ST[j + 1], ST[j + 2], ST[j + 5] = xa, xb, true
+      else
+        save(key, xa, xb, q)
       end
       -- Remaining: floor((now + tau - TAT)/I) clamped to [0, cap].
       local rem = 0
@@ -230,13 +266,13 @@ if ARGV[4] == '1' then
         local da, db = la - ra, lb - rb
         if db < 0 then da, db = da - 1, db + q end
         local u, r
-        p = da * q
+        local p = da * q
         if p < TWO53 then
           u = floor(p / per)
           r = p - u * per
           if r < 0 then u, r = u - 1, r + per elseif r >= per then u, r = u + 1, r - per end
         else
-            u, r = muldiv(da, q, per)
+          u, r = muldiv(da, q, per)
         end
         u = u + floor((r + db) / per)
         if u > cap or u < 0 then u = cap end
@@ -248,36 +284,18 @@ if ARGV[4] == '1' then
         reset = ra - now
         if rb > 0 then reset = reset + 1 end
       end
-      local al = 0
-      if allowed then al = 1 end
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5], out[no + 6] = al, 0, rem, retry, reset, delay
-      no = no + 6
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = al, rem, wait, reset
+      no = no + 4
       if want == 1 then
+        local retry, delay = wait, 0
+        if al == 1 then retry, delay = 0, wait end
         out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = al, rem, retry, reset, delay
         no = no + 5
       end
     end
   end
-  -- A number handed to redis.call is printed with "%.17g", which costs
-  -- more than the SET: TTLs are printed once each, with "%d", and reused.
-  local TTL = {}
   for j = 0, nj - 5, 5 do
-    if ST[j + 5] then
-      local a, b = ST[j + 1], ST[j + 2]
-      local exp = a
-      if b > 0 then exp = exp + 1 end
-      if exp <= now then
-        rcall('DEL', ST[j + 4])
-      else
-        local ms = floor((exp - now + 999) / 1000) + slack
-        local px = TTL[ms]
-        if not px then
-          px = fmt('%d', ms)
-          TTL[ms] = px
-        end
-        rcall('SET', ST[j + 4], spack('<Blll', 0, a, b, ST[j + 3]), 'PX', px)
-      end
-    end
+    if ST[j + 5] then save(ST[j + 4], ST[j + 1], ST[j + 2], ST[j + 3]) end
   end
   return reply(out, no)
 end

@@ -1,0 +1,118 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/redisstore/redistest"
+)
+
+// TestBatchPaths checks every field of decisions made in concurrent
+// batches of single token-bucket takes, on both of the script's fast
+// paths: batches whose keys are distinct (each state is saved as it is
+// decided) and batches where keys repeat (states are kept by key and saved
+// at the end). The clock stands still, so each key's decisions are exact
+// whatever the batching.
+func TestBatchPaths(t *testing.T) {
+	srv := redistest.Start(t)
+	now := time.UnixMicro(1_800_000_000_000_000)
+	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix("bp:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lim := weir.PerSecond(10).WithBurst(5).WithName("tb") // I = 100 ms, tau = 500 ms
+	const ms = time.Millisecond
+
+	// round makes n takes on each of 64 keys at once and checks each
+	// key's decisions (in any order) against want; each decision's status
+	// must repeat it.
+	round := func(name string, n int, maxWait time.Duration, want []weir.Status) {
+		t.Helper()
+		var (
+			wg  sync.WaitGroup
+			mu  sync.Mutex
+			got = map[string][]weir.Status{}
+		)
+		errs := make(chan error, 64*n)
+		for i := range 64 * n {
+			key := fmt.Sprintf("k%d", i%64)
+			wg.Go(func() {
+				st := make([]weir.Status, 1)
+				d, err := s.Take(context.Background(), &weir.Request{
+					Checks: []weir.Check{{Key: key, Limit: lim}}, Cost: 1, MaxWait: maxWait, Statuses: st,
+				})
+				ds := weir.Status{Allowed: d.Allowed, Remaining: d.Remaining, RetryAfter: d.RetryAfter, ResetAfter: d.ResetAfter, Delay: d.Delay}
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("%s: %w", key, err)
+				case ds != st[0]:
+					errs <- fmt.Errorf("%s: decision %+v, status %+v", key, ds, st[0])
+				}
+				mu.Lock()
+				got[key] = append(got[key], ds)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("%s: %v", name, err)
+		}
+		order := func(a, b weir.Status) int {
+			return cmp.Or(cmp.Compare(b.Remaining, a.Remaining), cmp.Compare(a.ResetAfter, b.ResetAfter),
+				cmp.Compare(a.RetryAfter, b.RetryAfter), cmp.Compare(a.Delay, b.Delay))
+		}
+		slices.SortFunc(want, order)
+		for key, ds := range got {
+			slices.SortFunc(ds, order)
+			if !slices.Equal(ds, want) {
+				t.Fatalf("%s: %s decided\n%+v\nwant\n%+v", name, key, ds, want)
+			}
+		}
+	}
+	ok := func(rem int64, reset time.Duration) weir.Status {
+		return weir.Status{Allowed: true, Remaining: rem, ResetAfter: reset}
+	}
+	// One take per key: every batch has distinct keys.
+	round("distinct", 1, 0, []weir.Status{ok(4, 100*ms)})
+	// Six per key: keys repeat within batches. The bucket holds 4.
+	denied := weir.Status{RetryAfter: 100 * ms, ResetAfter: 500 * ms}
+	round("repeated", 6, 0, []weir.Status{ok(3, 200*ms), ok(2, 300*ms), ok(1, 400*ms), ok(0, 500*ms), denied, denied})
+	// Takes that may wait: each is admitted with the delay of its place.
+	delayed := func(d time.Duration) weir.Status {
+		return weir.Status{Allowed: true, ResetAfter: 500*ms + d, Delay: d}
+	}
+	round("delayed", 2, time.Second, []weir.Status{delayed(100 * ms), delayed(200 * ms)})
+	round("delayed, distinct", 1, time.Second, []weir.Status{delayed(300 * ms)})
+}
+
+// TestDistinct checks the test that chooses the script's path for a batch.
+func TestDistinct(t *testing.T) {
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = fmt.Sprint(i)
+	}
+	for _, tc := range []struct {
+		keys []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"a"}, true},
+		{[]string{"a", "b", "c"}, true},
+		{[]string{"a", "b", "a"}, false},
+		{many, true},
+		{append(slices.Clone(many), "42"), false},
+		{append(slices.Clone(many[:32]), "0"), false},
+	} {
+		if got := distinct(tc.keys); got != tc.want {
+			t.Errorf("distinct(%d keys ending %q) = %v, want %v", len(tc.keys), tc.keys[max(0, len(tc.keys)-1):], got, tc.want)
+		}
+	}
+}
