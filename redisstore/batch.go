@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -251,12 +252,21 @@ func (s *Store) group(batch []*call) []group {
 			now = fmt.Sprint(g.now)
 		}
 		g.args = append(g.args, now, slack, len(g.calls), fast)
+		var prev []byte
 		for _, c := range g.calls {
 			g.keys = append(g.keys, c.keys...)
-			if fast == "1" {
-				g.args = append(g.args, c.args[0]) // a take has no lease
-			} else {
+			if fast != "1" {
 				g.args = append(g.args, c.args...)
+				continue
+			}
+			// A take has no lease: only its packed numbers go, or "" when
+			// they are the previous take's (the same limit and cost, the
+			// common case), which Redis then neither reads nor interns.
+			if b := c.args[0].([]byte); bytes.Equal(b, prev) {
+				g.args = append(g.args, "")
+			} else {
+				g.args = append(g.args, b)
+				prev = b
 			}
 		}
 		g.fast = fast == "1"

@@ -116,3 +116,48 @@ func TestDistinct(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchMixedLimits runs concurrent takes on distinct keys whose limits
+// and costs alternate, so that a batch's packed numbers change from one
+// decision to the next and back (the store sends "" for a repeat, and the
+// script keeps the last numbers it parsed).
+func TestBatchMixedLimits(t *testing.T) {
+	srv := redistest.Start(t)
+	now := time.UnixMicro(1_800_000_000_000_000)
+	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix("ml:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const ms = time.Millisecond
+	kinds := []struct {
+		lim   weir.Limit
+		cost  int64
+		rem   int64
+		reset time.Duration
+	}{
+		{weir.PerSecond(10).WithBurst(5).WithName("a"), 1, 4, 100 * ms}, // I = 100 ms
+		{weir.PerSecond(20).WithBurst(3).WithName("b"), 2, 1, 100 * ms}, // I = 50 ms
+		{weir.PerSecond(10).WithBurst(5).WithName("a"), 3, 2, 300 * ms},
+		{weir.PerSecond(3).WithBurst(2).WithName("c"), 1, 1, 333334 * time.Microsecond}, // I = 1/3 s, rounded up
+	}
+	for rep := range 4 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 256)
+		for i := range 256 {
+			k := kinds[i%len(kinds)]
+			key := fmt.Sprintf("r%d-k%d", rep, i)
+			wg.Go(func() {
+				d, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{{Key: key, Limit: k.lim}}, Cost: k.cost})
+				if err != nil || !d.Allowed || d.Remaining != k.rem || d.ResetAfter != k.reset || d.Limit.Name != k.lim.Name {
+					errs <- fmt.Errorf("%s (%s, cost %d): %+v, %v; want remaining %d, reset %v", key, k.lim.Name, k.cost, d, err, k.rem, k.reset)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+}

@@ -10,7 +10,8 @@
 --          fast path below): "2" when no key repeats, "1" when some may;
 --          else "0" (the general path)
 -- then per decision two values (see 9_main.lua), or on the fast path one:
--- a take has no lease, so the caller sends only its packed numbers.
+-- a take has no lease, so the caller sends only its packed numbers, or ""
+-- when they are the previous decision's.
 --
 -- Reply: integers packed as little-endian int64s in one string; {-1} for
 -- a malformed call. The general path's are described in 9_main.lua. The
@@ -145,12 +146,15 @@ if path == '1' or path == '2' then
     if rcall('EXISTS', unpack(miss, i0, i1)) > 0 then odd = true end
   end
   -- A batch mostly repeats one limit and cost: a decision whose packed
-  -- numbers are the previous one's (Lua interns strings, so == compares
-  -- pointers) reuses their parse and tau and n*I.
+  -- numbers are the previous one's reuses their parse and tau and n*I. The
+  -- caller sends "" for those; equal strings are caught too (Lua interns
+  -- strings, so == compares pointers).
   local last, cost, maxwait, want, per, cap, q, ta, tb, ia, ib
   for i = 1, nd do
     local blob = ARGV[4 + i]
-    if blob ~= last then
+    if blob == '' then
+      if not last then return {-1} end
+    elseif blob ~= last then
       if #blob ~= 88 then return {-1} end
       local op, nc, kind, _
       op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
