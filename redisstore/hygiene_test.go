@@ -223,10 +223,11 @@ func TestWrongType(t *testing.T) {
 	_ = redis.Nil
 }
 
-// TestWrongTypeInBatch checks the script's batched read (one MGET, then
-// EXISTS over the keys it found missing): in batches that mix a key of
-// another type with new and live keys, only the decisions on that key fail,
-// and the key is left as it was.
+// TestWrongTypeInBatch checks the script's batched read (one MGET, which
+// answers nil for a key of another type as for a missing one, and SET NX
+// for states it did not find): in batches that mix a key of another type
+// with new and live keys, only the decisions on that key fail, and the key
+// is left as it was.
 func TestWrongTypeInBatch(t *testing.T) {
 	srv := redistest.Start(t)
 	client := srv.Client()
@@ -237,10 +238,14 @@ func TestWrongTypeInBatch(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	lim := weir.PerHour(1000).WithName("n") // keys live long enough to see
-	take := func(key string) (weir.Decision, error) {
-		return s.Take(ctx, &weir.Request{Checks: []weir.Check{{Key: key, Limit: lim}}, Cost: 1})
+	take := func(key string, statuses bool) (weir.Decision, error) {
+		req := &weir.Request{Checks: []weir.Check{{Key: key, Limit: lim}}, Cost: 1}
+		if statuses { // a longer reply
+			req.Statuses = make([]weir.Status, 1)
+		}
+		return s.Take(ctx, req)
 	}
-	if _, err := take("bad"); err != nil {
+	if _, err := take("bad", false); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := client.Keys(ctx, "wtb:*").Result()
@@ -261,7 +266,7 @@ func TestWrongTypeInBatch(t *testing.T) {
 				if i%8 == 0 {
 					key = "bad"
 				}
-				d, err := take(key)
+				d, err := take(key, i%3 == 0)
 				errs[i], allowed[i] = err, d.Allowed
 			})
 		}

@@ -67,12 +67,14 @@ if path == '1' or path == '2' then
   -- When no key repeats ("2"), each decision reads its key's state from
   -- the MGET below and saves it at once. When keys may repeat ("1"), a
   -- later decision on a key must see the earlier one's state: states are
-  -- kept by key (IX[key] = j, and from ST[j+1] on five slots: the TAT a
-  -- and b, q, the key, and whether a take charged it) and saved at the
-  -- end. The caller knows which holds, and the first costs Redis less.
+  -- kept by key (IX[key] = j, and from ST[j+1] on six slots: the TAT a
+  -- and b, q, the key, whether a take charged it, and whether MGET found
+  -- nothing) and saved at the end; RW[i] is where decision i's reply
+  -- starts in out. The caller knows which holds, and the first costs
+  -- Redis less.
   local dup = path == '1'
   local out, no = {now}, 1
-  local IX, ST, nj = {}, {}, 0
+  local IX, ST, RW, nj = {}, {}, {}, 0
   -- muldiv: see 0_prelude.lua (one closure per call; used only when a
   -- product passes 2^53).
   local function muldiv(a, b, c)
@@ -97,16 +99,22 @@ if path == '1' or path == '2' then
     return qa * b + mq, r
   end
   -- save writes a TAT a + b/q that a take charged, with a TTL of the time
-  -- until it passes. A number handed to redis.call is printed with
-  -- "%.17g", which costs more than the SET: TTLs are printed once each,
-  -- with "%d", and reused.
+  -- until it passes, and reports whether it could. A number handed to
+  -- redis.call is printed with "%.17g", which costs more than the SET:
+  -- TTLs are printed once each, with "%d", and reused.
+  --
+  -- MGET answers nil both for a missing key and for one of another type.
+  -- Rather than ask which (one more command per call), a state that MGET
+  -- did not find (fresh) is written with SET NX, which fails, and then
+  -- save reports false, only when the key holds another type; the
+  -- decisions on that key then fail, and the key is left alone.
   local TTL = {}
-  local function save(key, a, b, q)
+  local function save(key, a, b, q, fresh)
     local exp = a
     if b > 0 then exp = exp + 1 end
     if exp <= now then
-      rcall('DEL', key)
-      return
+      if not fresh then rcall('DEL', key) end
+      return true
     end
     local ms = floor((exp - now + 999) / 1000) + slack
     local px = TTL[ms]
@@ -114,12 +122,14 @@ if path == '1' or path == '2' then
       px = fmt('%d', ms)
       TTL[ms] = px
     end
+    if fresh then
+      return rcall('SET', key, spack('<Blll', 0, a, b, q), 'PX', px, 'NX')
+    end
     rcall('SET', key, spack('<Blll', 0, a, b, q), 'PX', px)
+    return true
   end
   -- Read every key with MGET: one command's overhead instead of one per
-  -- key. MGET answers false for a key of another type as for a missing
-  -- one; one EXISTS over the false ones tells whether any such key exists
-  -- (then those are read again with GET, whose error marks them).
+  -- key.
   local MV
   if nd <= 1000 then
     MV = rcall('MGET', unpack(KEYS, 1, nd))
@@ -131,19 +141,6 @@ if path == '1' or path == '2' then
       local r = rcall('MGET', unpack(KEYS, i0, i1))
       for i = i0, i1 do MV[i] = r[i - i0 + 1] end
     end
-  end
-  local miss, nm = {}, 0
-  for i = 1, nd do
-    if not MV[i] then
-      nm = nm + 1
-      miss[nm] = KEYS[i]
-    end
-  end
-  local odd = false
-  for i0 = 1, nm, 1000 do
-    local i1 = i0 + 999
-    if i1 > nm then i1 = nm end
-    if rcall('EXISTS', unpack(miss, i0, i1)) > 0 then odd = true end
   end
   -- A batch mostly repeats one limit and cost: a decision whose packed
   -- numbers are the previous one's reuses their parse and tau and n*I. The
@@ -183,9 +180,9 @@ if path == '1' or path == '2' then
     local key = KEYS[i]
     local j
     if dup then j = IX[key] end
-    local a, b
+    local a, b, fresh
     if j then
-      a, b = ST[j + 1], ST[j + 2]
+      a, b, fresh = ST[j + 1], ST[j + 2], ST[j + 6]
       if a and ST[j + 3] ~= q then
         if b > 0 then a = a + 1 end
         b = 0
@@ -195,6 +192,7 @@ if path == '1' or path == '2' then
       -- Load.
       a, b = 0, 0
       local v = MV[i]
+      fresh = not v
       if v then
         if #v == 25 and byte(v) == 0 then
           local _, x, y, z = sunpack('<Blll', v)
@@ -220,23 +218,17 @@ if path == '1' or path == '2' then
             end
           end
         end
-      elseif odd and rpcall('GET', key) then
-        a = false -- another type: GET answered with an error
       end
       if dup then
         j = nj
-        nj = nj + 5
-        IX[key], ST[j + 1], ST[j + 2], ST[j + 3], ST[j + 4], ST[j + 5] = j, a, b, q, key, false
+        nj = nj + 6
+        IX[key], ST[j + 1], ST[j + 2], ST[j + 3], ST[j + 4], ST[j + 5], ST[j + 6] = j, a, b, q, key, false, fresh
       end
     end
-    if not a then
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = -1, 0, 0, 0
-      no = no + 4
-      if want == 1 then
-        out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = 0, 0, 0, 0, 0
-        no = no + 5
-      end
-    else
+    -- The decision: allowed (-1: the key holds something else), remaining,
+    -- wait, reset.
+    local al, rem, wait, reset = -1, 0, 0, 0
+    if a then
       -- The TAT after n units at now, and how long after now they conform.
       local sa, sb = a, b
       if sa < now then sa, sb = now, 0 end
@@ -244,7 +236,6 @@ if path == '1' or path == '2' then
       if xb >= q then xa, xb = xa + 1, xb - q end
       local ya, yb = xa - ta, xb - tb
       if yb < 0 then ya, yb = ya - 1, yb + q end
-      local wait = 0
       if ya > now or (ya == now and yb > 0) then
         wait = ya - now
         if yb > 0 then wait = wait + 1 end
@@ -253,53 +244,71 @@ if path == '1' or path == '2' then
       -- Admitted when the units conform now, or (a take of at least one
       -- unit) within maxwait; report the state after, or as it is when
       -- denied or when nothing was taken.
-      local al, ra, rb = 1, xa, xb
+      local ra, rb = xa, xb
+      al = 1
       if wait > 0 and (cost == 0 or wait > maxwait) then
         al, ra, rb = 0, sa, sb
       elseif cost == 0 then
         ra, rb = sa, sb
       elseif dup then
         ST[j + 1], ST[j + 2], ST[j + 5] = xa, xb, true
-      else
-        save(key, xa, xb, q)
+      elseif not save(key, xa, xb, q, fresh) then
+        al, wait = -1, 0
       end
-      -- Remaining: floor((now + tau - TAT)/I) clamped to [0, cap].
-      local rem = 0
-      local la, lb = now + ta, tb
-      if ra < la or (ra == la and rb < lb) then
-        local da, db = la - ra, lb - rb
-        if db < 0 then da, db = da - 1, db + q end
-        local u, r
-        local p = da * q
-        if p < TWO53 then
-          u = floor(p / per)
-          r = p - u * per
-          if r < 0 then u, r = u - 1, r + per elseif r >= per then u, r = u + 1, r - per end
-        else
-          u, r = muldiv(da, q, per)
+      if al >= 0 then
+        -- Remaining: floor((now + tau - TAT)/I) clamped to [0, cap].
+        local la, lb = now + ta, tb
+        if ra < la or (ra == la and rb < lb) then
+          local da, db = la - ra, lb - rb
+          if db < 0 then da, db = da - 1, db + q end
+          local u, r
+          local p = da * q
+          if p < TWO53 then
+            u = floor(p / per)
+            r = p - u * per
+            if r < 0 then u, r = u - 1, r + per elseif r >= per then u, r = u + 1, r - per end
+          else
+            u, r = muldiv(da, q, per)
+          end
+          u = u + floor((r + db) / per)
+          if u > cap or u < 0 then u = cap end
+          rem = u
         end
-        u = u + floor((r + db) / per)
-        if u > cap or u < 0 then u = cap end
-        rem = u
-      end
-      -- Reset: ceil(TAT - now), at least 0.
-      local reset = 0
-      if ra > now or (ra == now and rb > 0) then
-        reset = ra - now
-        if rb > 0 then reset = reset + 1 end
-      end
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4] = al, rem, wait, reset
-      no = no + 4
-      if want == 1 then
-        local retry, delay = wait, 0
-        if al == 1 then retry, delay = 0, wait end
-        out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = al, rem, retry, reset, delay
-        no = no + 5
+        -- Reset: ceil(TAT - now), at least 0.
+        if ra > now or (ra == now and rb > 0) then
+          reset = ra - now
+          if rb > 0 then reset = reset + 1 end
+        end
       end
     end
+    if dup then RW[i] = no end
+    out[no + 1], out[no + 2], out[no + 3], out[no + 4] = al, rem, wait, reset
+    no = no + 4
+    if want == 1 then
+      local retry, delay = wait, 0
+      if al == 1 then retry, delay = 0, wait end
+      if al < 0 then al = 0 end
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = al, rem, retry, reset, delay
+      no = no + 5
+    end
   end
-  for j = 0, nj - 5, 5 do
-    if ST[j + 5] then save(ST[j + 4], ST[j + 1], ST[j + 2], ST[j + 3]) end
+  -- Save the kept states. A key that turns out to hold another type fails
+  -- every decision made on it: their replies become -1 and zeros.
+  local bad
+  for j = 0, nj - 6, 6 do
+    if ST[j + 5] and not save(ST[j + 4], ST[j + 1], ST[j + 2], ST[j + 3], ST[j + 6]) then
+      bad = bad or {}
+      bad[ST[j + 4]] = true
+    end
+  end
+  if bad then
+    RW[nd + 1] = no
+    for i = 1, nd do
+      if bad[KEYS[i]] then
+        for k = RW[i] + 1, RW[i + 1] do out[k] = 0 end
+        out[RW[i] + 1] = -1
+      end
+    end
   end
   return reply(out, no)
 end
