@@ -74,7 +74,8 @@ if path == '1' or path == '2' then
   -- Redis less.
   local dup = path == '1'
   local out, no = {now}, 1
-  local IX, ST, RW, nj = {}, {}, {}, 0
+  local IX, ST, RW, nj = nil, nil, nil, 0
+  if dup then IX, ST, RW = {}, {}, {} end
   -- muldiv: see 0_prelude.lua (one closure per call; used only when a
   -- product passes 2^53).
   local function muldiv(a, b, c)
@@ -101,14 +102,15 @@ if path == '1' or path == '2' then
   -- save writes a TAT a + b/q that a take charged, with a TTL of the time
   -- until it passes, and reports whether it could. A number handed to
   -- redis.call is printed with "%.17g", which costs more than the SET:
-  -- TTLs are printed once each, with "%d", and reused.
+  -- a TTL is printed with "%d" and reused while the next is the same (in
+  -- a batch on one limit, most are).
   --
   -- MGET answers nil both for a missing key and for one of another type.
   -- Rather than ask which (one more command per call), a state that MGET
   -- did not find (fresh) is written with SET NX, which fails, and then
   -- save reports false, only when the key holds another type; the
   -- decisions on that key then fail, and the key is left alone.
-  local TTL = {}
+  local lastms, lastpx
   local function save(key, a, b, q, fresh)
     local exp = a
     if b > 0 then exp = exp + 1 end
@@ -117,11 +119,8 @@ if path == '1' or path == '2' then
       return true
     end
     local ms = floor((exp - now + 999) / 1000) + slack
-    local px = TTL[ms]
-    if not px then
-      px = fmt('%d', ms)
-      TTL[ms] = px
-    end
+    if ms ~= lastms then lastms, lastpx = ms, fmt('%d', ms) end
+    local px = lastpx
     if fresh then
       return rcall('SET', key, spack('<Blll', 0, a, b, q), 'PX', px, 'NX')
     end
