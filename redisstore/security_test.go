@@ -19,7 +19,7 @@ import (
 // documents it: its key prefix, the script commands, and the commands the
 // script runs.
 const minimalACL = "~weir:* resetchannels -@all +evalsha +eval +ping +del +hello +auth " +
-	"+get +mget +exists +set +pexpire +time +zrangebyscore +zremrangebyscore +zadd +zrem +hgetall +hset +hdel"
+	"+get +mget +set +pexpire +time +zrangebyscore +zremrangebyscore +zadd +zrem +hgetall +hset +hdel"
 
 // TestAuth is S9: a password-protected server with a least-privilege ACL
 // user. The store works with that user for every algorithm; the user gets
