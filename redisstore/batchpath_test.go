@@ -161,3 +161,59 @@ func TestBatchMixedLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedBatchWritesNothing sends the script fast-path calls whose
+// second decision is malformed: the reply is the malformed-call marker and
+// the first decision's key is not written, although on the distinct-keys
+// path decisions are saved as they are made.
+func TestMalformedBatchWritesNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s, err := New(client, WithPrefix("mf:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	lim := weir.PerHour(100).WithName("m")
+	prep := func(key string) (string, []byte) {
+		c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: key, Limit: lim}}, Cost: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.keys[0], slices.Clone(c.args[0].([]byte))
+	}
+	ka, a := prep("a")
+	kb, b := prep("b")
+	otherOp := slices.Clone(b)
+	otherOp[0] = 2 // a refund's op
+	for _, tc := range []struct {
+		name  string
+		first any
+		next  any
+		ok    bool
+	}{
+		{"both well formed", a, b, true},
+		{"second too short", a, b[:87], false},
+		{"second of another op", a, otherOp, false},
+		{"first repeats nothing", "", b, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client.Del(ctx, ka, kb)
+			for _, path := range []string{"2", "1"} {
+				r := s.eval(ctx, []string{ka, kb}, []any{"", "0", 2, path, tc.first, tc.next})
+				if err := r.Err(); err != nil {
+					t.Fatalf("path %s: %v", path, err)
+				}
+				_, isArray := r.Val().([]any)
+				if isArray == tc.ok {
+					t.Fatalf("path %s: reply %#v", path, r.Val())
+				}
+				n := client.Exists(ctx, ka).Val()
+				if tc.ok != (n == 1) {
+					t.Fatalf("path %s: first key exists: %d", path, n)
+				}
+			}
+		})
+	}
+}

@@ -144,17 +144,28 @@ if path == '1' or path == '2' then
   -- A batch mostly repeats one limit and cost: a decision whose packed
   -- numbers are the previous one's reuses their parse and tau and n*I. The
   -- caller sends "" for those; equal strings are caught too (Lua interns
-  -- strings, so == compares pointers).
-  local last, cost, maxwait, want, per, cap, q, ta, tb, ia, ib
+  -- strings, so == compares pointers). Every decision's numbers are
+  -- checked before the first is decided, since decisions on distinct keys
+  -- are saved as they go: a malformed call changes nothing.
+  local last
   for i = 1, nd do
     local blob = ARGV[4 + i]
     if blob == '' then
       if not last then return {-1} end
     elseif blob ~= last then
       if #blob ~= 88 then return {-1} end
-      local op, nc, kind, _
-      op, nc, cost, maxwait, _, want, kind, _, per, cap, q = sunpack('<lllllllllll', blob)
+      local op, nc, _, _, _, _, kind = sunpack('<lllllll', blob)
       if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
+      last = blob
+    end
+  end
+  last = nil
+  local cost, maxwait, want, per, cap, q, ta, tb, ia, ib
+  for i = 1, nd do
+    local blob = ARGV[4 + i]
+    if blob ~= '' and blob ~= last then
+      local _
+      _, _, cost, maxwait, _, want, _, _, per, cap, q = sunpack('<lllllllllll', blob)
       local n = cost
       if n < 1 then n = 1 end
       -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
