@@ -99,6 +99,16 @@ if path == '1' or path == '2' then
     end
     return qa * b + mq, r
   end
+  -- mulq returns floor(x*y/d) and the remainder, exactly (through muldiv
+  -- when the product passes 2^53).
+  local function mulq(x, y, d)
+    local p = x * y
+    if p >= TWO53 then return muldiv(x, y, d) end
+    local u = floor(p / d)
+    local r = p - u * d
+    if r < 0 then return u - 1, r + d elseif r >= d then return u + 1, r - d end
+    return u, r
+  end
   -- save writes a TAT a + b/q that a take charged, with a TTL of the time
   -- until it passes, and reports whether it could. A number handed to
   -- redis.call is printed with "%.17g", which costs more than the SET:
@@ -169,22 +179,8 @@ if path == '1' or path == '2' then
       local n = cost
       if n < 1 then n = 1 end
       -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
-      local p = cap * per
-      if p < TWO53 then
-        ta = floor(p / q)
-        tb = p - ta * q
-        if tb < 0 then ta, tb = ta - 1, tb + q elseif tb >= q then ta, tb = ta + 1, tb - q end
-      else
-        ta, tb = muldiv(cap, per, q)
-      end
-      p = n * per
-      if p < TWO53 then
-        ia = floor(p / q)
-        ib = p - ia * q
-        if ib < 0 then ia, ib = ia - 1, ib + q elseif ib >= q then ia, ib = ia + 1, ib - q end
-      else
-        ia, ib = muldiv(n, per, q)
-      end
+      ta, tb = mulq(cap, per, q)
+      ia, ib = mulq(n, per, q)
       last = blob
     end
     local key = KEYS[i]
@@ -271,15 +267,7 @@ if path == '1' or path == '2' then
         if ra < la or (ra == la and rb < lb) then
           local da, db = la - ra, lb - rb
           if db < 0 then da, db = da - 1, db + q end
-          local u, r
-          local p = da * q
-          if p < TWO53 then
-            u = floor(p / per)
-            r = p - u * per
-            if r < 0 then u, r = u - 1, r + per elseif r >= per then u, r = u + 1, r - per end
-          else
-            u, r = muldiv(da, q, per)
-          end
+          local u, r = mulq(da, q, per)
           u = u + floor((r + db) / per)
           if u > cap or u < 0 then u = cap end
           rem = u
