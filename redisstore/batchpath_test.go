@@ -20,13 +20,7 @@ import (
 // at the end). The clock stands still, so each key's decisions are exact
 // whatever the batching.
 func TestBatchPaths(t *testing.T) {
-	srv := redistest.Start(t)
-	now := time.UnixMicro(1_800_000_000_000_000)
-	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix("bp:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := frozenStore(t, "bp:")
 	lim := weir.PerSecond(10).WithBurst(5).WithName("tb") // I = 100 ms, tau = 500 ms
 	const ms = time.Millisecond
 
@@ -122,13 +116,7 @@ func TestDistinct(t *testing.T) {
 // decision to the next and back (the store sends "" for a repeat, and the
 // script keeps the last numbers it parsed).
 func TestBatchMixedLimits(t *testing.T) {
-	srv := redistest.Start(t)
-	now := time.UnixMicro(1_800_000_000_000_000)
-	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix("ml:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := frozenStore(t, "ml:")
 	const ms = time.Millisecond
 	kinds := []struct {
 		lim   weir.Limit
@@ -216,4 +204,18 @@ func TestMalformedBatchWritesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// frozenStore returns a store on a fresh Redis whose clock stands still, so
+// that concurrent decisions are exact whatever their batching.
+func frozenStore(t *testing.T, prefix string) *Store {
+	t.Helper()
+	srv := redistest.Start(t)
+	now := time.UnixMicro(1_800_000_000_000_000)
+	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
