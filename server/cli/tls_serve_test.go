@@ -353,3 +353,68 @@ func TestPlaintextTokensWarn(t *testing.T) {
 		t.Errorf("clear-text warning on loopback:\n%s", loop.logs.String())
 	}
 }
+
+// TestTLSFromConfig: the configuration file's server.tls serves TLS and
+// mutual TLS as the flags do, with paths relative to the file; the flags,
+// when given, replace the section; its errors name the file and the key.
+func TestTLSFromConfig(t *testing.T) {
+	p := newPKI(t)
+	cfg := filepath.Join(p.dir, "weir.yaml")
+	write := func(tlsSection string) {
+		testcert.WriteFile(t, cfg, []byte("server:\n  tls:\n"+tlsSection+"policies:\n  api:\n    limits: [\"5/min\"]\n"))
+	}
+	check := `{"policy":"api","key":"k"}`
+
+	write("    cert: server.pem\n    key: server-key.pem\n    client_ca: ca.pem\n")
+	s := start(t, "--config", cfg, "--grpc", "0.0.0.0:0") // non-loopback: client certificates authenticate
+	if !strings.HasPrefix(s.http, "https://127.0.0.1:") {
+		t.Fatalf("banner says %s, want an https:// URL", s.http)
+	}
+	if code, _, _, err := post(p.httpsClient(t, nil), s.http+"/v1/check", check, ""); err == nil {
+		t.Errorf("served (%d) without a client certificate under server.tls.client_ca", code)
+	}
+	code, body, st, err := post(p.httpsClient(t, p.client), s.http+"/v1/check", check, "")
+	if err != nil || code != 200 || !bytes.Contains(body, []byte(`"allowed":true`)) {
+		t.Fatalf("HTTPS check with a client certificate: %v %d %s", err, code, body)
+	}
+	if !st.PeerCertificates[0].Equal(p.server.Cert) {
+		t.Error("the server did not present server.tls.cert")
+	}
+	_, port, _ := net.SplitHostPort(s.grpc)
+	cc := p.dial(t, net.JoinHostPort("127.0.0.1", port), p.client)
+	if r, err := weirv1.NewWeirClient(cc).Check(context.Background(), &weirv1.CheckRequest{Policy: "api", Key: "k"}); err != nil || !r.Allowed || r.Remaining != 3 {
+		t.Errorf("gRPC check over mutual TLS: %v %v (remaining 3 after the HTTPS check)", r, err)
+	}
+
+	// The flags replace the whole section: its files need not exist, and
+	// without --tls-client-ca no client certificate is asked for.
+	write("    cert: missing.pem\n    key: missing-key.pem\n    client_ca: missing-ca.pem\n")
+	s2 := start(t, "--config", cfg, "--tls-cert", p.cert, "--tls-key", p.key)
+	if code, body, _, err := post(p.httpsClient(t, nil), s2.http+"/v1/check", check, ""); err != nil || code != 200 {
+		t.Errorf("flags over server.tls: %v %d %s", err, code, body)
+	}
+
+	for _, tt := range []struct {
+		name, section string
+		want          []string // all in the error
+	}{
+		{"cert without key", "    cert: server.pem\n", []string{cfg, "server.tls.cert needs server.tls.key"}},
+		{"key without cert", "    key: server-key.pem\n", []string{cfg, "server.tls.key needs server.tls.cert"}},
+		{"client CA alone", "    client_ca: ca.pem\n", []string{cfg, "server.tls.client_ca needs server.tls.cert and server.tls.key"}},
+		{"missing key", "    cert: server.pem\n    key: nokey.pem\n", []string{cfg + ": server.tls.key " + filepath.Join(p.dir, "nokey.pem"), "no such file"}},
+		{"client CA is a key", "    cert: server.pem\n    key: server-key.pem\n    client_ca: server-key.pem\n", []string{cfg + ": server.tls.client_ca", "no PEM CERTIFICATE"}},
+		{"unknown key", "    certificate: server.pem\n", []string{cfg + ":3", `unknown key "certificate"`}},
+	} {
+		write(tt.section)
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), []string{"serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--config", cfg}, IO{Stdout: &out, Stderr: &errb})
+		for _, w := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %v, want it to contain %q", tt.name, err, w)
+			}
+		}
+		if out.Len() > 0 {
+			t.Errorf("%s: printed a banner: %s", tt.name, out.String())
+		}
+	}
+}

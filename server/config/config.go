@@ -53,7 +53,23 @@ type Server struct {
 	// AdminTokens are bearer tokens accepted everywhere, including the
 	// admin operations (reset, reload).
 	AdminTokens []string `yaml:"admin_tokens"`
+	// TLS names the PEM files of the listeners' TLS. The --tls-* flags,
+	// when any is given, replace the whole section.
+	TLS TLS `yaml:"tls"`
 }
+
+// TLS names the PEM files that put both listeners on TLS: Cert and Key
+// together, and with ClientCA mutual TLS. Relative paths are resolved
+// against the configuration file's directory. The files are re-read when
+// they change; the paths themselves take effect on restart.
+type TLS struct {
+	Cert     string `yaml:"cert"`      // certificate, followed by its intermediates
+	Key      string `yaml:"key"`       // the certificate's private key
+	ClientCA string `yaml:"client_ca"` // authorities of accepted client certificates
+}
+
+// Enabled reports whether any file is named.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" || t.ClientCA != "" }
 
 // A Policy is a named set of limits applied to keys.
 type Policy struct {
@@ -221,6 +237,20 @@ func checkServer(file string, s *Server) error {
 	}
 	if s.AdminTokens, err = Tokens(s.AdminTokens); err != nil {
 		return &Error{File: file, Msg: "server admin_tokens: " + err.Error()}
+	}
+	t := &s.TLS
+	switch {
+	case t.Cert == "" && t.Key == "" && t.ClientCA != "":
+		return &Error{File: file, Msg: "server.tls.client_ca needs server.tls.cert and server.tls.key: client certificates are verified by the TLS listeners"}
+	case t.Cert != "" && t.Key == "":
+		return &Error{File: file, Msg: "server.tls.cert needs server.tls.key (the certificate's private key)"}
+	case t.Cert == "" && t.Key != "":
+		return &Error{File: file, Msg: "server.tls.key needs server.tls.cert (the certificate it belongs to)"}
+	}
+	for _, p := range []*string{&t.Cert, &t.Key, &t.ClientCA} {
+		if *p != "" && !filepath.IsAbs(*p) && file != "" {
+			*p = filepath.Join(filepath.Dir(file), *p)
+		}
 	}
 	return nil
 }

@@ -243,3 +243,31 @@ policies:
 	// 100/s burst=200 | daily | acme:user-7
 	// weir.yaml:4: unknown key "shadw" (want limits, limit, key, shadow, on_store_error, description)
 }
+
+// TestTLSSection: server.tls paths are resolved against the file's
+// directory (absolute ones are kept), and cert and key come together.
+func TestTLSSection(t *testing.T) {
+	abs := filepath.Join(t.TempDir(), "ca.pem")
+	c, err := Parse(filepath.Join("etc", "weir", "w.yaml"), []byte("server:\n  tls:\n    cert: tls/server.pem\n    key: server-key.pem\n    client_ca: "+abs+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TLS{Cert: filepath.Join("etc", "weir", "tls", "server.pem"), Key: filepath.Join("etc", "weir", "server-key.pem"), ClientCA: abs}
+	if c.Server.TLS != want || !c.Server.TLS.Enabled() {
+		t.Errorf("TLS = %+v, want %+v", c.Server.TLS, want)
+	}
+	if c, err := Parse("w.yaml", []byte("server:\n  http: 127.0.0.1:1\n")); err != nil || c.Server.TLS.Enabled() {
+		t.Errorf("no tls section: %+v, %v", c.Server.TLS, err)
+	}
+	for _, tt := range []struct{ section, want string }{
+		{"    cert: a.pem\n", "w.yaml: server.tls.cert needs server.tls.key"},
+		{"    key: a.pem\n", "w.yaml: server.tls.key needs server.tls.cert"},
+		{"    client_ca: a.pem\n", "w.yaml: server.tls.client_ca needs server.tls.cert and server.tls.key"},
+		{"    client-ca: a.pem\n", `w.yaml:3: unknown key "client-ca"`},
+	} {
+		_, err := Parse("w.yaml", []byte("server:\n  tls:\n"+tt.section))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want %q", tt.section, err, tt.want)
+		}
+	}
+}

@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("--admin-token%w", err)
 	}
-	tlsr, err := loadTLS(o, log)
+	tlsr, err := loadTLS(o, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -171,10 +171,10 @@ func Run(ctx context.Context, o Options) error {
 			continue
 		}
 		if !auth.Enabled() && !o.Insecure {
-			return fmt.Errorf("listening on %s (not loopback) needs bearer tokens or client certificates: set server.tokens / --token, or --tls-cert, --tls-key and --tls-client-ca, or pass --insecure", a)
+			return fmt.Errorf("listening on %s (not loopback) needs bearer tokens or client certificates: set server.tokens / --token, or server.tls / --tls-cert, --tls-key and --tls-client-ca, or pass --insecure", a)
 		}
 		if tlsr == nil {
-			log.Warn("INSECURE: listening on a non-loopback address without TLS: bearer tokens and decisions travel in clear text; set --tls-cert and --tls-key", "addr", a)
+			log.Warn("INSECURE: listening on a non-loopback address without TLS: bearer tokens and decisions travel in clear text; set server.tls or --tls-cert and --tls-key", "addr", a)
 		}
 	}
 	if debugAddr != "" && !isLoopback(debugAddr) {
@@ -567,7 +567,7 @@ func (r *reloader) reload(reason string) error {
 	r.m.ConfigLastReload.SetToCurrentTime()
 	r.log.Info("configuration reloaded", "reason", reason, "policies", len(cfg.Policies), "envoy_domains", len(cfg.Envoy))
 	if !serverEqual(old, cfg.Server) {
-		r.log.Warn("changes to the server section (listeners, store, tokens) take effect on restart")
+		r.log.Warn("changes to the server section (listeners, store, tokens, TLS file names) take effect on restart")
 	}
 	return nil
 }
@@ -588,7 +588,7 @@ func (r *reloader) reloadTLS(reason string) error {
 func serverEqual(a, b config.Server) bool {
 	return a.HTTP == b.HTTP && a.GRPC == b.GRPC && a.Debug == b.Debug && a.Store == b.Store &&
 		strings.Join(a.Tokens, "\x00") == strings.Join(b.Tokens, "\x00") &&
-		strings.Join(a.AdminTokens, "\x00") == strings.Join(b.AdminTokens, "\x00")
+		strings.Join(a.AdminTokens, "\x00") == strings.Join(b.AdminTokens, "\x00") && a.TLS == b.TLS
 }
 
 func (r *reloader) watch(hup <-chan os.Signal, stop <-chan struct{}) {

@@ -8,15 +8,29 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/weir-go/weir/server/config"
 	"github.com/weir-go/weir/server/tlsconf"
 )
 
-// loadTLS checks the TLS flags and loads their files; nil, nil when TLS is
-// off. Errors name the flag.
-func loadTLS(o Options, log *slog.Logger) (*tlsconf.Reloader, error) {
+// loadTLS loads the listeners' TLS files: the --tls-* flags when any is
+// given (they replace the configuration's tls section as a whole, so a
+// certificate and key never come from different places), else the
+// configuration file's server.tls; nil, nil when TLS is off. Errors name
+// the flag, or the file and key.
+func loadTLS(o Options, cfg *config.Config, log *slog.Logger) (*tlsconf.Reloader, error) {
+	files := tlsconf.Files{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA}
+	name := func(field string) string { return "--tls-" + field }
 	switch {
 	case o.TLSCert == "" && o.TLSKey == "" && o.TLSClientCA == "":
-		return nil, nil
+		t := cfg.Server.TLS
+		if !t.Enabled() {
+			return nil, nil
+		}
+		// config.Parse checked that cert and key come together.
+		files = tlsconf.Files{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA}
+		name = func(field string) string {
+			return cfg.Source + ": server.tls." + strings.ReplaceAll(field, "-", "_")
+		}
 	case o.TLSCert == "" && o.TLSKey == "":
 		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are verified by the TLS listeners")
 	case o.TLSKey == "":
@@ -24,9 +38,9 @@ func loadTLS(o Options, log *slog.Logger) (*tlsconf.Reloader, error) {
 	case o.TLSCert == "":
 		return nil, fmt.Errorf("--tls-key %s needs --tls-cert (the certificate it belongs to)", o.TLSKey)
 	}
-	r, err := tlsconf.New(tlsconf.Files{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA}, tlsconf.Options{Logger: log})
+	r, err := tlsconf.New(files, tlsconf.Options{Logger: log})
 	if fe, ok := errors.AsType[*tlsconf.FileError](err); ok {
-		return nil, fmt.Errorf("--tls-%s %s: %w", fe.Field, fe.File, fe.Err)
+		return nil, fmt.Errorf("%s %s: %w", name(fe.Field), fe.File, fe.Err)
 	}
 	return r, err
 }

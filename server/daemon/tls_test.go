@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/weir-go/weir/server/config"
 	"go.uber.org/goleak"
 )
 
@@ -28,6 +30,28 @@ func TestHTTPErrorLog(t *testing.T) {
 	for i, w := range want {
 		if !strings.Contains(lines[i], w) {
 			t.Errorf("line %d: %s, want %s", i, lines[i], w)
+		}
+	}
+}
+
+// TestServerEqual: a reload that changes the TLS file names (which only a
+// restart applies) is told apart, like the listeners and tokens.
+func TestServerEqual(t *testing.T) {
+	base := config.Server{HTTP: "127.0.0.1:1", Tokens: []string{"a"}, TLS: config.TLS{Cert: "c.pem", Key: "k.pem"}}
+	if !serverEqual(base, base) {
+		t.Error("a section differs from itself")
+	}
+	for _, change := range []func(*config.Server){
+		func(s *config.Server) { s.HTTP = "127.0.0.1:2" },
+		func(s *config.Server) { s.Tokens = []string{"b"} },
+		func(s *config.Server) { s.TLS.Cert = "other.pem" },
+		func(s *config.Server) { s.TLS.ClientCA = "ca.pem" },
+	} {
+		s := base
+		s.Tokens = slices.Clone(base.Tokens)
+		change(&s)
+		if serverEqual(base, s) {
+			t.Errorf("%+v reported equal to %+v", s, base)
 		}
 	}
 }
