@@ -28,8 +28,9 @@ rate-limit configuration (envoyproxy/ratelimit format) from --envoy-config
 or the config's envoy.files. Files are re-read when they change and on
 SIGHUP; a bad file keeps the running configuration.
 
-TLS: --tls-cert and --tls-key serve HTTPS and gRPC over TLS (1.2 or later)
-on both listeners; the files are re-read when they change, so replacing
+TLS: --tls-cert and --tls-key (or the config's server.tls: cert, key,
+client_ca) serve HTTPS and gRPC over TLS (1.2 or later) on both
+listeners; the files are re-read when they change, so replacing
 them rotates the certificate without a restart. --tls-client-ca requires a
 client certificate signed by one of its authorities (mutual TLS); a verified
 certificate is then enough for the decision APIs, while reset and reload
