@@ -60,6 +60,7 @@ type ParamError struct {
 	Reason string
 }
 
+// Error returns "Field: Reason".
 func (e *ParamError) Error() string { return e.Field + ": " + e.Reason }
 
 // Unwrap returns ErrParams.
