@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/weir-go/weir/server/daemon"
@@ -15,7 +16,7 @@ func configCommand(stdio IO) *cobra.Command {
 	var envoy []string
 	check := &cobra.Command{
 		Use:   "check FILE",
-		Short: "Validate a policy file (and the Envoy files it names) without serving",
+		Short: "Validate a policy file (the Envoy and TLS files it names too) without serving",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := daemon.Load(daemon.Options{ConfigPath: args[0], EnvoyPaths: envoy})
@@ -44,6 +45,19 @@ func configCommand(stdio IO) *cobra.Command {
 			}
 			for _, d := range cfg.Envoy {
 				fmt.Fprintf(stdio.Stdout, "  envoy domain %s (%s)\n", d.Name, d.File)
+			}
+			// The server section's TLS files, loaded as weir serve loads them.
+			tlsr, err := daemon.LoadTLS(daemon.Options{}, cfg, nil)
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			if tlsr != nil {
+				leaf := tlsr.Certificate().Leaf
+				fmt.Fprintf(stdio.Stdout, "  tls: %s, valid until %s", leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339))
+				if tlsr.MutualTLS() {
+					fmt.Fprint(stdio.Stdout, ", client certificates required")
+				}
+				fmt.Fprintln(stdio.Stdout)
 			}
 			return nil
 		},

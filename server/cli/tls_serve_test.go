@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -384,6 +385,22 @@ func TestTLSFromConfig(t *testing.T) {
 	cc := p.dial(t, net.JoinHostPort("127.0.0.1", port), p.client)
 	if r, err := weirv1.NewWeirClient(cc).Check(context.Background(), &weirv1.CheckRequest{Policy: "api", Key: "k"}); err != nil || !r.Allowed || r.Remaining != 3 {
 		t.Errorf("gRPC check over mutual TLS: %v %v (remaining 3 after the HTTPS check)", r, err)
+	}
+
+	// weir config check loads the same files and says what it found.
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatalf("config check: %v", err)
+	}
+	if want := "  tls: " + p.server.Cert.Subject.String() + ", valid until " + p.server.Cert.NotAfter.UTC().Format(time.RFC3339) + ", client certificates required\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("config check printed\n%s\nwant the line %q", out.String(), want)
+	}
+	other := testcert.NewCA(t, "other").Server(t)
+	_, otherKey := other.Write(t, p.dir, "other")
+	write("    cert: server.pem\n    key: " + filepath.Base(otherKey) + "\n")
+	out.Reset()
+	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err == nil || !strings.Contains(err.Error(), cfg+": server.tls.key "+otherKey+": ") || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("config check with a key of another certificate: %v", err)
 	}
 
 	// The flags replace the whole section: its files need not exist, and

@@ -157,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("--admin-token%w", err)
 	}
-	tlsr, err := loadTLS(o, cfg, log)
+	tlsr, err := LoadTLS(o, cfg, log)
 	if err != nil {
 		return err
 	}

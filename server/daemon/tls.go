@@ -12,12 +12,15 @@ import (
 	"github.com/weir-go/weir/server/tlsconf"
 )
 
-// loadTLS loads the listeners' TLS files: the --tls-* flags when any is
-// given (they replace the configuration's tls section as a whole, so a
-// certificate and key never come from different places), else the
-// configuration file's server.tls; nil, nil when TLS is off. Errors name
-// the flag, or the file and key.
-func loadTLS(o Options, cfg *config.Config, log *slog.Logger) (*tlsconf.Reloader, error) {
+// LoadTLS loads the listeners' TLS files as weir serve does before it
+// listens (and `weir config check` to validate them): the files the --tls-*
+// flags in o name when any is given (they replace the configuration's tls
+// section as a whole, so a certificate and key never come from different
+// places), else cfg's server.tls. It checks that every file parses and
+// that the key matches the certificate. It returns nil, nil when TLS is
+// off; errors name the flag, or the configuration file and key. log may be
+// nil.
+func LoadTLS(o Options, cfg *config.Config, log *slog.Logger) (*tlsconf.Reloader, error) {
 	files := tlsconf.Files{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA}
 	name := func(field string) string { return "--tls-" + field }
 	switch {
