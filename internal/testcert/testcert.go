@@ -58,10 +58,20 @@ func NewCA(t testing.TB, name string) *CA {
 // names); none means 127.0.0.1, ::1 and localhost.
 func (ca *CA) Server(t testing.TB, hosts ...string) *Pair {
 	t.Helper()
+	return ca.ServerUntil(t, time.Time{}, hosts...)
+}
+
+// ServerUntil is Server with a certificate that expires at notAfter (the
+// zero time: in 24 hours, as Server's).
+func (ca *CA) ServerUntil(t testing.TB, notAfter time.Time, hosts ...string) *Pair {
+	t.Helper()
 	if len(hosts) == 0 {
 		hosts = []string{"127.0.0.1", "::1", "localhost"}
 	}
 	tmpl := template(t, hosts[0])
+	if !notAfter.IsZero() {
+		tmpl.NotAfter = notAfter
+	}
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -269,11 +270,38 @@ func TestTLSRotation(t *testing.T) {
 	if h, g := served(); !h.Equal(p.server.Cert) || !g.Equal(p.server.Cert) {
 		t.Fatal("not serving the configured certificate")
 	}
+	// The expiry metric follows the certificate being served.
+	expiry := func() int64 {
+		t.Helper()
+		resp, err := c.Get(s.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "weir_tls_certificate_expiry_timestamp_seconds "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("expiry metric %q: %v", v, err)
+				}
+				return int64(f)
+			}
+		}
+		t.Fatalf("no weir_tls_certificate_expiry_timestamp_seconds in /metrics")
+		return 0
+	}
+	if got, want := expiry(), p.server.Cert.NotAfter.Unix(); got != want {
+		t.Errorf("expiry metric %d, want %d", got, want)
+	}
 	// A new certificate, renamed into place: the next connections see it.
-	next := p.ca.Server(t)
+	next := p.ca.ServerUntil(t, time.Now().Add(90*24*time.Hour).Truncate(time.Second))
 	next.Write(t, p.dir, "server")
 	if h, g := served(); !h.Equal(next.Cert) || !g.Equal(next.Cert) {
 		t.Errorf("after rotation: HTTP serves serial %s, gRPC %s, want %s", h.SerialNumber, g.SerialNumber, next.Cert.SerialNumber)
+	}
+	if got, want := expiry(), next.Cert.NotAfter.Unix(); got != want {
+		t.Errorf("expiry metric after rotation %d, want %d", got, want)
 	}
 	// A new gRPC client works across the rotation.
 	if _, err := weirv1.NewWeirClient(p.dial(t, s.grpc, nil)).Check(context.Background(), &weirv1.CheckRequest{Policy: "login", Key: "k"}); err != nil {

@@ -187,6 +187,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer closeStore()
 	m := metrics.New()
+	if tlsr != nil {
+		m.WatchCertificate(func() time.Time { return tlsr.Certificate().Leaf.NotAfter })
+	}
 	fallback := memstore.New(memstore.WithSweep(time.Minute))
 	defer fallback.Close()
 	svc, err := service.New(store, fallback, cfg, m)

@@ -6,6 +6,7 @@ package metrics
 import (
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -92,4 +93,15 @@ func New() *Metrics {
 		m.Fallback, m.Requests, m.ConfigReloads, m.ConfigLastReload, m.Ready, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// WatchCertificate exports weir_tls_certificate_expiry_timestamp_seconds,
+// the Unix time at which the served TLS certificate expires, read from
+// notAfter at every scrape (so a rotated certificate shows at once): alert
+// on it falling within a few days of time().
+func (m *Metrics) WatchCertificate(notAfter func() time.Time) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_tls_certificate_expiry_timestamp_seconds",
+		Help: "Unix time at which the TLS certificate the listeners serve expires (its NotAfter).",
+	}, func() float64 { return float64(notAfter().Unix()) }))
 }
