@@ -443,8 +443,8 @@ func TestTLSFromConfig(t *testing.T) {
 		name, section string
 		want          []string // all in the error
 	}{
-		{"cert without key", "    cert: server.pem\n", []string{cfg, "server.tls.cert needs server.tls.key"}},
-		{"key without cert", "    key: server-key.pem\n", []string{cfg, "server.tls.key needs server.tls.cert"}},
+		{"cert without key", "    cert: server.pem\n", []string{cfg, "server.tls.cert server.pem needs server.tls.key"}},
+		{"key without cert", "    key: server-key.pem\n", []string{cfg, "server.tls.key server-key.pem needs server.tls.cert"}},
 		{"client CA alone", "    client_ca: ca.pem\n", []string{cfg, "server.tls.client_ca needs server.tls.cert and server.tls.key"}},
 		{"missing key", "    cert: server.pem\n    key: nokey.pem\n", []string{cfg + ": server.tls.key " + filepath.Join(p.dir, "nokey.pem"), "no such file"}},
 		{"client CA is a key", "    cert: server.pem\n    key: server-key.pem\n    client_ca: server-key.pem\n", []string{cfg + ": server.tls.client_ca", "no PEM CERTIFICATE"}},

@@ -71,6 +71,22 @@ type TLS struct {
 // Enabled reports whether any file is named.
 func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" || t.ClientCA != "" }
 
+// Check reports a certificate without its key, a key without its
+// certificate, and a client CA without either. name gives each field's
+// name in the message: it maps "cert", "key" and "client-ca" to, say,
+// "--tls-cert" or "server.tls.cert".
+func (t TLS) Check(name func(field string) string) error {
+	switch {
+	case t.Cert == "" && t.Key == "" && t.ClientCA != "":
+		return fmt.Errorf("%s needs %s and %s: client certificates are verified by the TLS listeners", name("client-ca"), name("cert"), name("key"))
+	case t.Key == "" && t.Cert != "":
+		return fmt.Errorf("%s %s needs %s (the certificate's private key)", name("cert"), t.Cert, name("key"))
+	case t.Cert == "" && t.Key != "":
+		return fmt.Errorf("%s %s needs %s (the certificate it belongs to)", name("key"), t.Key, name("cert"))
+	}
+	return nil
+}
+
 // A Policy is a named set of limits applied to keys.
 type Policy struct {
 	// Name is the policy's name, used by callers.
@@ -239,13 +255,8 @@ func checkServer(file string, s *Server) error {
 		return &Error{File: file, Msg: "server admin_tokens: " + err.Error()}
 	}
 	t := &s.TLS
-	switch {
-	case t.Cert == "" && t.Key == "" && t.ClientCA != "":
-		return &Error{File: file, Msg: "server.tls.client_ca needs server.tls.cert and server.tls.key: client certificates are verified by the TLS listeners"}
-	case t.Cert != "" && t.Key == "":
-		return &Error{File: file, Msg: "server.tls.cert needs server.tls.key (the certificate's private key)"}
-	case t.Cert == "" && t.Key != "":
-		return &Error{File: file, Msg: "server.tls.key needs server.tls.cert (the certificate it belongs to)"}
+	if err := t.Check(func(field string) string { return "server.tls." + strings.ReplaceAll(field, "-", "_") }); err != nil {
+		return &Error{File: file, Msg: err.Error()}
 	}
 	for _, p := range []*string{&t.Cert, &t.Key, &t.ClientCA} {
 		if *p != "" && !filepath.IsAbs(*p) && file != "" {

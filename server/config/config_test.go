@@ -260,8 +260,8 @@ func TestTLSSection(t *testing.T) {
 		t.Errorf("no tls section: %+v, %v", c.Server.TLS, err)
 	}
 	for _, tt := range []struct{ section, want string }{
-		{"    cert: a.pem\n", "w.yaml: server.tls.cert needs server.tls.key"},
-		{"    key: a.pem\n", "w.yaml: server.tls.key needs server.tls.cert"},
+		{"    cert: a.pem\n", "w.yaml: server.tls.cert a.pem needs server.tls.key"},
+		{"    key: a.pem\n", "w.yaml: server.tls.key a.pem needs server.tls.cert"},
 		{"    client_ca: a.pem\n", "w.yaml: server.tls.client_ca needs server.tls.cert and server.tls.key"},
 		{"    client-ca: a.pem\n", `w.yaml:3: unknown key "client-ca"`},
 	} {

@@ -21,26 +21,21 @@ import (
 // off; errors name the flag, or the configuration file and key. log may be
 // nil.
 func LoadTLS(o Options, cfg *config.Config, log *slog.Logger) (*tlsconf.Reloader, error) {
-	files := tlsconf.Files{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA}
+	t := config.TLS{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA}
 	name := func(field string) string { return "--tls-" + field }
-	switch {
-	case o.TLSCert == "" && o.TLSKey == "" && o.TLSClientCA == "":
-		t := cfg.Server.TLS
+	if !t.Enabled() {
+		// config.Parse has checked the section.
+		t = cfg.Server.TLS
 		if !t.Enabled() {
 			return nil, nil
 		}
-		// config.Parse checked that cert and key come together.
-		files = tlsconf.Files{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA}
 		name = func(field string) string {
 			return cfg.Source + ": server.tls." + strings.ReplaceAll(field, "-", "_")
 		}
-	case o.TLSCert == "" && o.TLSKey == "":
-		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are verified by the TLS listeners")
-	case o.TLSKey == "":
-		return nil, fmt.Errorf("--tls-cert %s needs --tls-key (the certificate's private key)", o.TLSCert)
-	case o.TLSCert == "":
-		return nil, fmt.Errorf("--tls-key %s needs --tls-cert (the certificate it belongs to)", o.TLSKey)
+	} else if err := t.Check(name); err != nil {
+		return nil, err
 	}
+	files := tlsconf.Files{Cert: t.Cert, Key: t.Key, ClientCA: t.ClientCA}
 	r, err := tlsconf.New(files, tlsconf.Options{Logger: log})
 	if fe, ok := errors.AsType[*tlsconf.FileError](err); ok {
 		return nil, fmt.Errorf("%s %s: %w", name(fe.Field), fe.File, fe.Err)
