@@ -88,13 +88,7 @@ func TestNoScript(t *testing.T) {
 // counter, a lease TTL), and all of them are gone once the longest TTL has
 // passed. It also checks S10's script cache: one script, whatever the keys.
 func TestTTL(t *testing.T) {
-	srv := redistest.Start(t)
-	client := srv.Client()
-	s, err := redisstore.New(client, redisstore.WithPrefix("ttl:"), redisstore.WithDeadline(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, client := prefixedStore(t, "ttl:", redisstore.WithDeadline(5*time.Second))
 	const window = 500 * time.Millisecond
 	limits := []struct {
 		l   weir.Limit
@@ -191,13 +185,7 @@ func TestTTL(t *testing.T) {
 // store's prefix is a store failure (ErrUnavailable), not a panic or an
 // admission.
 func TestWrongType(t *testing.T) {
-	srv := redistest.Start(t)
-	client := srv.Client()
-	s, err := redisstore.New(client, redisstore.WithPrefix("wt:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, client := prefixedStore(t, "wt:")
 	ctx := context.Background()
 	lim := weir.PerSecond(10).WithName("n")
 	req := &weir.Request{Checks: []weir.Check{{Key: "k", Limit: lim}}, Cost: 1}
@@ -229,13 +217,7 @@ func TestWrongType(t *testing.T) {
 // with new and live keys, only the decisions on that key fail, and the key
 // is left as it was.
 func TestWrongTypeInBatch(t *testing.T) {
-	srv := redistest.Start(t)
-	client := srv.Client()
-	s, err := redisstore.New(client, redisstore.WithPrefix("wtb:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, client := prefixedStore(t, "wtb:")
 	ctx := context.Background()
 	lim := weir.PerHour(1000).WithName("n") // keys live long enough to see
 	take := func(key string, statuses bool) (weir.Decision, error) {
@@ -284,4 +266,17 @@ func TestWrongTypeInBatch(t *testing.T) {
 	if typ := client.Type(ctx, keys[0]).Val(); typ != "list" {
 		t.Fatalf("the list key is now a %q", typ)
 	}
+}
+
+// prefixedStore starts a redis-server and returns a store over it with
+// prefix (and opts), closed when the test ends, and its client.
+func prefixedStore(t *testing.T, prefix string, opts ...redisstore.Option) (*redisstore.Store, *redis.Client) {
+	t.Helper()
+	client := redistest.Start(t).Client()
+	s, err := redisstore.New(client, append([]redisstore.Option{redisstore.WithPrefix(prefix)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, client
 }
