@@ -47,7 +47,8 @@ func (f *fakeStore) Take(ctx context.Context, req *weir.Request) (weir.Decision,
 	for i, c := range req.Checks {
 		states[i] = f.get(c)
 	}
-	return engine.Decide(req, make([]algo.Params, n), states, make([]algo.Result, n), time.Now()), nil
+	d, _ := engine.Decide(req, make([]algo.Params, n), states, make([]algo.Result, n), time.Now())
+	return d, nil
 }
 
 func (f *fakeStore) Refund(ctx context.Context, req *weir.Request) error {

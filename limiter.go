@@ -90,10 +90,13 @@ func (l *Limiter) notifyRelease() {
 
 // Waiting for leases polls the store with this backoff, since holders in
 // other processes release without telling us; releases through this
-// Limiter wake waiters at once.
+// Limiter wake waiters at once. Between polls a waiter keeps its place in
+// line for leaseQueue (Request.Queue), several polls' worth, so a waiter
+// that crashed blocks the line for at most that long.
 const (
 	minLeasePoll = 5 * time.Millisecond
 	maxLeasePoll = 100 * time.Millisecond
+	leaseQueue   = 500 * time.Millisecond
 )
 
 // NewLimiter returns a limiter over store with the given limits and
@@ -171,14 +174,14 @@ func (l *Limiter) checkCost(n int64) error {
 }
 
 // take runs one store decision with pooled request memory.
-func (l *Limiter) take(ctx context.Context, key string, n int64, maxWait time.Duration, lease string) (Decision, error) {
+func (l *Limiter) take(ctx context.Context, key string, n int64, maxWait time.Duration, lease string, queue time.Duration) (Decision, error) {
 	r := l.reqs.Get().(*Request)
 	for i := range r.Checks {
 		r.Checks[i].Key = key
 	}
-	r.Cost, r.MaxWait, r.Lease = n, maxWait, lease
+	r.Cost, r.MaxWait, r.Lease, r.Queue = n, maxWait, lease, queue
 	d, err := l.store.Take(ctx, r)
-	r.Lease = ""
+	r.Lease, r.Queue = "", 0
 	l.reqs.Put(r)
 	return d, err
 }
@@ -215,12 +218,12 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int64) (Decision, er
 	if err := l.checkCost(n); err != nil {
 		return Decision{}, err
 	}
-	return l.take(ctx, key, n, 0, "")
+	return l.take(ctx, key, n, 0, "", 0)
 }
 
 // Peek reports what a request of one unit would get now, changing nothing.
 func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
-	return l.take(ctx, key, 0, 0, "")
+	return l.take(ctx, key, 0, 0, "", 0)
 }
 
 // Reset forgets key's state under every limit of l.
@@ -277,7 +280,7 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 	start := time.Now()
 	budget, cause := l.budget(ctx)
 	if l.allTB && lease == "" {
-		d, err := l.take(ctx, key, n, budget, "")
+		d, err := l.take(ctx, key, n, budget, "", 0)
 		if err != nil {
 			return d, err
 		}
@@ -299,15 +302,32 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 	}
 	var t *time.Timer
 	poll := minLeasePoll
+	// A lease waiter keeps a place in line at the Concurrency limits
+	// (Request.Queue); when it gives up, a refund of its lease ends the
+	// place at once instead of letting it lapse.
+	queued := false
+	defer func() {
+		if queued {
+			_ = l.refund(ctx, key, n, time.Time{}, lease, l.conc)
+		}
+	}()
 	for {
 		var rel <-chan struct{}
+		var queue time.Duration
 		if len(l.conc) > 0 {
 			rel = l.released()
+			if lease != "" {
+				queue = min(leaseQueue, max(budget-time.Since(start), minLeasePoll))
+			}
 		}
-		d, err := l.take(ctx, key, n, 0, lease)
+		d, err := l.take(ctx, key, n, 0, lease, queue)
+		if d.Allowed {
+			queued = false
+		}
 		if err != nil || d.Allowed {
 			return d, err
 		}
+		queued = queue > 0
 		left := budget - time.Since(start)
 		wait := max(d.RetryAfter, time.Millisecond)
 		if rel != nil && d.Limit.Algorithm == Concurrency {
@@ -365,7 +385,7 @@ func (l *Limiter) Reserve(ctx context.Context, key string, n int64) (*Reservatio
 		wait = l.maxWait
 	}
 	now := time.Now()
-	d, err := l.take(ctx, key, n, wait, "")
+	d, err := l.take(ctx, key, n, wait, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +457,7 @@ func (l *Limiter) TryAcquire(ctx context.Context, key string, n int64) (*Lease, 
 		return nil, Decision{}, err
 	}
 	id := l.leaseID()
-	d, err := l.take(ctx, key, n, 0, id)
+	d, err := l.take(ctx, key, n, 0, id, 0)
 	if err != nil || !d.Allowed {
 		return nil, d, err
 	}

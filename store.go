@@ -25,8 +25,15 @@ type Request struct {
 	// says when to act). Other algorithms ignore it.
 	MaxWait time.Duration
 	// Lease identifies the holder for Concurrency limits: Take records it,
-	// Refund releases it.
+	// Refund releases it. It must not contain a NUL byte.
 	Lease string
+	// Queue, when positive on a Take with a Lease and a Cost, makes a denial
+	// put the holder in line at every Concurrency limit of the request, or
+	// keep its place, for Queue from now (at most the lease TTL): until the
+	// place lapses, holders that come later are not admitted ahead of it.
+	// Ask again before it lapses to keep the place; an admission or a
+	// Refund with the same Lease ends it. [Limiter.Acquire] does this.
+	Queue time.Duration
 	// At is, for Refund, the instant the refunded units were charged for:
 	// the Decision's Time plus its Delay.
 	At time.Time

@@ -48,7 +48,8 @@ func (s *memStore) Take(ctx context.Context, req *weir.Request) (weir.Decision, 
 		return weir.Decision{}, weir.ErrUnavailable
 	}
 	n := len(req.Checks)
-	return engine.Decide(req, make([]algo.Params, n), s.lookup(req), make([]algo.Result, n), time.Now()), nil
+	d, _ := engine.Decide(req, make([]algo.Params, n), s.lookup(req), make([]algo.Result, n), time.Now())
+	return d, nil
 }
 
 func (s *memStore) Refund(ctx context.Context, req *weir.Request) error {

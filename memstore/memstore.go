@@ -286,8 +286,7 @@ func (s *Store) take(req *weir.Request, now time.Time, ps []algo.Params, out []a
 			}
 			reserved = missing
 		}
-		d := engine.Decide(req, ps, sp, out, now)
-		changed := d.Allowed && req.Cost > 0
+		d, changed := engine.Decide(req, ps, sp, out, now)
 		inserted := false
 		for i := range locs {
 			if changed || locs[i].found {

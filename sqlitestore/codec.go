@@ -9,20 +9,29 @@ import (
 )
 
 // The extra column holds the variable part of an algo.State: the events of
-// a sliding-window log and the leases of a concurrency limit. Its layout,
-// all integers as Go varints (encoding/binary):
+// a sliding-window log, and the leases and waiters of a concurrency limit.
+// Its layout, all integers as Go varints (encoding/binary):
 //
-//	version   byte, codecVersion
+//	version   byte, 1 (no waiters) or 2
 //	nEvents   uvarint
 //	events    nEvents × (at: varint, the first absolute and the others as
 //	          the difference from the previous one; cost: uvarint)
 //	nLeases   uvarint
 //	leases    nLeases × (len(id): uvarint, id bytes, expires: varint, cost: uvarint)
+//	(version 2 only)
+//	nWaiters  uvarint
+//	waiters   nWaiters × (len(id): uvarint, id bytes, since: varint,
+//	          expires: varint, cost: uvarint)
 //
-// A state with neither events nor leases is stored as NULL. Sorted log
+// A state with no events, leases or waiters is stored as NULL. Sorted log
 // instants make the differences small: a typical event takes 3–5 bytes.
+// Version 1 is still written when there are no waiters, so a state without
+// them reads the same in a build from before waiters.
 
-const codecVersion = 1
+const (
+	codecVersion        = 1
+	codecVersionWaiters = 2
+)
 
 // errCorrupt is wrapped by every decoding error.
 var errCorrupt = errors.New("corrupt state")
@@ -30,10 +39,14 @@ var errCorrupt = errors.New("corrupt state")
 // encodeExtra appends the variable part of s to dst, or returns nil when s
 // has none.
 func encodeExtra(dst []byte, s *algo.State) []byte {
-	if len(s.Log) == 0 && len(s.Leases) == 0 {
+	if len(s.Log) == 0 && len(s.Leases) == 0 && len(s.Waiters) == 0 {
 		return nil
 	}
-	dst = append(dst, codecVersion)
+	if len(s.Waiters) == 0 {
+		dst = append(dst, codecVersion)
+	} else {
+		dst = append(dst, codecVersionWaiters)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.Log)))
 	var prev int64
 	for i, e := range s.Log {
@@ -52,19 +65,30 @@ func encodeExtra(dst []byte, s *algo.State) []byte {
 		dst = binary.AppendVarint(dst, l.Expires)
 		dst = binary.AppendUvarint(dst, uint64(l.Cost))
 	}
+	if len(s.Waiters) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(s.Waiters)))
+		for _, w := range s.Waiters {
+			dst = binary.AppendUvarint(dst, uint64(len(w.ID)))
+			dst = append(dst, w.ID...)
+			dst = binary.AppendVarint(dst, w.Since)
+			dst = binary.AppendVarint(dst, w.Expires)
+			dst = binary.AppendUvarint(dst, uint64(w.Cost))
+		}
+	}
 	return dst
 }
 
-// decodeExtra sets s.Log and s.Leases from b, which encodeExtra wrote. It
+// decodeExtra sets s.Log, s.Leases and s.Waiters from b, which encodeExtra wrote. It
 // never panics and never allocates more than b's length justifies; any
 // inconsistency is an error wrapping errCorrupt.
 func decodeExtra(b []byte, s *algo.State) error {
-	s.Log, s.Leases = nil, nil
+	s.Log, s.Leases, s.Waiters = nil, nil, nil
 	if len(b) == 0 {
 		return nil
 	}
 	d := decoder{b: b}
-	if v := d.byte(); v != codecVersion {
+	v := d.byte()
+	if v != codecVersion && v != codecVersionWaiters {
 		return fmt.Errorf("%w: unknown encoding version %d", errCorrupt, v)
 	}
 	// Each event takes at least 2 bytes, each lease at least 3.
@@ -95,11 +119,22 @@ func decodeExtra(b []byte, s *algo.State) error {
 		id := d.bytes()
 		s.Leases[i] = algo.Lease{ID: string(id), Expires: d.varint(), Cost: d.cost()}
 	}
+	if v == codecVersionWaiters {
+		// Each waiter takes at least 4 bytes.
+		n = d.count(4)
+		if n > 0 {
+			s.Waiters = make([]algo.Waiter, n)
+		}
+		for i := range n {
+			id := d.bytes()
+			s.Waiters[i] = algo.Waiter{ID: string(id), Since: d.varint(), Expires: d.varint(), Cost: d.cost()}
+		}
+	}
 	if d.err == nil && len(d.b) > 0 {
 		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)))
 	}
 	if d.err != nil {
-		s.Log, s.Leases = nil, nil
+		s.Log, s.Leases, s.Waiters = nil, nil, nil
 	}
 	return d.err
 }

@@ -20,6 +20,9 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"log-same-instant-and-negative", algo.State{Log: []algo.Event{{At: -5, Cost: 0}, {At: -5, Cost: math.MaxInt64 >> 1}}}, 15},
 		{"leases", algo.State{Leases: []algo.Lease{{ID: "a", Expires: 10, Cost: 1}, {ID: "", Expires: math.MinInt64, Cost: 2}}}, 1 + 1 + 1 + 1 + 1 + 1 + 1 + 10 + 1 + 1},
 		{"both", algo.State{Log: []algo.Event{{At: 1, Cost: 1}}, Leases: []algo.Lease{{ID: "x\x00y", Expires: math.MaxInt64, Cost: 7}}}, 0},
+		{"waiters", algo.State{Leases: []algo.Lease{{ID: "a", Expires: 10, Cost: 1}}, Waiters: []algo.Waiter{{ID: "b", Since: 3, Expires: 12, Cost: 2}, {ID: "", Since: -1, Expires: math.MaxInt64, Cost: 1}}},
+			1 + 1 + 1 + 4 + 1 + (1 + 1 + 1 + 1 + 1) + (1 + 1 + 10 + 1)},
+		{"waiters-only", algo.State{Waiters: []algo.Waiter{{ID: "w", Since: 1, Expires: 2, Cost: 1}}}, 1 + 1 + 1 + 1 + 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,14 +30,17 @@ func TestCodecRoundTrip(t *testing.T) {
 			if tt.size != 0 && len(b) != tt.size {
 				t.Errorf("encoded in %d bytes, want %d", len(b), tt.size)
 			}
-			if len(tt.st.Log)+len(tt.st.Leases) == 0 && b != nil {
+			if len(tt.st.Log)+len(tt.st.Leases)+len(tt.st.Waiters) == 0 && b != nil {
 				t.Fatalf("empty state encoded as %x, want nil (NULL)", b)
 			}
 			got := algo.State{A: 1, Log: []algo.Event{{At: 9}}}
 			if err := decodeExtra(b, &got); err != nil {
 				t.Fatal(err)
 			}
-			want := algo.State{A: 1, Log: tt.st.Log, Leases: tt.st.Leases}
+			want := algo.State{A: 1, Log: tt.st.Log, Leases: tt.st.Leases, Waiters: tt.st.Waiters}
+			if len(tt.st.Waiters) == 0 && len(b) > 0 && b[0] != codecVersion {
+				t.Errorf("a state without waiters encoded as version %d, want %d", b[0], codecVersion)
+			}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("decoded %+v, want %+v", got, want)
 			}
@@ -51,7 +57,8 @@ func TestCodecCorrupt(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"version", []byte{2, 0, 0}},
+		{"version", []byte{3, 0, 0}},
+		{"waiters-truncated", []byte{2, 0, 0}},
 		{"truncated", valid[:len(valid)-1]},
 		{"trailing", append(append([]byte{}, valid...), 0)},
 		{"huge-count", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
@@ -81,13 +88,14 @@ func FuzzDecodeExtra(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(encodeExtra(nil, &algo.State{Log: []algo.Event{{At: 1, Cost: 2}, {At: 5, Cost: 1}}}))
 	f.Add(encodeExtra(nil, &algo.State{Leases: []algo.Lease{{ID: "id", Expires: 9, Cost: 1}}}))
+	f.Add(encodeExtra(nil, &algo.State{Waiters: []algo.Waiter{{ID: "w", Since: 4, Expires: 9, Cost: 1}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var st algo.State
 		if err := decodeExtra(b, &st); err != nil {
 			return
 		}
-		if len(st.Log) > len(b) || len(st.Leases) > len(b) {
-			t.Fatalf("%d bytes decoded to %d events and %d leases", len(b), len(st.Log), len(st.Leases))
+		if len(st.Log) > len(b) || len(st.Leases) > len(b) || len(st.Waiters) > len(b) {
+			t.Fatalf("%d bytes decoded to %d events, %d leases and %d waiters", len(b), len(st.Log), len(st.Leases), len(st.Waiters))
 		}
 		var again algo.State
 		if err := decodeExtra(encodeExtra(nil, &st), &again); err != nil {

@@ -622,7 +622,7 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 			if err := r.load(ctx, tx.StmtContext(ctx, s.rsel), req.Checks); err != nil {
 				return err
 			}
-			d = engine.Decide(req, r.ps, r.ptrs, r.out, now)
+			d, _ = engine.Decide(req, r.ps, r.ptrs, r.out, now) // a peek changes nothing
 			return nil
 		})
 	} else {
@@ -630,8 +630,9 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 			if err := r.load(ctx, w.sel, req.Checks); err != nil {
 				return err
 			}
-			d = engine.Decide(req, r.ps, r.ptrs, r.out, now)
-			if d.Allowed {
+			var changed bool
+			d, changed = engine.Decide(req, r.ps, r.ptrs, r.out, now)
+			if changed {
 				return r.write(ctx, w, now.UnixNano())
 			}
 			return nil

@@ -47,7 +47,8 @@ func (m *model) Take(_ context.Context, req *weir.Request) (weir.Decision, error
 	for i, c := range req.Checks {
 		ss[i] = m.state(c)
 	}
-	return engine.Decide(req, ps, ss, out, m.now()), nil
+	d, _ := engine.Decide(req, ps, ss, out, m.now())
+	return d, nil
 }
 
 // Refund implements weir.Store.

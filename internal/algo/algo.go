@@ -115,11 +115,12 @@ func (p *Params) Capacity() int64 {
 //	FixedWindow:          A = window start (ns), B = units in that window
 //	SlidingWindowCounter: A = current window start, B = units in it, C = units in the previous window
 //	SlidingWindowLog:     Log = admitted events, oldest first
-//	Concurrency:          Leases = leases held
+//	Concurrency:          Leases = leases held, Waiters = holders in line
 type State struct {
 	A, B, C int64
 	Log     []Event
 	Leases  []Lease
+	Waiters []Waiter
 }
 
 // Event is one admitted request of a sliding-window log.
@@ -133,6 +134,16 @@ type Lease struct {
 	ID      string // chosen by the caller, unique per holder
 	Expires int64  // ns; the lease no longer counts at or after this instant
 	Cost    int64  // units held
+}
+
+// Waiter is a holder waiting in line for a concurrency limit (see
+// [Enqueue]): while its place lasts, holders that came later are not
+// admitted ahead of it.
+type Waiter struct {
+	ID      string // the lease id it will hold
+	Since   int64  // ns; when it joined the line (ties: the smaller ID first)
+	Expires int64  // ns; its place lapses at or after this instant
+	Cost    int64  // units it asks for
 }
 
 // Result is the outcome of a check. All durations are nanoseconds, never negative.
@@ -160,6 +171,12 @@ type Result struct {
 // maxWait (a reservation; Result.Delay says when); other kinds ignore it.
 // p must be valid and 0 <= cost <= p.Capacity().
 func Check(p *Params, s *State, now, cost, maxWait int64) Result {
+	return check(p, s, now, cost, maxWait, "")
+}
+
+// check is Check for the holder lease: for Concurrency, a holder in line
+// is behind only those who joined before it, and anyone else behind all.
+func check(p *Params, s *State, now, cost, maxWait int64, lease string) Result {
 	switch p.Kind {
 	case TokenBucket:
 		return gcraCheck(p, s, now, cost, maxWait)
@@ -170,7 +187,7 @@ func Check(p *Params, s *State, now, cost, maxWait int64) Result {
 	case SlidingWindowLog:
 		return logCheck(p, s, now, cost)
 	case Concurrency:
-		return leaseCheck(p, s, now, cost)
+		return leaseCheck(p, s, now, cost, lease)
 	}
 	return Result{}
 }
@@ -195,13 +212,34 @@ func Commit(p *Params, s *State, now, cost int64, lease string) {
 	}
 }
 
+// Enqueue puts holder lease in line, or keeps its place, on every
+// Concurrency limit of ps: call it when Decide denied a request that will
+// be asked again. The place lasts for queue ns from now (at most the
+// limit's Period, the lease TTL, so state never outlives now + Period), and
+// each call renews it; a later admission of the same holder, or its
+// Refund, ends it. It reports whether any state changed (the caller must
+// then save it). Other kinds are left alone.
+func Enqueue(ps []Params, ss []*State, now, cost int64, lease string, queue int64) bool {
+	if cost <= 0 || lease == "" || queue <= 0 {
+		return false
+	}
+	changed := false
+	for i := range ps {
+		if ps[i].Kind == Concurrency {
+			leaseEnqueue(ss[i], now, cost, lease, satAdd(now, min(queue, ps[i].Period)))
+			changed = true
+		}
+	}
+	return changed
+}
+
 // Refund gives back cost units that were committed at the instant at (for a
 // token-bucket reservation: its time to act), as far as the algorithm can
 // tell them apart, never leaving more than the full quota available. The
 // token bucket follows golang.org/x/time/rate's Reservation.Cancel: it gives
 // nothing back once at is before now, and keeps the span of requests
-// reserved after this one. For Concurrency it releases the lease (cost is
-// ignored).
+// reserved after this one. For Concurrency it releases the lease and its
+// place in line (cost is ignored).
 func Refund(p *Params, s *State, now, at, cost int64, lease string) {
 	switch p.Kind {
 	case TokenBucket:
@@ -225,7 +263,8 @@ func Fresh(p *Params, s *State, now int64) bool {
 
 // ExpiresAt is the earliest instant from which s is fresh if nothing more is
 // committed: a store may set its TTL to this. After a commit at now it is
-// at most now + Period for the fixed window, log and concurrency,
+// at most now + Period for the fixed window, log and concurrency (leases
+// and places in line alike),
 // now + 2*Period for the counter, now + Burst*Period/Quota for the token
 // bucket (plus the Delay of a reservation).
 func ExpiresAt(p *Params, s *State) int64 {
@@ -257,6 +296,9 @@ func ExpiresAt(p *Params, s *State) int64 {
 		end := int64(math.MinInt64)
 		for _, l := range s.Leases {
 			end = max(end, l.Expires)
+		}
+		for _, w := range s.Waiters {
+			end = max(end, w.Expires)
 		}
 		return end
 	}
@@ -298,7 +340,7 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 		}
 	}
 	for i := range ps {
-		r := Check(&ps[i], ss[i], now, cost, maxWait)
+		r := check(&ps[i], ss[i], now, cost, maxWait, lease)
 		if len(out) == len(ps) {
 			out[i] = r
 		}
@@ -323,7 +365,7 @@ func Decide(ps []Params, ss []*State, now, cost, maxWait int64, lease string, ou
 		if len(out) == len(ps) {
 			for i := range out {
 				if out[i].Allowed {
-					pk := Check(&ps[i], ss[i], now, 0, 0)
+					pk := check(&ps[i], ss[i], now, 0, 0, lease)
 					out[i].Remaining, out[i].ResetAfter, out[i].Delay = pk.Remaining, pk.ResetAfter, 0
 				}
 			}

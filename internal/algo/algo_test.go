@@ -101,6 +101,7 @@ func cloneState(s *State) *State {
 	c := *s
 	c.Log = append([]Event(nil), s.Log...)
 	c.Leases = append([]Lease(nil), s.Leases...)
+	c.Waiters = append([]Waiter(nil), s.Waiters...)
 	return &c
 }
 

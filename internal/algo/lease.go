@@ -6,6 +6,15 @@ import "slices"
 // that counts until it is released or until Period (the lease TTL) has
 // passed since it was taken, so a holder that crashed cannot keep capacity
 // forever.
+//
+// Holders that wait keep a place in line (Enqueue): a request is admitted
+// only when the units held, plus those asked for by live waiters ahead of
+// it, plus its own, fit in Quota. A waiter is ahead of every holder that
+// joined the line later, and of every holder not in line, so freed units
+// go to waiters roughly in the order they arrived, and a newcomer does not
+// take them first. A place lapses unless renewed (a waiter that gave up or
+// crashed stops blocking others), and ends when its holder is admitted or
+// refunds.
 
 func leaseHeld(s *State, now int64) (held, reset int64) {
 	for _, l := range s.Leases {
@@ -17,16 +26,51 @@ func leaseHeld(s *State, now int64) (held, reset int64) {
 	return held, reset
 }
 
-func leaseCheck(p *Params, s *State, now, cost int64) Result {
+// waitAhead is the units asked for by live waiters ahead of holder id:
+// those that joined before it, or all of them when id is not in line.
+func waitAhead(s *State, now int64, id string) int64 {
+	if len(s.Waiters) == 0 {
+		return 0
+	}
+	var me *Waiter
+	if id != "" {
+		for i := range s.Waiters {
+			if w := &s.Waiters[i]; w.ID == id && w.Expires > now {
+				me = w
+				break
+			}
+		}
+	}
+	var ahead int64
+	for i := range s.Waiters {
+		w := &s.Waiters[i]
+		if w.Expires <= now || w == me {
+			continue
+		}
+		if me == nil || w.Since < me.Since || (w.Since == me.Since && w.ID < me.ID) {
+			ahead = satAdd(ahead, w.Cost)
+		}
+	}
+	return ahead
+}
+
+func leaseCheck(p *Params, s *State, now, cost int64, lease string) Result {
 	held, reset := leaseHeld(s, now)
+	free := p.Quota - held // may be negative when Quota was lowered
+	avail := free
+	ahead := waitAhead(s, now, lease)
+	if ahead > 0 {
+		avail = max(satAdd(free, -ahead), min(free, 0))
+	}
 	n := max(cost, 1)
-	if n <= p.Quota-held { // not held+n: Quota may be MaxInt64
+	if n <= avail {
 		if cost > 0 {
 			reset = max(reset, p.Period)
 		}
-		return Result{Allowed: true, Remaining: p.Quota - held - cost, ResetAfter: reset}
+		return Result{Allowed: true, Remaining: avail - cost, ResetAfter: reset}
 	}
-	return Result{Remaining: p.Quota - held, RetryAfter: max(1, leaseWait(s, now, n-(p.Quota-held))), ResetAfter: reset}
+	need := satAdd(satAdd(n, ahead), -free)
+	return Result{Remaining: avail, RetryAfter: max(1, leaseWait(s, now, need)), ResetAfter: reset}
 }
 
 // leaseWait is how long until leases holding at least need units have
@@ -70,10 +114,15 @@ func leasePrune(s *State, now int64) {
 	if k == 0 {
 		s.Leases = nil
 	}
+	s.Waiters = slices.DeleteFunc(s.Waiters, func(w Waiter) bool { return w.Expires <= now })
+	if len(s.Waiters) == 0 {
+		s.Waiters = nil
+	}
 }
 
 func leaseCommit(p *Params, s *State, now, cost int64, id string) {
 	leasePrune(s, now)
+	leaseLeave(s, id)
 	exp := satAdd(now, p.Period)
 	for i := range s.Leases {
 		if s.Leases[i].ID == id {
@@ -87,6 +136,7 @@ func leaseCommit(p *Params, s *State, now, cost int64, id string) {
 }
 
 func leaseRelease(s *State, id string) {
+	leaseLeave(s, id)
 	for i := range s.Leases {
 		if s.Leases[i].ID == id {
 			s.Leases = slices.Delete(s.Leases, i, i+1)
@@ -95,5 +145,26 @@ func leaseRelease(s *State, id string) {
 			}
 			return
 		}
+	}
+}
+
+// leaseEnqueue puts holder id in line at now for cost units, or renews its
+// place (keeping its turn) until the instant until.
+func leaseEnqueue(s *State, now, cost int64, id string, until int64) {
+	leasePrune(s, now)
+	for i := range s.Waiters {
+		if w := &s.Waiters[i]; w.ID == id {
+			w.Expires, w.Cost = max(w.Expires, until), cost
+			return
+		}
+	}
+	s.Waiters = append(s.Waiters, Waiter{ID: id, Since: now, Expires: until, Cost: cost})
+}
+
+// leaseLeave ends holder id's place in line.
+func leaseLeave(s *State, id string) {
+	s.Waiters = slices.DeleteFunc(s.Waiters, func(w Waiter) bool { return w.ID == id })
+	if len(s.Waiters) == 0 {
+		s.Waiters = nil
 	}
 }

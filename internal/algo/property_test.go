@@ -221,7 +221,7 @@ func checkResult(t *testing.T, seed uint64, step int, p *Params, r Result, cost 
 }
 
 func statesEqual(a, b *State) bool {
-	return a.A == b.A && a.B == b.B && a.C == b.C && slices.Equal(a.Log, b.Log) && slices.Equal(a.Leases, b.Leases)
+	return a.A == b.A && a.B == b.B && a.C == b.C && slices.Equal(a.Log, b.Log) && slices.Equal(a.Leases, b.Leases) && slices.Equal(a.Waiters, b.Waiters)
 }
 
 // group sorts admissions by time and merges those at the same instant.

@@ -6,6 +6,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/weir-go/weir"
@@ -41,6 +42,12 @@ func Validate(req *weir.Request) error {
 	if req.MaxWait < 0 {
 		return &weir.FieldError{Field: "max_wait", Reason: fmt.Sprintf("must not be negative (got %v)", req.MaxWait)}
 	}
+	if req.Queue < 0 {
+		return &weir.FieldError{Field: "queue", Reason: fmt.Sprintf("must not be negative (got %v)", req.Queue)}
+	}
+	if strings.IndexByte(req.Lease, 0) >= 0 {
+		return &weir.FieldError{Field: "lease", Reason: "must not contain a NUL byte"}
+	}
 	for i := range req.Checks {
 		l := &req.Checks[i].Limit
 		if err := l.Validate(); err != nil {
@@ -58,13 +65,19 @@ func Validate(req *weir.Request) error {
 }
 
 // Decide runs the all-or-nothing protocol of algo.Decide over states (one
-// per check, in order) at now, fills req.Statuses when it has room, and
-// returns the Decision. ps and out are scratch space of len(req.Checks).
-func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []algo.Result, now time.Time) weir.Decision {
+// per check, in order) at now, puts a denied holder in line when req asks
+// (algo.Enqueue), fills req.Statuses when it has room, and returns the
+// Decision and whether any state changed (the store must then save the
+// states). ps and out are scratch space of len(req.Checks).
+func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []algo.Result, now time.Time) (weir.Decision, bool) {
 	for i := range req.Checks {
 		ps[i] = Params(req.Checks[i].Limit)
 	}
 	allowed, k, agg := algo.Decide(ps, states, now.UnixNano(), req.Cost, int64(req.MaxWait), req.Lease, out)
+	changed := allowed && req.Cost > 0
+	if !allowed && req.Queue > 0 {
+		changed = algo.Enqueue(ps, states, now.UnixNano(), req.Cost, req.Lease, int64(req.Queue))
+	}
 	d := weir.Decision{
 		Allowed:    allowed,
 		Limit:      req.Checks[k].Limit,
@@ -88,7 +101,7 @@ func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []alg
 			}
 		}
 	}
-	return d
+	return d, changed
 }
 
 // Refund applies req as a refund to states (one per check) at now.
