@@ -278,6 +278,68 @@ func TestAcquireRelease(t *testing.T) {
 	})
 }
 
+// TestAcquireInArrivalOrder: waiters in two limiters on one store (two
+// processes, in effect) get the slot in the order they began waiting, even
+// when a release wakes a later waiter first; a newcomer does not take the
+// slot ahead of them; and a waiter whose context ends leaves the line at
+// once.
+func TestAcquireInArrivalOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := newFake()
+		a := mustLimiter(t, store, weir.Concurrent(1, time.Minute))
+		b := mustLimiter(t, store, weir.Concurrent(1, time.Minute))
+		holder, err := b.Acquire(ctx, "k", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		order := make(chan string, 3)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wait := func(l *weir.Limiter, name string) {
+			defer wg.Done()
+			ls, err := l.Acquire(ctx, "k", 1)
+			if err != nil {
+				t.Error(name, err)
+				return
+			}
+			order <- name
+			time.Sleep(time.Second)
+			_ = ls.Release(ctx) // through a, this wakes "third" at once
+		}
+		wg.Add(3)
+		go wait(a, "first")
+		time.Sleep(time.Second)
+		go wait(b, "second")
+		time.Sleep(time.Second)
+		go wait(a, "third")
+		time.Sleep(time.Second)
+		_ = holder.Release(ctx) // through b: wakes "second" at once
+		if ls, d, _ := b.TryAcquire(ctx, "k", 1); ls != nil {
+			t.Fatalf("a newcomer took the slot ahead of three waiters: %+v", d)
+		}
+		for _, want := range []string{"first", "second", "third"} {
+			if got := <-order; got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+
+		h2, err := b.Acquire(ctx, "j", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if _, err := a.Acquire(wctx, "j", 1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("waiter with a 300ms context: %v", err)
+		}
+		_ = h2.Release(ctx)
+		if ls, d, _ := b.TryAcquire(ctx, "j", 1); ls == nil {
+			t.Fatalf("a waiter that gave up still holds its place: %+v", d)
+		}
+	})
+}
+
 func TestDoAndWrap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()

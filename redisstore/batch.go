@@ -33,7 +33,7 @@ type call struct {
 	// so that it needs no allocations of its own.
 	key1  [1]string
 	args2 [2]any
-	blob1 [8 * 11]byte
+	blob1 [8 * 12]byte
 	wide  [6 + 5]int64 // a fast-path reply in the general path's form
 
 	deadline int64       // when the call fails, in ns on the store's clock (Store.mono)

@@ -198,9 +198,10 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 	if n == 1 {
 		b = c.blob1[:0]
 	} else {
-		b = make([]byte, 0, 8*(6+5*n))
+		b = make([]byte, 0, 8*(7+5*n))
 	}
-	b = pack(b, int64(op), int64(n), req.Cost, maxWait, at, want)
+	queue := min(int64(req.Queue/time.Microsecond), maxWaitUS)
+	b = pack(b, int64(op), int64(n), req.Cost, maxWait, at, want, queue)
 	var tag0 [16]byte
 	for i := range req.Checks {
 		ch := &req.Checks[i]

@@ -237,6 +237,104 @@ func testLease(t *testing.T, f Factory) {
 	}
 }
 
+// testLeaseLine: a denied take with Queue keeps its holder's place in line
+// (Request.Queue): holders are admitted in the order they joined, a
+// newcomer does not take freed units ahead of them, a place lapses unless
+// renewed, and an admission or a refund ends it. The line must survive
+// between calls, so the store saves state on these denials too.
+func testLeaseLine(t *testing.T, f Factory) {
+	h := newHarness(t, f)
+	c := weir.Check{Key: "api", Limit: weir.Concurrent(2, time.Minute).WithName("slots")}
+	take := func(lease string, cost int64, queue time.Duration) weir.Decision {
+		return h.take(&weir.Request{Checks: []weir.Check{c}, Cost: cost, Lease: lease, Queue: queue})
+	}
+	release := func(lease string) {
+		h.refund(&weir.Request{Checks: []weir.Check{c}, Cost: 1, Lease: lease, At: h.clk.now()})
+	}
+	const q = 500 * time.Millisecond
+	if d := take("a", 2, q); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("a: %+v", d)
+	}
+	h.clk.set(t, time.Millisecond)
+	if d := take("b", 1, q); d.Allowed || d.Remaining != 0 || !closeDur(d.RetryAfter, time.Minute-time.Millisecond) {
+		t.Fatalf("b while full: %+v, want denied and in line", d)
+	}
+	h.clk.set(t, 2*time.Millisecond)
+	if d := take("c", 2, q); d.Allowed {
+		t.Fatalf("c while full: %+v", d)
+	}
+	h.clk.set(t, 3*time.Millisecond)
+	release("a")
+	// Two units are free; b (1) and c (2) are in line, in that order.
+	if d := h.peek(c); d.Allowed || d.Remaining != 0 {
+		t.Fatalf("peek with b and c in line: %+v, want nothing for a newcomer", d)
+	}
+	if d := take("d", 1, 0); d.Allowed {
+		t.Fatalf("newcomer d took a unit ahead of the line: %+v", d)
+	}
+	if d := take("c", 2, q); d.Allowed || d.Remaining != 1 {
+		t.Fatalf("c ahead of b: %+v, want denied with 1 unit left for it", d)
+	}
+	// Remaining is what is left to the asker: waiters behind it do not count.
+	if d := take("b", 1, q); !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("b, first in line: %+v", d)
+	}
+	// b left the line when admitted; c needs 2 and only 1 is free.
+	if d := take("c", 2, q); d.Allowed || d.Remaining != 1 {
+		t.Fatalf("c with b holding: %+v", d)
+	}
+	h.clk.set(t, 4*time.Millisecond)
+	release("b")
+	if d := take("c", 2, q); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("c after b's release: %+v", d)
+	}
+	// A waiter that stops asking loses its place once it lapses; one that
+	// gives up (refunds) loses it at once.
+	if d := take("e", 1, 100*time.Millisecond); d.Allowed {
+		t.Fatalf("e while full: %+v", d)
+	}
+	h.clk.set(t, 5*time.Millisecond)
+	if d := take("f", 1, q); d.Allowed {
+		t.Fatalf("f while full: %+v", d)
+	}
+	release("c")
+	if d := take("g", 2, 0); d.Allowed || d.Remaining != 0 {
+		t.Fatalf("g with e and f in line: %+v", d)
+	}
+	release("f") // f gives up
+	if d := take("g", 2, 0); d.Allowed || d.Remaining != 1 {
+		t.Fatalf("g with e in line: %+v, want 1 left", d)
+	}
+	h.clk.set(t, 4*time.Millisecond+100*time.Millisecond) // e's place lapses
+	if d := take("g", 2, 0); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("g after e's place lapsed: %+v", d)
+	}
+	// Holders that join at the same instant go in the byte order of their
+	// ids (in a Redis batch every decision has the same instant).
+	h.clk.set(t, 200*time.Millisecond)
+	for _, id := range []string{"y", "x"} {
+		if d := take(id, 2, q); d.Allowed {
+			t.Fatalf("%s while g holds both units: %+v", id, d)
+		}
+	}
+	release("g")
+	if d := take("y", 2, q); d.Allowed {
+		t.Fatalf("y ahead of x, which joined at the same instant: %+v", d)
+	}
+	if d := take("x", 2, q); !d.Allowed {
+		t.Fatalf("x, first of the two: %+v", d)
+	}
+	release("x")
+	if d := take("y", 2, q); !d.Allowed {
+		t.Fatalf("y after x: %+v", d)
+	}
+	// Everything lapses with the lease TTL: the state is then fresh.
+	h.clk.set(t, 200*time.Millisecond+time.Minute)
+	if d := h.peek(c); !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("after the TTL: %+v", d)
+	}
+}
+
 func testReset(t *testing.T, f Factory) {
 	h := newHarness(t, f)
 	limits := []weir.Limit{

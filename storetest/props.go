@@ -135,6 +135,9 @@ func randomRequest(rng *rand.Rand, keys, leases []string) *weir.Request {
 	}
 	if rng.IntN(10) != 0 {
 		req.Lease = leases[rng.IntN(len(leases))]
+		if rng.IntN(3) == 0 {
+			req.Queue = time.Duration(1+rng.IntN(2_000_000)) * time.Microsecond
+		}
 	}
 	if rng.IntN(2) == 0 {
 		req.Statuses = make([]weir.Status, len(req.Checks))

@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Reservation", testReservation},
 		{"RefundCeiling", testRefundCeiling},
 		{"Lease", testLease},
+		{"LeaseLine", testLeaseLine},
 		{"Reset", testReset},
 		{"Invalid", testInvalid},
 		{"Keys", testKeys},
@@ -127,6 +128,9 @@ func describe(req *weir.Request) string {
 	}
 	if req.Lease != "" {
 		s += fmt.Sprintf(" lease=%q", req.Lease)
+	}
+	if req.Queue != 0 {
+		s += fmt.Sprintf(" queue=%v", req.Queue)
 	}
 	for _, c := range req.Checks {
 		s += fmt.Sprintf(" [%q %q %s]", c.Limit.Name, c.Key, c.Limit)

@@ -163,8 +163,8 @@ if path == '1' or path == '2' then
     if blob == '' then
       if not last then return {-1} end
     elseif blob ~= last then
-      if #blob ~= 88 then return {-1} end
-      local op, nc, _, _, _, _, kind = sunpack('<lllllll', blob)
+      if #blob ~= 96 then return {-1} end
+      local op, nc, _, _, _, _, _, kind = sunpack('<llllllll', blob)
       if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
       last = blob
     end
@@ -175,7 +175,7 @@ if path == '1' or path == '2' then
     local blob = ARGV[4 + i]
     if blob ~= '' and blob ~= last then
       local _
-      _, _, cost, maxwait, _, want, _, _, per, cap, q = sunpack('<lllllllllll', blob)
+      _, _, cost, maxwait, _, want, _, _, _, per, cap, q = sunpack('<llllllllllll', blob)
       local n = cost
       if n < 1 then n = 1 end
       -- tau = cap*per/q and n*I = n*per/q, as rationals over q.

@@ -1,5 +1,7 @@
 -- Concurrency leases, a port of internal/algo/lease.go.
--- State: a hash from lease id to "expires cost" (µs, units).
+-- State: a hash from lease id to "expires cost" (µs, units), and from
+-- "\0" .. id to "since expires cost" for a holder waiting in line (lease
+-- ids cannot contain NUL: the Go side refuses them).
 -- Built on first use in a script run (see BUILD in 0_prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[4] = function(P)
@@ -8,17 +10,54 @@ BUILD[4] = function(P)
   local divmod, muldiv, maxn, window_start, int = P.divmod, P.muldiv, P.maxn, P.window_start, P.int
   local nums, get_string, save_string, save_ttl = P.nums, P.get_string, P.save_string, P.save_ttl
 
+  local byte = P.byte
+
   local function ls_load(c, st)
     local r = rpcall('HGETALL', c.key)
     if r.err then return false end
-    local l = {}
+    local l, w = {}, {}
     for i = 1, #r, 2 do
-      local exp, cost = nums(r[i + 1])
-      if not (exp and cost) then return false end
-      l[r[i]] = {exp, cost}
+      local f = r[i]
+      if byte(f, 1) == 0 then
+        local since, exp, cost = nums(r[i + 1])
+        if not (since and exp and cost) then return false end
+        w[sub(f, 2)] = {since, exp, cost}
+      else
+        local exp, cost = nums(r[i + 1])
+        if not (exp and cost) then return false end
+        l[f] = {exp, cost}
+      end
     end
-    st.l = l
+    st.l, st.w = l, w
     return true
+  end
+
+  -- before reports whether id a sorts before id b byte by byte, as Go
+  -- compares strings (Lua's < follows the locale Redis sets).
+  local function before(a, b)
+    local n = #a
+    if #b < n then n = #b end
+    for i = 1, n do
+      local x, y = byte(a, i), byte(b, i)
+      if x ~= y then return x < y end
+    end
+    return #a < #b
+  end
+
+  -- ls_ahead is the units asked for by live waiters ahead of holder id:
+  -- those that joined before it, or all of them when id is not in line.
+  local function ls_ahead(st, now, id)
+    local me = id and id ~= '' and st.w[id]
+    if me and me[2] <= now then me = nil end
+    local ahead = 0
+    for wid, x in pairs(st.w) do
+      if x[2] > now and wid ~= id then
+        if not me or x[1] < me[1] or (x[1] == me[1] and before(wid, id)) then
+          ahead = ahead + x[3]
+        end
+      end
+    end
+    return ahead
   end
 
   local function ls_held(st, now)
@@ -46,15 +85,36 @@ BUILD[4] = function(P)
     return 0
   end
 
-  local function ls_check(c, st, now, cost)
+  local function ls_check(c, st, now, cost, _, lease)
     local held, reset = ls_held(st, now)
+    local free = c.quota - held
+    local avail = free
+    local ahead = ls_ahead(st, now, lease)
+    if ahead > 0 then
+      avail = free - ahead
+      if free < 0 then
+        if avail < free then avail = free end
+      elseif avail < 0 then
+        avail = 0
+      end
+    end
     local n = cost
     if n < 1 then n = 1 end
-    if held + n <= c.quota then
+    if n <= avail then
       if cost > 0 then reset = maxn(reset, c.per) end
-      return true, c.quota - held - cost, 0, reset, 0
+      return true, avail - cost, 0, reset, 0
     end
-    return false, c.quota - held, maxn(1, ls_wait(st, now, held + n - c.quota)), reset, 0
+    return false, avail, maxn(1, ls_wait(st, now, n + ahead - free)), reset, 0
+  end
+
+  -- ls_prune_line drops lapsed places in line, and id's own.
+  local function ls_prune_line(c, st, now, id)
+    for k, x in pairs(st.w) do
+      if x[2] <= now or k == id then
+        st.w[k] = nil
+        rcall('HDEL', c.key, '\0' .. k)
+      end
+    end
   end
 
   local function ls_commit(c, st, now, cost, id)
@@ -65,6 +125,7 @@ BUILD[4] = function(P)
         rcall('HDEL', c.key, k)
       end
     end
+    ls_prune_line(c, st, now, id)
     local exp = now + c.per
     local x = l[id]
     if x then
@@ -82,13 +143,33 @@ BUILD[4] = function(P)
       st.l[id] = nil
       rcall('HDEL', c.key, id)
     end
+    if st.w[id] then
+      st.w[id] = nil
+      rcall('HDEL', c.key, '\0' .. id)
+    end
+  end
+
+  -- ls_enqueue puts holder id in line for cost units, or renews its place
+  -- (keeping its turn), for queue µs (at most the lease TTL).
+  local function ls_enqueue(c, st, now, cost, id, queue)
+    ls_prune_line(c, st, now, nil)
+    local untl = now + mmin(queue, c.per)
+    local x = st.w[id]
+    if x then
+      x[2], x[3] = maxn(x[2], untl), cost
+    else
+      x = {now, untl, cost}
+      st.w[id] = x
+    end
+    rcall('HSET', c.key, '\0' .. id, fmt('%d %d %d', x[1], x[2], x[3]))
   end
 
   local function ls_save(c, st, now)
     local exp = MIN
     for _, x in pairs(st.l) do exp = maxn(exp, x[1]) end
+    for _, x in pairs(st.w) do exp = maxn(exp, x[2]) end
     save_ttl(c.key, exp, now)
   end
 
-  return {load = ls_load, check = ls_check, commit = ls_commit, save = ls_save, release = ls_release}
+  return {load = ls_load, check = ls_check, commit = ls_commit, save = ls_save, release = ls_release, enqueue = ls_enqueue}
 end

@@ -6,9 +6,10 @@
 --   its numbers, packed as little-endian signed 64-bit integers (one
 --   struct.unpack instead of a dozen tonumber calls): op (1 take,
 --   2 refund), number of checks, cost, max wait (µs), refund instant (µs or
---   -1 for now), statuses wanted (0/1), then per check: kind, quota, period
---   (µs; token bucket: reduced), capacity, reduced quota (token bucket);
---   and the lease id.
+--   -1 for now), statuses wanted (0/1), queue (µs: how long a denied take
+--   keeps its lease's place in line at concurrency limits, 0 for none),
+--   then per check: kind, quota, period (µs; token bucket: reduced),
+--   capacity, reduced quota (token bucket); and the lease id.
 -- KEYS holds one key per check, in order.
 --
 -- Reply (packed by reply, see 0_entry.lua): {now, then per take: allowed (1, 0, or -1 when a key held data of
@@ -26,6 +27,18 @@ local dirty = {}    -- states to save, in first-change order
 local ai, ki = 5, 1
 
 
+-- mark has check c's state saved at the end of the call. The state
+-- remembers what saving needs, since check tables are reused by the next
+-- decision.
+local function mark(c)
+  local st = c.st
+  if not st.dirty then
+    st.dirty = true
+    st.key, st.per, st.q, st.quota, st.impl = c.key, c.per, c.q, c.quota, c.impl
+    dirty[#dirty + 1] = st
+  end
+end
+
 -- FMT[n] is the struct format of a decision with n checks.
 local FMT = {}
 
@@ -36,17 +49,17 @@ local r_al, r_rem, r_retry, r_reset, r_delay = {}, {}, {}, {}, {}
 for _ = 1, nd do
   local blob, lease = ARGV[ai], ARGV[ai + 1]
   ai = ai + 2
-  local nc = (#blob / 8 - 6) / 5
+  local nc = (#blob / 8 - 7) / 5
   local f = FMT[nc]
   if not f then
     if nc < 1 or nc ~= floor(nc) then return {-1} end
-    f = '<' .. rep('l', 6 + 5 * nc)
+    f = '<' .. rep('l', 7 + 5 * nc)
     FMT[nc] = f
   end
   local v = {sunpack(f, blob)}
-  local op, cost, maxwait, at, want = v[1], v[3], v[4], v[5], v[6] == 1
+  local op, cost, maxwait, at, want, queue = v[1], v[3], v[4], v[5], v[6] == 1, v[7]
   if v[2] ~= nc then return {-1} end
-  local ok, o = true, 6
+  local ok, o = true, 7
   for i = 1, nc do
     local c = cs[i]
     if not c then
@@ -86,14 +99,7 @@ for _ = 1, nd do
         else
           c.impl.refund(c, c.st, now, at, cost)
         end
-        local st = c.st
-        if not st.dirty then
-          -- Save it at the end; it remembers what saving needs, since
-          -- check tables are reused by the next decision.
-          st.dirty = true
-          st.key, st.per, st.q, st.quota, st.impl = c.key, c.per, c.q, c.quota, c.impl
-          dirty[#dirty + 1] = st
-        end
+        mark(c)
       end
       out[#out + 1] = 1
     else
@@ -119,7 +125,7 @@ for _ = 1, nd do
     end
     for i = 1, nc do
       local c = cs[i]
-      local al, rem, retry, reset, delay = c.impl.check(c, c.st, now, cost, maxwait)
+      local al, rem, retry, reset, delay = c.impl.check(c, c.st, now, cost, maxwait, lease)
       r_al[i], r_rem[i], r_retry[i], r_reset[i], r_delay[i] = al, rem, retry, reset, delay
       if dec < 0 then
         dec, aal, arem, aretry, areset, adelay = i, al, rem, retry, reset, delay
@@ -138,8 +144,18 @@ for _ = 1, nd do
         for i = 1, nc do
           if r_al[i] then
             local c = cs[i]
-            local _, rem, _, reset = c.impl.check(c, c.st, now, 0, 0)
+            local _, rem, _, reset = c.impl.check(c, c.st, now, 0, 0, lease)
             r_rem[i], r_reset[i], r_delay[i] = rem, reset, 0
+          end
+        end
+      end
+      -- A waiter asked to keep its place in line (internal/algo's Enqueue).
+      if queue > 0 and cost > 0 and lease ~= '' then
+        for i = 1, nc do
+          local c = cs[i]
+          if c.kind == 4 then
+            c.impl.enqueue(c, c.st, now, cost, lease, queue)
+            mark(c)
           end
         end
       end
@@ -155,14 +171,7 @@ for _ = 1, nd do
         for i = 1, nc do
           local c = cs[i]
           c.impl.commit(c, c.st, cnow, cost, lease)
-          local st = c.st
-          if not st.dirty then
-            -- Save it at the end; it remembers what saving needs, since
-            -- check tables are reused by the next decision.
-            st.dirty = true
-            st.key, st.per, st.q, st.quota, st.impl = c.key, c.per, c.q, c.quota, c.impl
-            dirty[#dirty + 1] = st
-          end
+          mark(c)
         end
       end
     end
