@@ -29,6 +29,7 @@ func init() {
 	redistest.RegisterHelper("admit", helperAdmit)
 	redistest.RegisterHelper("sem", helperSem)
 	redistest.RegisterHelper("hold", helperHold)
+	redistest.RegisterHelper("queue", helperQueue)
 }
 
 // TestHelperProcess is the -test.run target of helper processes; run
@@ -199,6 +200,130 @@ func helperHold() {
 	}
 	fmt.Println("held")
 	select {} // until SIGKILL
+}
+
+// helperQueue waits for a lease of a capacity-1 semaphore with Acquire,
+// prints "got" when it has it, holds it 100 ms, and releases it.
+func helperQueue() {
+	client, done := helperClient()
+	defer done()
+	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
+	if err != nil {
+		fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.Concurrent(1, 10*time.Second).WithName("line"))
+	if err != nil {
+		fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lease, err := lim.Acquire(ctx, "api", 1)
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Println("got")
+	time.Sleep(100 * time.Millisecond)
+	if err := lease.Release(ctx); err != nil {
+		fatal(err)
+	}
+}
+
+// TestSemaphoreArrivalOrder: processes that wait for a full semaphore get
+// it in the order they began waiting. Each helper is started only once the
+// previous one is in line (its place is a "\0"-prefixed field of the
+// semaphore's hash), then the holder releases.
+func TestSemaphoreArrivalOrder(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lim, err := weir.NewLimiter(s, weir.Concurrent(1, 10*time.Second).WithName("line"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	holder, _, err := lim.TryAcquire(ctx, "api", 1)
+	if err != nil || holder == nil {
+		t.Fatalf("holder: %v", err)
+	}
+	// inLine counts the places in line in every hash of the server.
+	inLine := func() int {
+		n := 0
+		keys, err := client.Keys(ctx, "*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			fields, err := client.HKeys(ctx, k).Result()
+			if err != nil {
+				continue // not a hash
+			}
+			for _, f := range fields {
+				if strings.HasPrefix(f, "\x00") {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	const n = 5
+	got := make(chan int, n)
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	for i := range n {
+		c := helper(t, "queue", "WEIR_ADDR="+srv.Addr)
+		out, err := c.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+		go func() {
+			if line, _ := bufio.NewReader(out).ReadString('\n'); line == "got\n" {
+				got <- i
+			}
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for inLine() < i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("helper %d did not join the line", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for want := range n {
+		select {
+		case i := <-got:
+			if i != want {
+				t.Fatalf("helper %d got the lease in turn %d", i, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("turn %d: no helper got the lease", want)
+		}
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("helper: %v", err)
+		}
+	}
+	cmds = nil
+	if k := inLine(); k != 0 {
+		t.Fatalf("%d places left in line", k)
+	}
 }
 
 // helper starts the named helper process with env.
