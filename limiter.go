@@ -450,7 +450,8 @@ func (s *Lease) Release(ctx context.Context) error {
 }
 
 // TryAcquire takes n units for key under every limit without waiting. The
-// lease is nil when the decision denies. On a limiter without Concurrency
+// lease is nil when the decision denies, which includes units that are free
+// but wanted by holders waiting in line (see Acquire). On a limiter without Concurrency
 // limits it is AllowN with a Lease whose Release does nothing.
 func (l *Limiter) TryAcquire(ctx context.Context, key string, n int64) (*Lease, Decision, error) {
 	if err := l.checkCost(n); err != nil {
@@ -467,6 +468,12 @@ func (l *Limiter) TryAcquire(ctx context.Context, key string, n int64) (*Lease, 
 // Acquire is TryAcquire that waits, like WaitN, until the units are
 // available, ctx ends, or MaxWait would be exceeded. Release the lease when
 // the work is done.
+//
+// While it waits, Acquire keeps a place in line at the store's
+// Concurrency limits ([Request.Queue]), so waiters in every process that
+// shares the store are served roughly in the order they began waiting,
+// and newcomers do not take freed units ahead of them. A freed unit is
+// seen within about 100 ms (at once for a release through this Limiter).
 func (l *Limiter) Acquire(ctx context.Context, key string, n int64) (*Lease, error) {
 	id := l.leaseID()
 	d, err := l.waitN(ctx, key, n, id)
