@@ -111,6 +111,10 @@ func runTrace(t *testing.T, seed uint64, p Params, start int64, n int, r source)
 	now := start + r.Int64N(p.Period+1)
 	tr := trace{p: p}
 	nextID := 0
+	// Concurrency: holders waiting in line (Enqueue), who ask again by id;
+	// the bound must hold with the line as without it.
+	var waiters []string
+	nextWaiter := 0
 	capacity := p.Capacity()
 	unit := max(1, p.Period/p.Quota)
 	for step := range n {
@@ -164,7 +168,12 @@ func runTrace(t *testing.T, seed uint64, p Params, start int64, n int, r source)
 			maxWait = r.Int64N(min(MaxPeriod, satMul(4*unit, capacity)) + 1)
 		}
 		before := cloneState(s)
-		res := Check(&p, s, now, cost, maxWait)
+		lease, wi := "", -1
+		if p.Kind == Concurrency && len(waiters) > 0 && r.IntN(2) == 0 {
+			wi = r.IntN(len(waiters))
+			lease = waiters[wi]
+		}
+		res := check(&p, s, now, cost, maxWait, lease)
 		if debugTrace != nil {
 			debugTrace("t=%d cost=%d mw=%d state=%+v -> %+v", now-base, cost, maxWait, *before, res)
 		}
@@ -173,12 +182,30 @@ func runTrace(t *testing.T, seed uint64, p Params, start int64, n int, r source)
 			t.Fatalf("seed %d step %d: Check changed the state", seed, step)
 		}
 		if !res.Allowed || cost == 0 {
+			if p.Kind == Concurrency && cost > 0 && r.IntN(2) == 0 {
+				if lease == "" {
+					nextWaiter++
+					lease = "w" + strconv.Itoa(nextWaiter)
+					waiters = append(waiters, lease)
+				}
+				Enqueue([]Params{p}, []*State{s}, now, cost, lease, 1+r.Int64N(p.Period))
+			}
 			continue
 		}
 		// A retry exactly at RetryAfter is covered by TestRetryAfterExact.
 		nextID++
-		lease := "l" + strconv.Itoa(nextID)
+		if wi >= 0 {
+			// Admitted from the line: its id is now a lease, never a waiter again.
+			waiters = slices.Delete(waiters, wi, wi+1)
+		} else {
+			lease = "l" + strconv.Itoa(nextID)
+		}
 		Commit(&p, s, now, cost, lease)
+		for _, w := range s.Waiters {
+			if w.ID == lease {
+				t.Fatalf("seed %d step %d: %s admitted but still in line", seed, step, lease)
+			}
+		}
 		a := admission{id: nextID, at: now + res.Delay, cost: cost, lease: lease}
 		if p.Kind == Concurrency {
 			a.until = now + p.Period
