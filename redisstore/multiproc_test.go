@@ -48,6 +48,21 @@ func helperClient() (redisstore.Client, func()) {
 	return c, func() { _ = c.Close() }
 }
 
+// helperLimiter returns a limiter with l over a store with the given
+// deadline on helperClient's client, the client, and the cleanup.
+func helperLimiter(deadline time.Duration, l weir.Limit) (*weir.Limiter, redisstore.Client, func()) {
+	client, done := helperClient()
+	s, err := redisstore.New(client, redisstore.WithDeadline(deadline))
+	if err != nil {
+		fatal(err)
+	}
+	lim, err := weir.NewLimiter(s, l)
+	if err != nil {
+		fatal(err)
+	}
+	return lim, client, func() { _ = s.Close(); done() }
+}
+
 func envInt(name string) int {
 	n, err := strconv.Atoi(os.Getenv(name))
 	if err != nil {
@@ -71,19 +86,10 @@ type admitReport struct {
 // helperAdmit hammers one key with Allow from WEIR_G goroutines at
 // WEIR_RATE decisions per second in total for WEIR_MS milliseconds.
 func helperAdmit() {
-	client, done := helperClient()
-	defer done()
 	// A long deadline: atomicity is under test, not latency, and a call
 	// that times out may still be charged, uncounted.
-	s, err := redisstore.New(client, redisstore.WithDeadline(10*time.Second))
-	if err != nil {
-		fatal(err)
-	}
-	defer s.Close()
-	lim, err := weir.NewLimiter(s, weir.PerSecond(int64(envInt("WEIR_L"))).WithBurst(int64(envInt("WEIR_B"))).WithName("r11"))
-	if err != nil {
-		fatal(err)
-	}
+	lim, _, done := helperLimiter(10*time.Second, weir.PerSecond(int64(envInt("WEIR_L"))).WithBurst(int64(envInt("WEIR_B"))).WithName("r11"))
+	defer done()
 	g, rate := envInt("WEIR_G"), envInt("WEIR_RATE")
 	end := time.Now().Add(time.Duration(envInt("WEIR_MS")) * time.Millisecond)
 	var mu sync.Mutex
@@ -129,18 +135,9 @@ type semReport struct {
 // WEIR_CAP) from 2 goroutines for WEIR_MS milliseconds, counting holders in
 // a Redis counter while it holds one.
 func helperSem() {
-	client, done := helperClient()
+	lim, client, done := helperLimiter(time.Second, weir.Concurrent(int64(envInt("WEIR_CAP")), 10*time.Second).WithName("api"))
 	defer done()
 	rc := client.(redis.UniversalClient)
-	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
-	if err != nil {
-		fatal(err)
-	}
-	defer s.Close()
-	lim, err := weir.NewLimiter(s, weir.Concurrent(int64(envInt("WEIR_CAP")), 10*time.Second).WithName("api"))
-	if err != nil {
-		fatal(err)
-	}
 	end := time.Now().Add(time.Duration(envInt("WEIR_MS")) * time.Millisecond)
 	var mu sync.Mutex
 	var rep semReport
@@ -182,17 +179,8 @@ func helperSem() {
 
 // helperHold takes one lease (TTL WEIR_TTL_MS) and holds it until killed.
 func helperHold() {
-	client, done := helperClient()
+	lim, _, done := helperLimiter(time.Second, weir.Concurrent(int64(envInt("WEIR_CAP")), time.Duration(envInt("WEIR_TTL_MS"))*time.Millisecond).WithName("api"))
 	defer done()
-	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
-	if err != nil {
-		fatal(err)
-	}
-	defer s.Close()
-	lim, err := weir.NewLimiter(s, weir.Concurrent(int64(envInt("WEIR_CAP")), time.Duration(envInt("WEIR_TTL_MS"))*time.Millisecond).WithName("api"))
-	if err != nil {
-		fatal(err)
-	}
 	lease, _, err := lim.TryAcquire(context.Background(), "api", 1)
 	if err != nil || lease == nil {
 		fmt.Println("denied")
@@ -205,17 +193,8 @@ func helperHold() {
 // helperQueue waits for a lease of a capacity-1 semaphore with Acquire,
 // prints "got" when it has it, holds it 100 ms, and releases it.
 func helperQueue() {
-	client, done := helperClient()
+	lim, _, done := helperLimiter(time.Second, weir.Concurrent(1, 10*time.Second).WithName("line"))
 	defer done()
-	s, err := redisstore.New(client, redisstore.WithDeadline(time.Second))
-	if err != nil {
-		fatal(err)
-	}
-	defer s.Close()
-	lim, err := weir.NewLimiter(s, weir.Concurrent(1, 10*time.Second).WithName("line"))
-	if err != nil {
-		fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	lease, err := lim.Acquire(ctx, "api", 1)
