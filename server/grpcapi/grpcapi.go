@@ -68,6 +68,14 @@ func toRequest(policy, key string, fields map[string]string, cost *int64) *servi
 	return &service.Request{Policy: policy, Key: key, Fields: fields, Cost: c}
 }
 
+// fromCheck converts a CheckRequest, wait_ms included (which only Acquire
+// accepts; the service refuses it elsewhere).
+func fromCheck(req *weirv1.CheckRequest) *service.Request {
+	r := toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost)
+	r.Wait = service.WaitMS(req.GetWaitMs())
+	return r
+}
+
 func toResponse(r *service.Result) *weirv1.CheckResponse {
 	return &weirv1.CheckResponse{
 		Allowed:      r.Allowed,
@@ -102,7 +110,7 @@ func (s *Server) Check(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.C
 // check is Check with the error of the weir vocabulary (CheckStream
 // shares it).
 func (s *Server) check(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.CheckResponse, error) {
-	res, err := s.svc.Check(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost))
+	res, err := s.svc.Check(ctx, fromCheck(req))
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,7 @@ func (s *Server) check(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.C
 func (s *Server) CheckBatch(ctx context.Context, req *weirv1.CheckBatchRequest) (*weirv1.CheckBatchResponse, error) {
 	reqs := make([]service.Request, len(req.GetChecks()))
 	for i, c := range req.GetChecks() {
-		reqs[i] = *toRequest(c.GetPolicy(), c.GetKey(), c.GetFields(), c.Cost)
+		reqs[i] = *fromCheck(c)
 	}
 	results, err := s.svc.CheckBatch(ctx, reqs)
 	if err != nil {
@@ -128,7 +136,7 @@ func (s *Server) CheckBatch(ctx context.Context, req *weirv1.CheckBatchRequest) 
 
 // Acquire implements weirv1.WeirServer.
 func (s *Server) Acquire(ctx context.Context, req *weirv1.CheckRequest) (*weirv1.CheckResponse, error) {
-	res, err := s.svc.Acquire(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost))
+	res, err := s.svc.Acquire(ctx, fromCheck(req))
 	if err != nil {
 		return nil, Status(err)
 	}

@@ -103,3 +103,31 @@ func TestReleaseAndReset(t *testing.T) {
 		t.Errorf("reset: %v", err)
 	}
 }
+
+// TestAcquireWaitMS: wait_ms is taken by Acquire only, within its range.
+func TestAcquireWaitMS(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	if r, err := s.Acquire(ctx, &weirv1.CheckRequest{Policy: "jobs", Key: "w", WaitMs: 100}); err != nil || !r.Allowed {
+		t.Fatalf("acquire with wait_ms while free: %v %v", r, err)
+	}
+	for name, call := range map[string]func() error{
+		"too long": func() error {
+			_, err := s.Acquire(ctx, &weirv1.CheckRequest{Policy: "jobs", Key: "w", WaitMs: 5001})
+			return err
+		},
+		"negative": func() error {
+			_, err := s.Acquire(ctx, &weirv1.CheckRequest{Policy: "jobs", Key: "w", WaitMs: -5})
+			return err
+		},
+		"check": func() error {
+			_, err := s.Check(ctx, &weirv1.CheckRequest{Policy: "api", Key: "w", WaitMs: 100})
+			return err
+		},
+	} {
+		err := call()
+		if st, _ := status.FromError(err); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), "wait_ms") {
+			t.Errorf("%s: %v, want INVALID_ARGUMENT naming wait_ms", name, err)
+		}
+	}
+}

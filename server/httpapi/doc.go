@@ -2,6 +2,7 @@
 //
 //	POST /v1/check    {"policy":"api","key":"user:42","cost":1}   (or a JSON array of those: a batch)
 //	POST /v1/acquire  {"policy":"jobs","key":"tenant:7"}           → {"allowed":true,"lease":"…",…}
+//	                  (+ "wait_ms": up to 5000 to wait in line for the units)
 //	POST /v1/release  {"policy":"jobs","key":"tenant:7","lease":"…"}
 //	GET  /v1/policies
 //	POST /v1/reset    {"policy":"api","key":"user:42"}             (admin scope)

@@ -103,7 +103,7 @@ func (a *api) index(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `weir rate-limit server
 
 POST /v1/check     {"policy":"NAME","key":"KEY","cost":1}  (a JSON array for a batch)
-POST /v1/acquire   {"policy":"NAME","key":"KEY"}  -> lease
+POST /v1/acquire   {"policy":"NAME","key":"KEY","wait_ms":0}  -> lease (wait_ms up to 5000: wait in line)
 POST /v1/release   {"policy":"NAME","key":"KEY","lease":"ID"}
 GET  /v1/policies
 POST /json         envoyproxy/ratelimit's JSON endpoint
@@ -198,6 +198,7 @@ type checkBody struct {
 	Fields map[string]string `json:"fields"`
 	Cost   *int64            `json:"cost"`
 	Lease  string            `json:"lease"`
+	WaitMS int64             `json:"wait_ms"` // acquire only
 }
 
 func (b *checkBody) request() *service.Request {
@@ -205,7 +206,7 @@ func (b *checkBody) request() *service.Request {
 	if b.Cost != nil {
 		cost = *b.Cost
 	}
-	return &service.Request{Policy: b.Policy, Key: b.Key, Fields: b.Fields, Cost: cost}
+	return &service.Request{Policy: b.Policy, Key: b.Key, Fields: b.Fields, Cost: cost, Wait: service.WaitMS(b.WaitMS)}
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -207,3 +207,24 @@ func FuzzDecodeFast(f *testing.F) {
 		}
 	})
 }
+
+// TestAcquireWaitField: wait_ms is taken by /v1/acquire only, within its
+// range; errors name the field. (The waiting itself is tested in service.)
+func TestAcquireWaitField(t *testing.T) {
+	h := newHandler(t, nil)
+	if w := serve(h, "POST", "/v1/acquire", `{"policy":"jobs","key":"k","wait_ms":100}`); w.Code != 200 || !strings.Contains(w.Body.String(), `"lease"`) {
+		t.Fatalf("acquire with wait_ms while free: %d %s", w.Code, w.Body)
+	}
+	for _, tt := range []struct{ path, body string }{
+		{"/v1/acquire", `{"policy":"jobs","key":"k","wait_ms":5001}`},
+		{"/v1/acquire", `{"policy":"jobs","key":"k","wait_ms":-1}`},
+		{"/v1/acquire", `{"policy":"jobs","key":"k","wait_ms":99999999999999999}`},
+		{"/v1/check", `{"policy":"api","key":"k","wait_ms":100}`},
+		{"/v1/release", `{"policy":"jobs","key":"k","lease":"x","wait_ms":100}`},
+	} {
+		w := serve(h, "POST", tt.path, tt.body)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"field":"wait_ms"`) {
+			t.Errorf("%s %s: %d %s, want 400 naming wait_ms", tt.path, tt.body, w.Code, w.Body)
+		}
+	}
+}

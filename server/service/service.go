@@ -25,6 +25,9 @@ const (
 	MaxLeaseLength = 64
 	// MaxBatch is the most checks in one batch call.
 	MaxBatch = 1000
+	// MaxAcquireWait is the longest an acquire may wait for its units
+	// (Request.Wait): well under the HTTP server's 10 s write timeout.
+	MaxAcquireWait = 5 * time.Second
 )
 
 // ErrPermission is returned for an operation that needs the admin scope.
@@ -39,6 +42,10 @@ type Request struct {
 	Fields map[string]string
 	// Cost is the number of units; 0 is a peek that changes nothing.
 	Cost int64
+	// Wait is, for Acquire, how long it may wait for the units, holding a
+	// place in line among the waiters (0: answer at once; at most
+	// MaxAcquireWait). Other calls refuse it.
+	Wait time.Duration
 }
 
 // A Result is the answer to a Request.
@@ -220,6 +227,9 @@ func fieldErr(field, format string, args ...any) error {
 }
 
 func (s *Service) lookup(req *Request) (*policy, string, error) {
+	if req.Wait != 0 {
+		return nil, "", fieldErr("wait_ms", "only acquire waits")
+	}
 	p, ok := s.snap.Load().policies[req.Policy]
 	if !ok {
 		if req.Policy == "" {
@@ -422,9 +432,13 @@ func (p *policy) result(d weir.Decision, lease string) Result {
 
 // Acquire takes cost units under every limit of the policy, holding the
 // concurrency units until Release (or their TTL). An admitted result
-// carries the lease id.
+// carries the lease id. With req.Wait it waits that long at most for a
+// concurrency policy's units, in line with the other waiters (Go
+// Limiter.Acquire callers on the same store included).
 func (s *Service) Acquire(ctx context.Context, req *Request) (Result, error) {
-	p, key, err := s.lookup(req)
+	plain := *req
+	plain.Wait = 0
+	p, key, err := s.lookup(&plain)
 	if err != nil {
 		return Result{}, err
 	}
@@ -434,7 +448,19 @@ func (s *Service) Acquire(ctx context.Context, req *Request) (Result, error) {
 	if req.Cost == 0 {
 		return Result{}, fieldErr("cost", "must be at least 1 to acquire")
 	}
-	lease, d, err := p.lim.TryAcquire(ctx, key, req.Cost)
+	if req.Wait < 0 {
+		return Result{}, fieldErr("wait_ms", "must not be negative")
+	}
+	if req.Wait > MaxAcquireWait {
+		return Result{}, fieldErr("wait_ms", "at most %d", MaxAcquireWait.Milliseconds())
+	}
+	var lease *weir.Lease
+	var d weir.Decision
+	if req.Wait > 0 && len(p.conc) > 0 && !p.cfg.Shadow {
+		lease, d, err = s.acquireWaiting(ctx, p, key, req)
+	} else {
+		lease, d, err = p.lim.TryAcquire(ctx, key, req.Cost)
+	}
 	if err != nil {
 		d, err = s.onError(ctx, p, key, req.Cost, err, true)
 		if err != nil {
@@ -450,6 +476,37 @@ func (s *Service) Acquire(ctx context.Context, req *Request) (Result, error) {
 		r.Lease = ""
 	}
 	return r, nil
+}
+
+// WaitMS converts a wait in milliseconds, as the HTTP and gRPC APIs carry
+// it, into Request.Wait without overflowing: a value out of range stays out
+// of range, so Acquire refuses it.
+func WaitMS(ms int64) time.Duration {
+	switch {
+	case ms < 0:
+		return -1
+	case ms > MaxAcquireWait.Milliseconds():
+		return MaxAcquireWait + time.Millisecond
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// acquireWaiting waits up to req.Wait for the units with Limiter.Acquire,
+// which keeps a place in line; when the wait runs out it tries once more,
+// so the answer is a lease or a denial with its decision.
+func (s *Service) acquireWaiting(ctx context.Context, p *policy, key string, req *Request) (*weir.Lease, weir.Decision, error) {
+	wctx, cancel := context.WithTimeout(ctx, req.Wait)
+	defer cancel()
+	lease, err := p.lim.Acquire(wctx, key, req.Cost)
+	switch {
+	case err == nil:
+		return lease, lease.Decision(), nil
+	case ctx.Err() != nil:
+		return nil, weir.Decision{}, ctx.Err() // the caller went away
+	case errors.Is(err, weir.ErrLimited), errors.Is(err, context.DeadlineExceeded):
+		return p.lim.TryAcquire(ctx, key, req.Cost)
+	}
+	return nil, weir.Decision{}, err
 }
 
 // Release gives back the concurrency units held by lease. Releasing an

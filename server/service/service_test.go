@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -149,6 +150,77 @@ func TestShadowTemplatesAndLeases(t *testing.T) {
 	if r, _ := s.Check(ctx, &Request{Policy: "shadow", Key: "k", Cost: 0}); r.Remaining != 1 {
 		t.Errorf("after reset: %+v", r)
 	}
+}
+
+// TestAcquireWait: an acquire with Wait waits in line for a concurrency
+// policy's units, a newcomer without Wait does not take them first, a wait
+// that runs out is a denial, and Wait is refused where it does not apply.
+func TestAcquireWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _, _ := newService(t, policies)
+		ctx := context.Background()
+		var ids []string
+		for i := range 2 {
+			r, err := s.Acquire(ctx, &Request{Policy: "jobs", Key: "w", Cost: 1})
+			if err != nil || !r.Allowed {
+				t.Fatalf("acquire %d: %+v %v", i, r, err)
+			}
+			ids = append(ids, r.Lease)
+		}
+		type answer struct {
+			r   Result
+			err error
+			at  time.Duration
+		}
+		start := time.Now()
+		got := make(chan answer, 1)
+		go func() {
+			r, err := s.Acquire(ctx, &Request{Policy: "jobs", Key: "w", Cost: 1, Wait: 2 * time.Second})
+			got <- answer{r, err, time.Since(start)}
+		}()
+		time.Sleep(500 * time.Millisecond)
+		if err := s.Release(ctx, &Request{Policy: "jobs", Key: "w"}, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.Acquire(ctx, &Request{Policy: "jobs", Key: "w", Cost: 1}); err != nil || r.Allowed {
+			t.Fatalf("a newcomer took the unit owed to the waiter: %+v %v", r, err)
+		}
+		a := <-got
+		if a.err != nil || !a.r.Allowed || a.r.Lease == "" || a.at < 500*time.Millisecond || a.at > 700*time.Millisecond {
+			t.Fatalf("waiter: %+v after %v", a, a.at)
+		}
+		// Full again: a wait that runs out is a denial with a retry hint.
+		start = time.Now()
+		r, err := s.Acquire(ctx, &Request{Policy: "jobs", Key: "w", Cost: 1, Wait: 300 * time.Millisecond})
+		if err != nil || r.Allowed || r.Lease != "" || r.RetryAfter <= 0 || time.Since(start) != 300*time.Millisecond {
+			t.Fatalf("wait ran out: %+v %v after %v", r, err, time.Since(start))
+		}
+		var fe *weir.FieldError
+		for _, tt := range []struct {
+			name string
+			do   func() error
+		}{
+			{"negative", func() error {
+				_, err := s.Acquire(ctx, &Request{Policy: "jobs", Key: "w", Cost: 1, Wait: -1})
+				return err
+			}},
+			{"too long", func() error {
+				_, err := s.Acquire(ctx, &Request{Policy: "jobs", Key: "w", Cost: 1, Wait: WaitMS(1 << 62)})
+				return err
+			}},
+			{"check", func() error {
+				_, err := s.Check(ctx, &Request{Policy: "err", Key: "w", Cost: 1, Wait: time.Second})
+				return err
+			}},
+			{"release", func() error {
+				return s.Release(ctx, &Request{Policy: "jobs", Key: "w", Wait: time.Second}, ids[1])
+			}},
+		} {
+			if err := tt.do(); !errors.As(err, &fe) || fe.Field != "wait_ms" {
+				t.Errorf("%s: %v, want an error naming wait_ms", tt.name, err)
+			}
+		}
+	})
 }
 
 func TestBatchValidatesFirst(t *testing.T) {

@@ -42,7 +42,11 @@ type CheckRequest struct {
 	// fields fill the template's other names.
 	Fields map[string]string `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// cost is the number of units; unset means 1 and 0 is a peek.
-	Cost          *int64 `protobuf:"varint,4,opt,name=cost,proto3,oneof" json:"cost,omitempty"`
+	Cost *int64 `protobuf:"varint,4,opt,name=cost,proto3,oneof" json:"cost,omitempty"`
+	// wait_ms is, for Acquire only, how long it may wait for a concurrency
+	// policy's units, keeping a place in line among the waiters (0 to 5000;
+	// 0 answers at once). Other calls refuse a nonzero value.
+	WaitMs        int64 `protobuf:"varint,5,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -101,6 +105,13 @@ func (x *CheckRequest) GetFields() map[string]string {
 func (x *CheckRequest) GetCost() int64 {
 	if x != nil && x.Cost != nil {
 		return *x.Cost
+	}
+	return 0
+}
+
+func (x *CheckRequest) GetWaitMs() int64 {
+	if x != nil {
+		return x.WaitMs
 	}
 	return 0
 }
@@ -908,12 +919,13 @@ var File_weir_v1_weir_proto protoreflect.FileDescriptor
 
 const file_weir_v1_weir_proto_rawDesc = "" +
 	"\n" +
-	"\x12weir/v1/weir.proto\x12\aweir.v1\"\xd0\x01\n" +
+	"\x12weir/v1/weir.proto\x12\aweir.v1\"\xe9\x01\n" +
 	"\fCheckRequest\x12\x16\n" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x129\n" +
 	"\x06fields\x18\x03 \x03(\v2!.weir.v1.CheckRequest.FieldsEntryR\x06fields\x12\x17\n" +
-	"\x04cost\x18\x04 \x01(\x03H\x00R\x04cost\x88\x01\x01\x1a9\n" +
+	"\x04cost\x18\x04 \x01(\x03H\x00R\x04cost\x88\x01\x01\x12\x17\n" +
+	"\await_ms\x18\x05 \x01(\x03R\x06waitMs\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
