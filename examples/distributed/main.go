@@ -127,26 +127,20 @@ func worker(ctx context.Context, args []string, out io.Writer) error {
 				us := d.Time.Add(d.Delay).UnixMicro()
 				rep.FirstJob, rep.LastJob = min(rep.FirstJob, us), max(rep.LastJob, us)
 				mu.Unlock()
-				// Every job calls the partner API under the semaphore.
-				for ctx.Err() == nil {
-					lease, _, err := api.TryAcquire(ctx, "partner", 1)
-					if err != nil {
-						return
-					}
-					if lease == nil {
-						time.Sleep(5 * time.Millisecond) // full: try again soon
-						continue
-					}
-					n, _ := client.Incr(ctx, c.prefix+"in-flight").Result()
-					time.Sleep(20 * time.Millisecond) // the call
-					client.Decr(context.WithoutCancel(ctx), c.prefix+"in-flight")
-					_ = lease.Release(ctx)
-					mu.Lock()
-					rep.APICalls++
-					rep.MaxInFlight = max(rep.MaxInFlight, n)
-					mu.Unlock()
-					break
+				// Every job calls the partner API under the semaphore,
+				// waiting in line with every process's jobs for a slot.
+				lease, err := api.Acquire(ctx, "partner", 1)
+				if err != nil {
+					return // the duration is over
 				}
+				n, _ := client.Incr(ctx, c.prefix+"in-flight").Result()
+				time.Sleep(20 * time.Millisecond) // the call
+				client.Decr(context.WithoutCancel(ctx), c.prefix+"in-flight")
+				_ = lease.Release(context.WithoutCancel(ctx))
+				mu.Lock()
+				rep.APICalls++
+				rep.MaxInFlight = max(rep.MaxInFlight, n)
+				mu.Unlock()
 			}
 		}()
 	}
