@@ -259,17 +259,10 @@ func TestSemaphoreArrivalOrder(t *testing.T) {
 		}
 	}()
 	for i := range n {
-		c := helper(t, "queue", "WEIR_ADDR="+srv.Addr)
-		out, err := c.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
+		c, out := startHelper(t, "queue", "WEIR_ADDR="+srv.Addr)
 		cmds = append(cmds, c)
 		go func() {
-			if line, _ := bufio.NewReader(out).ReadString('\n'); line == "got\n" {
+			if line, _ := out.ReadString('\n'); line == "got\n" {
 				got <- i
 			}
 		}()
@@ -312,6 +305,21 @@ func helper(t *testing.T, name string, env ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), append([]string{"WEIR_HELPER=" + name}, env...)...)
 	cmd.Stderr = os.Stderr
 	return cmd
+}
+
+// startHelper starts the named helper and returns it with a reader of its
+// standard output; the caller kills or waits for it.
+func startHelper(t *testing.T, name string, env ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	c := helper(t, name, env...)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(out)
 }
 
 // runHelpers runs n helpers to completion and decodes their reports.
@@ -421,16 +429,9 @@ func TestSemaphore(t *testing.T) {
 	env := []string{"WEIR_ADDR=" + srv.Addr, "WEIR_CAP=5", "WEIR_TTL_MS=" + strconv.Itoa(int(ttl/time.Millisecond))}
 	var start time.Time
 	for i := range 5 {
-		h := helper(t, "hold", env...)
-		out, err := h.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Start(); err != nil {
-			t.Fatal(err)
-		}
+		h, out := startHelper(t, "hold", env...)
 		holders = append(holders, h)
-		line, _ := bufio.NewReader(out).ReadString('\n')
+		line, _ := out.ReadString('\n')
 		if line != "held\n" {
 			t.Fatalf("holder %d: %q", i, line)
 		}
