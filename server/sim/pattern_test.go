@@ -78,7 +78,7 @@ func TestBursts(t *testing.T) {
 }
 
 func TestDaily(t *testing.T) {
-	p := mustPattern(t, "daily:100/s,low=10/s,peak=14:00")
+	p := mustPattern(t, "daily:20/s,low=2/s,peak=14:00")
 	perHour := make([]int, 24)
 	for a := range p.Arrivals(24 * time.Hour) {
 		perHour[a.At/time.Hour]++
@@ -88,7 +88,7 @@ func TestDaily(t *testing.T) {
 		var sum float64
 		for m := range 60 {
 			ph := 2 * math.Pi * (float64(h) + (float64(m)+0.5)/60 - 14) / 24
-			sum += 10 + 90*(1+math.Cos(ph))/2
+			sum += 2 + 18*(1+math.Cos(ph))/2
 		}
 		return sum / 60 * 3600
 	}

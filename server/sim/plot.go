@@ -115,6 +115,9 @@ func panel(r Result, unit time.Duration, unitName string, ymax float64) (*plot.P
 	var lines []string
 	for _, l := range r.Limits {
 		line := fmt.Sprintf("most in %s: %d (bound %d)", periodName(l.Limit), l.MaxInWindow, l.WindowBound)
+		if l.MaxInWindow < 0 {
+			line = fmt.Sprintf("most in %s: not tracked (bound %d)", periodName(l.Limit), l.WindowBound)
+		}
 		if len(r.Limits) > 1 || l.Name != r.Scenario {
 			line = l.Name + ": " + line
 		}

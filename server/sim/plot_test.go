@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"image"
 	"image/png"
 	"io"
 	"strings"
@@ -43,10 +44,13 @@ func TestPlotPNG(t *testing.T) {
 	}
 	// Count the pixels of the admitted line's colour in each quadrant.
 	var quad [2][2]int
+	rgba, ok := img.(*image.RGBA)
+	if !ok {
+		t.Fatalf("decoded a %T, want *image.RGBA", img)
+	}
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			if r>>8 == 31 && g>>8 == 119 && bl>>8 == 180 {
+			if c := rgba.RGBAAt(x, y); c.R == 31 && c.G == 119 && c.B == 180 && c.A == 255 {
 				quad[(y-b.Min.Y)*2/b.Dy()][(x-b.Min.X)*2/b.Dx()]++
 			}
 		}

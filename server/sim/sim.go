@@ -47,6 +47,11 @@ type Options struct {
 	// width is the shortest of 1, 2 or 5 times a power of ten (or a round
 	// number of minutes, hours or days) that fits. 0 means 600.
 	MaxBins int
+	// MaxWindowEvents caps the memory used to find each limit's most units
+	// in a window: the distinct admission instants of the last Period,
+	// over all keys, 16 bytes each. A limit that needs more stops being
+	// tracked (its MaxInWindow is -1). 0 means 1<<23 (128 MiB per limit).
+	MaxWindowEvents int
 
 	everyDecision bool // tests: ask the store about every request (see runner.take)
 }
@@ -97,7 +102,9 @@ type LimitResult struct {
 	// with the longest RetryAfter, as in weir.Decision.Limit).
 	DeniedBy int64 `json:"denied_by"`
 	// MaxInWindow is the most units admitted for one key in any window
-	// (t−Period, t] of this limit's Period.
+	// (t−Period, t] of this limit's Period, or -1 when it was not tracked
+	// to the end because the admissions of the last Period, over all keys,
+	// came to more than Options.MaxWindowEvents distinct instants.
 	MaxInWindow int64 `json:"max_in_window"`
 	// WindowBound is the algorithm's exact bound on MaxInWindow
 	// (docs/algorithms.md): Burst+Quota−1 for the token bucket, Quota for
@@ -158,6 +165,9 @@ func Run(ctx context.Context, scenarios []Scenario, opt Options) ([]Result, erro
 	}
 	if opt.MaxBins <= 0 {
 		opt.MaxBins = 600
+	}
+	if opt.MaxWindowEvents <= 0 {
+		opt.MaxWindowEvents = 1 << 23
 	}
 	runners := make([]*runner, len(scenarios))
 	for i, sc := range scenarios {
@@ -221,6 +231,7 @@ type runner struct {
 	keys   map[string]*keyState
 	res    Result
 	hist   *hist
+	live   []int // per limit: events held in the windows of every key
 }
 
 // keyState is what the runner keeps per key.
@@ -254,6 +265,7 @@ func newRunner(sc Scenario, opt Options) (*runner, error) {
 	r.limits = lim.Limits()
 	bw := binWidth(opt.For, opt.MaxBins)
 	nbins := int((opt.For + bw - 1) / bw)
+	r.live = make([]int, len(r.limits))
 	r.res = Result{
 		Scenario: sc.Name, Shadow: sc.Shadow, Pattern: opt.Pattern.String(),
 		Start: opt.Start, Duration: opt.For, BinWidth: bw,
@@ -317,8 +329,13 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		res.AdmittedUnits += a.Cost
 		res.AdmittedSeries[bin] += a.Cost
 		for i := range ks.windows {
-			lr := &res.Limits[i]
-			lr.MaxInWindow = max(lr.MaxInWindow, ks.windows[i].add(int64(a.At), a.Cost, int64(r.limits[i].Period)))
+			if lr := &res.Limits[i]; lr.MaxInWindow >= 0 {
+				sum, delta := ks.windows[i].add(int64(a.At), a.Cost, int64(r.limits[i].Period))
+				lr.MaxInWindow = max(lr.MaxInWindow, sum)
+				if r.live[i] += delta; r.live[i] > r.opt.MaxWindowEvents {
+					r.untrack(i)
+				}
+			}
 		}
 	}
 	res.Keys = len(r.keys)
@@ -333,6 +350,15 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	return *res, nil
 }
 
+// untrack stops tracking the windows of limit i and frees them.
+func (r *runner) untrack(i int) {
+	r.res.Limits[i].MaxInWindow = -1
+	r.live[i] = 0
+	for _, ks := range r.keys {
+		ks.windows[i] = window{}
+	}
+}
+
 func (r *runner) deny(retry time.Duration, by int) {
 	r.res.Denied++
 	r.res.Limits[by].DeniedBy++
@@ -340,7 +366,8 @@ func (r *runner) deny(retry time.Duration, by int) {
 }
 
 // window holds the admissions of one key in the last Period of one limit,
-// as a ring of (instant, units), to find the most units in any window.
+// as a ring of (instant, units) whose length is a power of two, to find
+// the most units in any window.
 type window struct {
 	ev      []event
 	head, n int
@@ -350,28 +377,30 @@ type window struct {
 type event struct{ at, units int64 }
 
 // add records units admitted at instant at (never before the previous
-// one) and returns the units admitted in (at−period, at].
-func (w *window) add(at, units, period int64) int64 {
+// one) and returns the units admitted in (at−period, at] and the change in
+// the number of events held.
+func (w *window) add(at, units, period int64) (sum int64, delta int) {
+	n := w.n
 	for w.n > 0 && w.ev[w.head].at <= at-period {
 		w.sum -= w.ev[w.head].units
-		w.head = (w.head + 1) % len(w.ev)
+		w.head = (w.head + 1) & (len(w.ev) - 1)
 		w.n--
 	}
 	w.sum += units
 	if w.n > 0 {
-		if tail := &w.ev[(w.head+w.n-1)%len(w.ev)]; tail.at == at {
+		if tail := &w.ev[(w.head+w.n-1)&(len(w.ev)-1)]; tail.at == at {
 			tail.units += units
-			return w.sum
+			return w.sum, w.n - n
 		}
 	}
 	if w.n == len(w.ev) {
 		grown := make([]event, max(8, 2*len(w.ev)))
 		for i := range w.n {
-			grown[i] = w.ev[(w.head+i)%len(w.ev)]
+			grown[i] = w.ev[(w.head+i)&(len(w.ev)-1)]
 		}
 		w.ev, w.head = grown, 0
 	}
-	w.ev[(w.head+w.n)%len(w.ev)] = event{at, units}
+	w.ev[(w.head+w.n)&(len(w.ev)-1)] = event{at, units}
 	w.n++
-	return w.sum
+	return w.sum, w.n - n
 }

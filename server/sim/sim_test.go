@@ -205,7 +205,7 @@ func TestShortcutExact(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		var lines []string
 		at := int64(0)
-		for range 3000 {
+		for range 2000 {
 			at += int64(rng.ExpFloat64() * 15) // ms; ~67/s, over every limit
 			lines = append(lines, fmt.Sprintf("%d k%d %d", at, rng.IntN(3), 1+rng.IntN(3)))
 		}
@@ -311,5 +311,26 @@ func TestBinWidth(t *testing.T) {
 		if got := binWidth(tt.d, 600); got != tt.want {
 			t.Errorf("binWidth(%v) = %v, want %v", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestMaxWindowEvents: a limit whose windows would hold more admission
+// instants than the cap stops being tracked (-1) and frees them; the
+// others go on.
+func TestMaxWindowEvents(t *testing.T) {
+	limits := []weir.Limit{mustLimit(t, "1000/s"), mustLimit(t, "100000/m")}
+	opt := Options{Pattern: mustPattern(t, "constant:100/s,keys=3"), For: 2 * time.Minute, MaxWindowEvents: 1000}
+	r := run1(t, limits, opt)
+	// 100/s over 3 keys: each key holds about 34 instants in a second
+	// (102 in all) and 2000 in a minute (6000 in all).
+	if r.Limits[0].MaxInWindow != 34 || r.Limits[1].MaxInWindow != -1 {
+		t.Errorf("MaxInWindow %d and %d, want 34 and -1", r.Limits[0].MaxInWindow, r.Limits[1].MaxInWindow)
+	}
+	if !strings.Contains(r.String(), "most in 1m not tracked (bound 199999)") {
+		t.Errorf("summary %q", r.String())
+	}
+	opt.MaxWindowEvents = 0
+	if r := run1(t, limits, opt); r.Limits[1].MaxInWindow != 2000 {
+		t.Errorf("with the default cap: MaxInWindow %d, want 2000", r.Limits[1].MaxInWindow)
 	}
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,8 +21,12 @@ func (r Result) String() string {
 		b.WriteString(" (shadow: the server would admit them all)")
 	}
 	for _, l := range r.Limits {
-		fmt.Fprintf(&b, "; [%s] utilisation %.1f%%, most in %s %d (bound %d), denied %d",
-			l.Name, 100*l.Utilisation, periodName(l.Limit), l.MaxInWindow, l.WindowBound, l.DeniedBy)
+		most := strconv.FormatInt(l.MaxInWindow, 10)
+		if l.MaxInWindow < 0 {
+			most = "not tracked"
+		}
+		fmt.Fprintf(&b, "; [%s] utilisation %.1f%%, most in %s %s (bound %d), denied %d",
+			l.Name, 100*l.Utilisation, periodName(l.Limit), most, l.WindowBound, l.DeniedBy)
 	}
 	if d := r.RetryAfter; d.Count > 0 {
 		fmt.Fprintf(&b, "; retry after p50 %v, p90 %v, p99 %v, max %v", round(d.P50), round(d.P90), round(d.P99), round(d.Max))
