@@ -59,6 +59,9 @@ func ParseReplay(name string, r io.Reader) (*Replay, error) {
 			continue
 		}
 		fields := strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
+		if len(fields) == 0 { // separators only
+			continue
+		}
 		if len(fields) > 3 {
 			return nil, fmt.Errorf("%s:%d: %d fields, want TIME [KEY [COST]]", name, line, len(fields))
 		}
