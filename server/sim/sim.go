@@ -50,7 +50,7 @@ type Options struct {
 	// MaxWindowEvents caps the memory used to find each limit's most units
 	// in a window: the distinct admission instants of the last Period,
 	// over all keys, 16 bytes each. A limit that needs more stops being
-	// tracked (its MaxInWindow is -1). 0 means 1<<23 (128 MiB per limit).
+	// tracked (its MaxInWindow is -1). 0 means 1<<22 (64 MiB per limit).
 	MaxWindowEvents int
 
 	everyDecision bool // tests: ask the store about every request (see runner.take)
@@ -167,7 +167,7 @@ func Run(ctx context.Context, scenarios []Scenario, opt Options) ([]Result, erro
 		opt.MaxBins = 600
 	}
 	if opt.MaxWindowEvents <= 0 {
-		opt.MaxWindowEvents = 1 << 23
+		opt.MaxWindowEvents = 1 << 22
 	}
 	runners := make([]*runner, len(scenarios))
 	for i, sc := range scenarios {
@@ -247,7 +247,7 @@ type keyState struct {
 
 func newRunner(sc Scenario, opt Options) (*runner, error) {
 	if len(sc.Limits) == 0 {
-		return nil, errors.New("Limits: at least one limit is needed")
+		return nil, errors.New("no limits (Limits is empty)")
 	}
 	var opts []weir.Option
 	for i, l := range sc.Limits {

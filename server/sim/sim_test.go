@@ -277,7 +277,7 @@ func TestRunErrors(t *testing.T) {
 		{[]Scenario{{Name: "a", Limits: []weir.Limit{weir.PerSecond(1)}}}, Options{}, "Options.Pattern"},
 		{[]Scenario{{Name: "a", Limits: []weir.Limit{weir.PerSecond(1)}}}, Options{Pattern: p}, "Options.For"},
 		{nil, Options{Pattern: p, For: time.Second}, "no scenario"},
-		{[]Scenario{{Name: "a"}}, Options{Pattern: p, For: time.Second}, `scenario "a": Limits`},
+		{[]Scenario{{Name: "a"}}, Options{Pattern: p, For: time.Second}, `scenario "a": no limits (Limits is empty)`},
 		{[]Scenario{{Name: "c", Limits: []weir.Limit{weir.Concurrent(2, time.Second)}}}, Options{Pattern: p, For: time.Second}, "Limits[0].Algorithm"},
 		{[]Scenario{{Name: "q", Limits: []weir.Limit{{Quota: 0, Period: time.Second}}}}, Options{Pattern: p, For: time.Second}, "Quota"},
 	}
