@@ -171,4 +171,5 @@ func (p *Replay) Arrivals(d time.Duration) iter.Seq[Arrival] {
 	}
 }
 
+// String implements Pattern: the text ParsePattern reads.
 func (p *Replay) String() string { return "file:" + p.name }

@@ -108,6 +108,7 @@ func (p *Constant) Arrivals(d time.Duration) iter.Seq[Arrival] {
 	}
 }
 
+// String implements Pattern: the text ParsePattern reads.
 func (p *Constant) String() string { return "constant:" + p.Rate.String() + p.opts }
 
 // Poisson is random traffic at an average rate: exponential gaps between
@@ -133,6 +134,7 @@ func (p *Poisson) Arrivals(d time.Duration) iter.Seq[Arrival] {
 	}
 }
 
+// String implements Pattern: the text ParsePattern reads.
 func (p *Poisson) String() string { return "poisson:" + p.Rate.String() + p.opts }
 
 // Bursts is traffic in bursts: Size requests every Every, spread evenly
@@ -177,6 +179,7 @@ func (p *Bursts) Arrivals(d time.Duration) iter.Seq[Arrival] {
 	}
 }
 
+// String implements Pattern: the text ParsePattern reads.
 func (p *Bursts) String() string {
 	return "bursts:" + strconv.FormatInt(p.Size, 10) + "/" + fmtDur(p.Every) + p.opts
 }
@@ -222,6 +225,7 @@ func (p *Daily) Arrivals(d time.Duration) iter.Seq[Arrival] {
 	}
 }
 
+// String implements Pattern: the text ParsePattern reads.
 func (p *Daily) String() string { return "daily:" + p.Peak.String() + p.opts }
 
 func fmtDur(d time.Duration) string {
