@@ -271,16 +271,13 @@ func (s *Store) decision(req *weir.Request, c *call) (weir.Decision, error) {
 	st := r.status()
 	d := weir.Decision{
 		Allowed:    st.Allowed,
-		Limit:      req.Checks[r.decider()].Limit,
+		Limit:      req.Checks[r.decider()].Limit.Named(),
 		Remaining:  st.Remaining,
 		RetryAfter: st.RetryAfter,
 		ResetAfter: st.ResetAfter,
 		Delay:      st.Delay,
 		Time:       time.UnixMicro(c.now),
 		Source:     weir.SourceStore,
-	}
-	if d.Limit.Name == "" {
-		d.Limit.Name = d.Limit.String()
 	}
 	if c.want {
 		for i := range req.Checks {
