@@ -43,7 +43,8 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		weir.PerSecond(10).WithBurst(5),         // I = 100 ms
 		weir.Per(7, 3*time.Second).WithBurst(4), // I = 3/7 s: TATs with a fraction
 		weir.PerMinute(1).WithBurst(3),
-		weir.Per(1_000_003, 24*time.Hour), // tau·q beyond 2^53: muldiv's long multiplication
+		weir.Per(1_000_003, 24*time.Hour),             // tau·q beyond 2^53: muldiv's long multiplication
+		weir.Per(3_000_007, time.Second).WithBurst(7), // I below 1 µs: fractions of a µs count
 	}
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	ctx := context.Background()
