@@ -192,6 +192,21 @@ func (l *Limiter) take(ctx context.Context, key string, a ask) (Decision, error)
 	return d, err
 }
 
+// giveBack refunds n units charged at at to every limit of key: a
+// reservation that will not be used.
+func (l *Limiter) giveBack(ctx context.Context, key string, n int64, at time.Time) error {
+	return l.refund(ctx, key, n, at, "", nil)
+}
+
+// releaseLease releases lease (n units, granted at at; zero for a place in
+// line) at the Concurrency limits of key. The rate limits stay charged:
+// the work happened.
+func (l *Limiter) releaseLease(ctx context.Context, key string, n int64, at time.Time, lease string) error {
+	return l.refund(ctx, key, n, at, lease, l.conc)
+}
+
+// refund gives back n units charged at at, and lease, to the limits of key
+// whose indexes are in only (nil: every limit).
 func (l *Limiter) refund(ctx context.Context, key string, n int64, at time.Time, lease string, only []int) error {
 	r := &Request{Cost: n, At: at, Lease: lease}
 	if only == nil {
@@ -325,7 +340,7 @@ func (l *Limiter) reserveAndSleep(ctx context.Context, key string, n int64, w *w
 	case <-t.C:
 		return d, nil
 	case <-ctx.Done():
-		_ = l.refund(ctx, key, n, d.Time.Add(d.Delay), "", nil)
+		_ = l.giveBack(ctx, key, n, d.Time.Add(d.Delay))
 		return Decision{}, ctx.Err()
 	}
 }
@@ -344,7 +359,7 @@ func (l *Limiter) waitInLine(ctx context.Context, key string, n int64, lease str
 	queued := false
 	defer func() {
 		if queued {
-			_ = l.refund(ctx, key, n, time.Time{}, lease, l.conc)
+			_ = l.releaseLease(ctx, key, n, time.Time{}, lease)
 		}
 	}()
 	for {
@@ -461,7 +476,7 @@ func (r *Reservation) Cancel(ctx context.Context) error {
 	}
 	var err error
 	r.once.Do(func() {
-		err = r.lim.refund(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay), "", nil)
+		err = r.lim.giveBack(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay))
 	})
 	return err
 }
@@ -490,7 +505,7 @@ func (s *Lease) Release(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		if len(s.lim.conc) > 0 {
-			err = s.lim.refund(ctx, s.key, s.n, s.decision.Time, s.id, s.lim.conc)
+			err = s.lim.releaseLease(ctx, s.key, s.n, s.decision.Time, s.id)
 			s.lim.notifyRelease()
 		}
 	})
