@@ -19,7 +19,8 @@ import (
 // straight-line copy of kind0_gcra.lua) and through its general path
 // (main.lua with kind0_gcra.lua), on two stores that share one Redis and
 // one fake clock, and requires every reply word and every stored state to
-// be equal. Batches are sent in a fixed order, some with distinct keys
+// be equal, including on a key that holds data of another type. Batches
+// are sent in a fixed order, some with distinct keys
 // (pathFastDistinct) and some with repeated keys (pathFastRepeated).
 func TestFastPathMatchesGeneral(t *testing.T) {
 	srv := redistest.Start(t)
@@ -46,8 +47,17 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		weir.Per(1_000_003, 24*time.Hour),             // tau·q beyond 2^53: muldiv's long multiplication
 		weir.Per(3_000_007, time.Second).WithBurst(7), // I below 1 µs: fractions of a µs count
 	}
-	keys := []string{"a", "b", "c", "d", "e", "f"}
+	keys := []string{"a", "b", "c", "d", "e", "f", "wrong"}
 	ctx := context.Background()
+	// Under "wrong", every limit's key holds a hash: both paths must fail
+	// those decisions alike, and leave the key alone.
+	for _, s := range []*Store{fast, general} {
+		for _, l := range limits {
+			if err := client.HSet(ctx, s.redisKey(engine.Name(l), "wrong", weir.TokenBucket), "x", "1").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	paths, outcomes := map[string]int{}, map[string]int{}
 	for round := range 400 {
@@ -78,12 +88,26 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		paths[pathF]++
 		for i := range reqs {
 			switch r := takeReply(outG[i]); {
+			case r.wrongType():
+				outcomes["wrong type"]++
 			case !r.allowed():
 				outcomes["denied"]++
 			case r.status().Delay > 0:
 				outcomes["reserved"]++
 			default:
 				outcomes["admitted"]++
+			}
+			if reqs[i].Checks[0].Key == "wrong" && reqs[i].Cost == 0 {
+				// A peek on a key of another type: the fast path, which
+				// learns a key's type only when it writes it, answers as
+				// for an empty key (unless a take in the batch failed on
+				// it), the general path fails (docs/redis.md, Fast path).
+				f, g := takeReply(outF[i]), takeReply(outG[i])
+				empty := weir.Status{Allowed: true, Remaining: reqs[i].Checks[0].Limit.Capacity()}
+				if !g.wrongType() || !(f.wrongType() || f.status() == empty) {
+					t.Fatalf("round %d, decision %d: a peek on a key of another type: fast path %v, general path %v", round, i, outF[i], outG[i])
+				}
+				continue
 			}
 			if !slices.Equal(outF[i], outG[i]) {
 				t.Fatalf("round %d, decision %d (%+v, key %s, limit %v): fast path %v, general path %v",
@@ -93,8 +117,8 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		for _, k := range keys {
 			for _, l := range limits {
 				name := engine.Name(l)
-				vf, errF := client.Get(ctx, fast.redisKey(name, k, weir.TokenBucket)).Result()
-				vg, errG := client.Get(ctx, general.redisKey(name, k, weir.TokenBucket)).Result()
+				vf, errF := client.Dump(ctx, fast.redisKey(name, k, weir.TokenBucket)).Result()
+				vg, errG := client.Dump(ctx, general.redisKey(name, k, weir.TokenBucket)).Result()
 				if vf != vg || (errF == nil) != (errG == nil) {
 					t.Fatalf("round %d: key %s, limit %v: fast path stored %q (%v), general path %q (%v)", round, k, l, vf, errF, vg, errG)
 				}
@@ -102,7 +126,7 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		}
 		clock.Add(rng.Int64N(400_000))
 	}
-	if paths[pathFastDistinct] == 0 || paths[pathFastRepeated] == 0 || len(outcomes) != 3 {
+	if paths[pathFastDistinct] == 0 || paths[pathFastRepeated] == 0 || len(outcomes) != 4 {
 		t.Fatalf("batches by path %v, decisions %v: the trace misses a case", paths, outcomes)
 	}
 	t.Logf("batches by path %v, decisions %v", paths, outcomes)
