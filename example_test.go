@@ -138,3 +138,15 @@ func ExampleRouter() {
 	// acme false free
 	// globex true pro
 }
+
+// A limit without a Name keeps its state under its text form; Named shows
+// the name a store uses, and a Decision reports.
+func ExampleLimit_Named() {
+	fmt.Println(weir.PerSecond(10).Named().Name)
+	fmt.Println(weir.PerSecond(10).WithBurst(20).Named().Name)
+	fmt.Println(weir.PerSecond(10).WithName("api").Named().Name)
+	// Output:
+	// 10/s
+	// 10/s burst=20
+	// api
+}

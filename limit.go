@@ -140,6 +140,16 @@ func (l Limit) WithAlgorithm(a Algorithm) Limit { l.Algorithm = a; return l }
 // WithName returns l named name.
 func (l Limit) WithName(name string) Limit { l.Name = name; return l }
 
+// Named returns l with its Name filled in: l itself when it has a Name,
+// else l named by its text form ([Limit.String]). A store keeps a limit's
+// state under this name, and a [Decision] reports its Limit named.
+func (l Limit) Named() Limit {
+	if l.Name == "" {
+		l.Name = l.String()
+	}
+	return l
+}
+
 // Capacity is the largest cost a single request may have: Burst (or Quota
 // when Burst is 0) for the token bucket, Quota for the others. A request
 // that costs more can never be admitted.

@@ -125,9 +125,7 @@ func NewLimiter(store Store, opts ...Option) (*Limiter, error) {
 			fe := err.(*FieldError)
 			return nil, &FieldError{Field: fmt.Sprintf("limits[%d].%s", i, fe.Field[len("Limit."):]), Reason: fe.Reason}
 		}
-		if lim.Name == "" {
-			lim.Name = lim.String()
-		}
+		lim = lim.Named()
 		if seen[lim.Name] {
 			return nil, &FieldError{Field: fmt.Sprintf("limits[%d].Name", i), Reason: fmt.Sprintf("duplicate name %q", lim.Name)}
 		}
@@ -142,7 +140,7 @@ func NewLimiter(store Store, opts ...Option) (*Limiter, error) {
 		}
 	}
 	l.reqs.New = func() any {
-		r := &Request{Checks: make([]Check, len(l.limits)), prevalidated: true}
+		r := &Request{Checks: make([]Check, len(l.limits)), limitsValidated: true}
 		for i, lim := range l.limits {
 			r.Checks[i].Limit = lim
 		}
@@ -173,19 +171,42 @@ func (l *Limiter) checkCost(n int64) error {
 	return nil
 }
 
-// take runs one store decision with pooled request memory.
-func (l *Limiter) take(ctx context.Context, key string, n int64, maxWait time.Duration, lease string, queue time.Duration) (Decision, error) {
+// An ask is what one store decision asks for, beyond the key.
+type ask struct {
+	cost    int64         // units to take; 0 peeks
+	maxWait time.Duration // token buckets may admit within it: a reservation
+	lease   string        // the holder at Concurrency limits
+	queue   time.Duration // a denied holder keeps its place in line this long (Request.Queue)
+}
+
+// take runs one store decision for key with pooled request memory.
+func (l *Limiter) take(ctx context.Context, key string, a ask) (Decision, error) {
 	r := l.reqs.Get().(*Request)
 	for i := range r.Checks {
 		r.Checks[i].Key = key
 	}
-	r.Cost, r.MaxWait, r.Lease, r.Queue = n, maxWait, lease, queue
+	r.Cost, r.MaxWait, r.Lease, r.Queue = a.cost, a.maxWait, a.lease, a.queue
 	d, err := l.store.Take(ctx, r)
 	r.Lease, r.Queue = "", 0
 	l.reqs.Put(r)
 	return d, err
 }
 
+// giveBack refunds n units charged at at to every limit of key: a
+// reservation that will not be used.
+func (l *Limiter) giveBack(ctx context.Context, key string, n int64, at time.Time) error {
+	return l.refund(ctx, key, n, at, "", nil)
+}
+
+// releaseLease releases lease (n units, granted at at; zero for a place in
+// line) at the Concurrency limits of key. The rate limits stay charged:
+// the work happened.
+func (l *Limiter) releaseLease(ctx context.Context, key string, n int64, at time.Time, lease string) error {
+	return l.refund(ctx, key, n, at, lease, l.conc)
+}
+
+// refund gives back n units charged at at, and lease, to the limits of key
+// whose indexes are in only (nil: every limit).
 func (l *Limiter) refund(ctx context.Context, key string, n int64, at time.Time, lease string, only []int) error {
 	r := &Request{Cost: n, At: at, Lease: lease}
 	if only == nil {
@@ -218,12 +239,12 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int64) (Decision, er
 	if err := l.checkCost(n); err != nil {
 		return Decision{}, err
 	}
-	return l.take(ctx, key, n, 0, "", 0)
+	return l.take(ctx, key, ask{cost: n})
 }
 
 // Peek reports what a request of one unit would get now, changing nothing.
 func (l *Limiter) Peek(ctx context.Context, key string) (Decision, error) {
-	return l.take(ctx, key, 0, 0, "", 0)
+	return l.take(ctx, key, ask{cost: 0})
 }
 
 // Reset forgets key's state under every limit of l.
@@ -256,20 +277,35 @@ func (l *Limiter) WaitN(ctx context.Context, key string, n int64) (Decision, err
 	return l.waitN(ctx, key, n, "")
 }
 
-func (l *Limiter) budget(ctx context.Context) (time.Duration, error) {
-	b := time.Duration(math.MaxInt64)
-	var cause error
-	if l.maxWait > 0 {
-		b = l.maxWait
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		if u := time.Until(dl); u < b {
-			b, cause = max(u, 0), context.DeadlineExceeded
-		}
-	}
-	return b, cause
+// A wait is the time budget of one WaitN or Acquire: from start, at most
+// MaxWait and at most until ctx's deadline.
+type wait struct {
+	start  time.Time
+	budget time.Duration
+	cause  error // context.DeadlineExceeded when ctx's deadline set the budget
 }
 
+func (l *Limiter) newWait(ctx context.Context) wait {
+	w := wait{start: time.Now(), budget: math.MaxInt64}
+	if l.maxWait > 0 {
+		w.budget = l.maxWait
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if u := time.Until(dl); u < w.budget {
+			w.budget, w.cause = max(u, 0), context.DeadlineExceeded
+		}
+	}
+	return w
+}
+
+// left is the budget not yet spent.
+func (w *wait) left() time.Duration { return w.budget - time.Since(w.start) }
+
+// exceeded is the error of a wait that gives up on d.
+func (w *wait) exceeded(d Decision) error { return &LimitError{Decision: d, Cause: w.cause} }
+
+// waitN is WaitN and Acquire (with a lease): it reserves and sleeps when
+// every limit is a token bucket, and waits in line otherwise.
 func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, err
@@ -277,38 +313,53 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 	if err := l.checkCost(n); err != nil {
 		return Decision{}, err
 	}
-	start := time.Now()
-	budget, cause := l.budget(ctx)
+	w := l.newWait(ctx)
 	if l.allTB && lease == "" {
-		d, err := l.take(ctx, key, n, budget, "", 0)
-		if err != nil {
-			return d, err
-		}
-		if !d.Allowed {
-			return d, &LimitError{Decision: d, Cause: cause}
-		}
-		if d.Delay <= 0 {
-			return d, nil
-		}
-		t := time.NewTimer(d.Delay - time.Since(start))
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return d, nil
-		case <-ctx.Done():
-			_ = l.refund(ctx, key, n, d.Time.Add(d.Delay), "", nil)
-			return Decision{}, ctx.Err()
-		}
+		return l.reserveAndSleep(ctx, key, n, &w)
 	}
+	return l.waitInLine(ctx, key, n, lease, &w)
+}
+
+// reserveAndSleep takes n units for key with one store round trip that
+// reserves the place of a request conforming within the budget, then
+// sleeps until its time. If ctx ends first, the units are given back.
+func (l *Limiter) reserveAndSleep(ctx context.Context, key string, n int64, w *wait) (Decision, error) {
+	d, err := l.take(ctx, key, ask{cost: n, maxWait: w.budget})
+	if err != nil {
+		return d, err
+	}
+	if !d.Allowed {
+		return d, w.exceeded(d)
+	}
+	if d.Delay <= 0 {
+		return d, nil
+	}
+	t := time.NewTimer(d.Delay - time.Since(w.start))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return d, nil
+	case <-ctx.Done():
+		_ = l.giveBack(ctx, key, n, d.Time.Add(d.Delay))
+		return Decision{}, ctx.Err()
+	}
+}
+
+// waitInLine asks the store again until it admits n units for key, the
+// budget is spent, or ctx ends. Between asks it sleeps for the decision's
+// RetryAfter, or, when a Concurrency limit denied, polls with a backoff
+// (holders in other processes release without telling us) and wakes at
+// once on a release through l. A lease waiter keeps its place in line at
+// the Concurrency limits (Request.Queue) while it waits, and gives the
+// place up at once, with a refund of its lease, when it stops waiting
+// unadmitted.
+func (l *Limiter) waitInLine(ctx context.Context, key string, n int64, lease string, w *wait) (Decision, error) {
 	var t *time.Timer
 	poll := minLeasePoll
-	// A lease waiter keeps a place in line at the Concurrency limits
-	// (Request.Queue); when it gives up, a refund of its lease ends the
-	// place at once instead of letting it lapse.
 	queued := false
 	defer func() {
 		if queued {
-			_ = l.refund(ctx, key, n, time.Time{}, lease, l.conc)
+			_ = l.releaseLease(ctx, key, n, time.Time{}, lease)
 		}
 	}()
 	for {
@@ -317,10 +368,10 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 		if len(l.conc) > 0 {
 			rel = l.released()
 			if lease != "" {
-				queue = min(leaseQueue, max(budget-time.Since(start), minLeasePoll))
+				queue = min(leaseQueue, max(w.left(), minLeasePoll))
 			}
 		}
-		d, err := l.take(ctx, key, n, 0, lease, queue)
+		d, err := l.take(ctx, key, ask{cost: n, lease: lease, queue: queue})
 		if d.Allowed {
 			queued = false
 		}
@@ -328,25 +379,15 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 			return d, err
 		}
 		queued = queue > 0
-		left := budget - time.Since(start)
-		wait := max(d.RetryAfter, time.Millisecond)
-		if rel != nil && d.Limit.Algorithm == Concurrency {
-			// RetryAfter is when leases expire; holders usually release
-			// sooner, so poll, and give up only when the budget is spent.
-			wait = min(wait, poll)
-			poll = min(2*poll, maxLeasePoll)
-			if left <= 0 {
-				return d, &LimitError{Decision: d, Cause: cause}
-			}
-			wait = min(wait, left)
-		} else if d.RetryAfter > left {
-			return d, &LimitError{Decision: d, Cause: cause}
+		sleep, ok := nextSleep(d, w.left(), rel != nil, &poll)
+		if !ok {
+			return d, w.exceeded(d)
 		}
 		if t == nil {
-			t = time.NewTimer(wait)
+			t = time.NewTimer(sleep)
 			defer t.Stop()
 		} else {
-			t.Reset(wait)
+			t.Reset(sleep)
 		}
 		select {
 		case <-t.C:
@@ -355,6 +396,28 @@ func (l *Limiter) waitN(ctx context.Context, key string, n int64, lease string) 
 			return Decision{}, ctx.Err()
 		}
 	}
+}
+
+// nextSleep is how long waitInLine sleeps after the denial d with left of
+// its budget, and false when it should give up. A denial by a Concurrency
+// limit (when polling) is retried after the poll interval, which backs
+// off, until the budget is spent: its RetryAfter is when leases expire,
+// and holders usually release sooner. Any other denial is retried after
+// its RetryAfter, if that is within the budget.
+func nextSleep(d Decision, left time.Duration, polling bool, poll *time.Duration) (time.Duration, bool) {
+	sleep := max(d.RetryAfter, time.Millisecond)
+	if polling && d.Limit.Algorithm == Concurrency {
+		sleep = min(sleep, *poll)
+		*poll = min(2*(*poll), maxLeasePoll)
+		if left <= 0 {
+			return 0, false
+		}
+		return min(sleep, left), true
+	}
+	if d.RetryAfter > left {
+		return 0, false
+	}
+	return sleep, true
 }
 
 // A Reservation is a place taken by [Limiter.Reserve]: the units are
@@ -385,7 +448,7 @@ func (l *Limiter) Reserve(ctx context.Context, key string, n int64) (*Reservatio
 		wait = l.maxWait
 	}
 	now := time.Now()
-	d, err := l.take(ctx, key, n, wait, "", 0)
+	d, err := l.take(ctx, key, ask{cost: n, maxWait: wait})
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +476,7 @@ func (r *Reservation) Cancel(ctx context.Context) error {
 	}
 	var err error
 	r.once.Do(func() {
-		err = r.lim.refund(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay), "", nil)
+		err = r.lim.giveBack(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay))
 	})
 	return err
 }
@@ -442,7 +505,7 @@ func (s *Lease) Release(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
 		if len(s.lim.conc) > 0 {
-			err = s.lim.refund(ctx, s.key, s.n, s.decision.Time, s.id, s.lim.conc)
+			err = s.lim.releaseLease(ctx, s.key, s.n, s.decision.Time, s.id)
 			s.lim.notifyRelease()
 		}
 	})
@@ -458,7 +521,7 @@ func (l *Limiter) TryAcquire(ctx context.Context, key string, n int64) (*Lease, 
 		return nil, Decision{}, err
 	}
 	id := l.leaseID()
-	d, err := l.take(ctx, key, n, 0, id, 0)
+	d, err := l.take(ctx, key, ask{cost: n, lease: id})
 	if err != nil || !d.Allowed {
 		return nil, d, err
 	}

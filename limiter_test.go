@@ -466,3 +466,18 @@ func TestWaitersRandomCancel(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaseIDChecked: an id from WithLeaseID is input like any other: the
+// store refuses one with a NUL byte or an empty one, although the
+// limiter's limits skip validation in the store.
+func TestLeaseIDChecked(t *testing.T) {
+	ctx := context.Background()
+	for _, id := range []string{"a\x00b", ""} {
+		l := mustLimiter(t, newFake(), weir.Concurrent(2, time.Minute), weir.WithLeaseID(func() string { return id }))
+		lease, _, err := l.TryAcquire(ctx, "k", 1)
+		var fe *weir.FieldError
+		if !errors.As(err, &fe) || fe.Field != "lease" || lease != nil {
+			t.Errorf("id %q: lease %v, error %v; want a FieldError on lease", id, lease, err)
+		}
+	}
+}

@@ -41,14 +41,15 @@ type Request struct {
 	// each check. Stores leave it alone otherwise.
 	Statuses []Status
 
-	prevalidated bool // built by a Limiter from validated limits and cost
+	limitsValidated bool // set by a Limiter: Checks hold the limits it validated in NewLimiter
 }
 
-// Prevalidated reports whether req was built by a [Limiter], which
-// validated its limits once at construction and its cost on this call.
-// Stores may then skip validating them again; every other Request must be
-// validated.
-func (req *Request) Prevalidated() bool { return req.prevalidated }
+// LimitsValidated reports whether the limits of req's Checks are known to
+// be valid: req was built by a [Limiter], which validates its limits once,
+// in [NewLimiter]. A store may then skip [Limit.Validate] for them. The
+// request's other fields (Cost, MaxWait, Queue, Lease) change with every
+// call and must be checked on every request, whoever built it.
+func (req *Request) LimitsValidated() bool { return req.limitsValidated }
 
 // A Store keeps limiter state and decides atomically where the state lives:
 // the memory store under a lock, the Redis store in one Lua script, the

@@ -127,7 +127,7 @@ func parseSFDict(s string) ([]sfDictMember, error) {
 				return nil, err
 			}
 		}
-		out = append(out, sfDictMember{key, v})
+		out = setSFMember(out, key, v)
 		p.skipOWS()
 		if p.eof() {
 			return out, nil
@@ -142,6 +142,18 @@ func parseSFDict(s string) ([]sfDictMember, error) {
 		}
 	}
 	return out, nil
+}
+
+// setSFMember sets key to v in a Dictionary: a key seen before keeps its
+// place and takes the later value (RFC 9651 4.2.2).
+func setSFMember(d []sfDictMember, key string, v sfItem) []sfDictMember {
+	for i := range d {
+		if d[i].key == key {
+			d[i].val = v
+			return d
+		}
+	}
+	return append(d, sfDictMember{key, v})
 }
 
 func (p *sfParser) itemOrInner() (sfItem, error) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -201,24 +202,11 @@ func TestAccuracy(t *testing.T) {
 func size(n int64) string {
 	switch {
 	case n >= mib && n%mib == 0:
-		return itoa(n/mib) + "MiB"
+		return strconv.FormatInt(n/mib, 10) + "MiB"
 	case n >= kib && n%kib == 0:
-		return itoa(n/kib) + "KiB"
+		return strconv.FormatInt(n/kib, 10) + "KiB"
 	}
-	return itoa(n) + "B"
-}
-
-func itoa(n int64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
+	return strconv.FormatInt(n, 10) + "B"
 }
 
 func accuracyCase(t *testing.T, kind string, rate int64, buf int) {

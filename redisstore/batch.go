@@ -3,7 +3,6 @@ package redisstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -33,8 +32,8 @@ type call struct {
 	// so that it needs no allocations of its own.
 	key1  [1]string
 	args2 [2]any
-	blob1 [8 * 12]byte
-	wide  [6 + 5]int64 // a fast-path reply in the general path's form
+	blob1 [8 * (headerWords + checkWords)]byte
+	wide  [takeWords + statusWords]int64 // a fast-path reply in the general path's form
 
 	deadline int64       // when the call fails, in ns on the store's clock (Store.mono)
 	timer    *time.Timer // the caller's deadline; kept when the call is recycled
@@ -57,37 +56,6 @@ func (s *Store) getCall() *call {
 func (s *Store) putCall(c *call) {
 	*c = call{done: c.done, timer: c.timer}
 	s.calls.Put(c)
-}
-
-// replyLen is the length of the call's part of the reply, on the
-// script's general path or (fast) its fast path.
-func (c *call) replyLen(fast bool) int {
-	n := 6
-	switch {
-	case c.op == opRefund:
-		return 1
-	case fast:
-		n = 4
-	}
-	if c.want {
-		n += 5 * c.nc
-	}
-	return n
-}
-
-// widen puts a fast-path reply (allowed, remaining, wait, reset, and
-// maybe a status) into the general path's form (allowed, decider index,
-// remaining, retry after, reset after, delay, and the statuses): the wait
-// is a denial's retry-after and an admission's delay.
-func (c *call) widen(r []int64) []int64 {
-	w := c.wide[:6]
-	w[0], w[1], w[2], w[4] = r[0], 0, r[1], r[3]
-	if r[0] == 1 {
-		w[3], w[5] = 0, r[2]
-	} else {
-		w[3], w[5] = r[2], 0
-	}
-	return append(w, r[4:]...)
 }
 
 func (c *call) finish(now int64, out []int64, err error) {
@@ -238,32 +206,26 @@ func (s *Store) group(batch []*call) []group {
 		}
 		groups[k].calls = append(groups[k].calls, c)
 	}
-	slack := "0"
-	if s.opt.clock != nil {
-		slack = "60000"
-	}
 	for i := range groups {
 		g := &groups[i]
 		nk, na := 0, 4
-		fast := "1" // every call can take the script's fast path
+		g.fast = true // every call can take the script's fast path
 		for _, c := range g.calls {
 			nk += len(c.keys)
 			na += len(c.args)
-			if !c.fast {
-				fast = "0"
-			}
+			g.fast = g.fast && c.fast
 		}
 		g.keys = make([]string, 0, nk)
 		g.args = make([]any, 0, na)
-		now := ""
-		if g.now >= 0 {
-			now = fmt.Sprint(g.now)
+		path := pathGeneral
+		if g.fast {
+			path = pathFastRepeated
 		}
-		g.args = append(g.args, now, slack, len(g.calls), fast)
+		g.args = callHeader(g.args, g.now, s.opt.clock != nil, len(g.calls), path)
 		var prev []byte
 		for _, c := range g.calls {
 			g.keys = append(g.keys, c.keys...)
-			if fast != "1" {
+			if !g.fast {
 				g.args = append(g.args, c.args...)
 				continue
 			}
@@ -277,9 +239,8 @@ func (s *Store) group(batch []*call) []group {
 				prev = b
 			}
 		}
-		g.fast = fast == "1"
 		if g.fast && distinct(g.keys) {
-			g.args[3] = "2" // the script may save each state at once
+			g.args[3] = pathFastDistinct // the script may save each state at once
 		}
 	}
 	return groups
@@ -362,7 +323,7 @@ func (s *Store) deliver(g *group) {
 		}
 		return
 	}
-	r, err := replyInts(g.cmd)
+	r, err := decodeReply(g.cmd)
 	if err != nil {
 		fail(err)
 		return
@@ -386,24 +347,4 @@ func (s *Store) deliver(g *group) {
 		c.finish(now, out, nil)
 		off += n
 	}
-}
-
-// replyInts reads the script's reply: its integers packed as little-endian
-// int64s in one string, or (for a malformed call) an array of integers.
-func replyInts(cmd *redis.Cmd) ([]int64, error) {
-	if v, ok := cmd.Val().(string); ok {
-		if len(v)%8 != 0 {
-			return nil, errReply
-		}
-		r := make([]int64, len(v)/8)
-		for i := range r {
-			r[i] = int64(binary.LittleEndian.Uint64([]byte(v[8*i : 8*i+8])))
-		}
-		return r, nil
-	}
-	r, err := cmd.Int64Slice()
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	return r, nil
 }

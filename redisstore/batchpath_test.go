@@ -188,8 +188,8 @@ func TestMalformedBatchWritesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client.Del(ctx, ka, kb)
-			for _, path := range []string{"2", "1"} {
-				r := s.eval(ctx, []string{ka, kb}, []any{"", "0", 2, path, tc.first, tc.next})
+			for _, path := range []string{pathFastDistinct, pathFastRepeated} {
+				r := s.eval(ctx, []string{ka, kb}, append(callHeader(nil, -1, false, 2, path), tc.first, tc.next))
 				if err := r.Err(); err != nil {
 					t.Fatalf("path %s: %v", path, err)
 				}

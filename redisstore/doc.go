@@ -23,7 +23,8 @@
 //
 // A decision, with all of its limits, is one script run: checked, then
 // charged only if every limit admits, atomically. Keys and values reach
-// the script only through KEYS and ARGV. Concurrent decisions are batched:
+// the script only through KEYS and ARGV, laid out as wire.go defines (the
+// layout is tabled in docs/redis.md, "Wire format"). Concurrent decisions are batched:
 // while a script call is in flight, new decisions queue and leave together
 // in the next call ([WithBatching]); each stays atomic on its own.
 //

@@ -45,10 +45,7 @@ func (p Policy) String() string {
 // failure applies the failure policy to a Take that failed with err (which
 // matches weir.ErrUnavailable).
 func (s *Store) failure(ctx context.Context, req *weir.Request, err error) (weir.Decision, error) {
-	lim := req.Checks[0].Limit
-	if lim.Name == "" {
-		lim.Name = lim.String()
-	}
+	lim := req.Checks[0].Limit.Named()
 	switch s.opt.policy {
 	case FailClosed:
 		return weir.Decision{Limit: lim, RetryAfter: s.opt.retryAfter, Time: time.Now(), Source: weir.SourceFailClosed}, nil
@@ -72,10 +69,7 @@ func (s *Store) failure(ctx context.Context, req *weir.Request, err error) (weir
 				break
 			}
 		}
-		d.Limit = req.Checks[k].Limit
-		if d.Limit.Name == "" {
-			d.Limit.Name = d.Limit.String()
-		}
+		d.Limit = req.Checks[k].Limit.Named()
 		return d, nil
 	}
 	return weir.Decision{}, err

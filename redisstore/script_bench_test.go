@@ -137,7 +137,7 @@ func BenchmarkScriptPipelined(b *testing.B) {
 					n := 0
 					for n < 16 && pb.Next() {
 						c := calls[next.Add(1)%uint64(nkeys)]
-						p.EvalSha(ctx, scriptSHA(), c.keys, append([]any{"", "0", 1, "2"}, c.args...)...)
+						p.EvalSha(ctx, scriptSHA(), c.keys, append(callHeader(nil, -1, false, 1, pathFastDistinct), c.args...)...)
 						n++
 					}
 					if n == 0 {

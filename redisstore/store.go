@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -52,6 +51,7 @@ type Store struct {
 	opt     options
 	cluster bool
 	slotTag [16]byte // the tag of every key with WithSingleSlot
+	noFast  bool     // tests: every call takes the script's general path
 
 	base    time.Time // origin of mono
 	calls   sync.Pool // of *call
@@ -155,12 +155,6 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: redis: %w", weir.ErrUnavailable, err)
 }
 
-// Operations of the script.
-const (
-	opTake   = 1
-	opRefund = 2
-)
-
 // Bounds that keep the script's double arithmetic exact (below 2^53 µs
 // with a present-day clock near 1.8e15 µs and periods of up to 100 years,
 // 3.2e15 µs).
@@ -178,7 +172,7 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 	n := len(req.Checks)
 	c := s.getCall()
 	c.op, c.nc, c.want = op, n, op == opTake && len(req.Statuses) == n
-	c.fast = op == opTake && n == 1 && req.Checks[0].Limit.Algorithm == weir.TokenBucket
+	c.fast = !s.noFast && op == opTake && n == 1 && req.Checks[0].Limit.Algorithm == weir.TokenBucket
 	if n == 1 {
 		c.keys = c.key1[:] // no allocation for the common case
 	} else {
@@ -188,35 +182,33 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 	if op == opRefund && !req.At.IsZero() {
 		at = min(max(req.At.UnixMicro(), 0), maxAt)
 	}
-	maxWait := min(int64(req.MaxWait/time.Microsecond), maxWaitUS)
-	want := int64(0)
-	if c.want {
-		want = 1
+	h := decisionHeader{
+		op:      int64(op),
+		checks:  int64(n),
+		cost:    req.Cost,
+		maxWait: min(int64(req.MaxWait/time.Microsecond), maxWaitUS),
+		at:      at,
+		queue:   min(int64(req.Queue/time.Microsecond), maxWaitUS),
 	}
-	// The decision's numbers, packed for the script's struct.unpack.
+	if c.want {
+		h.want = 1
+	}
 	var b []byte
 	if n == 1 {
 		b = c.blob1[:0]
 	} else {
-		b = make([]byte, 0, 8*(7+5*n))
+		b = make([]byte, 0, 8*(headerWords+checkWords*n))
 	}
-	queue := min(int64(req.Queue/time.Microsecond), maxWaitUS)
-	b = pack(b, int64(op), int64(n), req.Cost, maxWait, at, want, queue)
+	b = h.append(b)
 	var tag0 [16]byte
 	for i := range req.Checks {
 		ch := &req.Checks[i]
-		l := ch.Limit
-		per := int64(l.Period / time.Microsecond)
-		quota, capacity, q := l.Quota, l.Capacity(), int64(1)
-		if err := checkExact(i, l); err != nil {
+		if err := checkExact(i, ch.Limit); err != nil {
 			return nil, err
 		}
-		if l.Algorithm == weir.TokenBucket {
-			g := gcd(per, quota)
-			per, q = per/g, quota/g
-		}
-		c.keys[i] = s.redisKey(engine.Name(l), ch.Key, l.Algorithm)
-		b = pack(b, int64(l.Algorithm), quota, per, capacity, q)
+		p := paramsOf(ch.Limit)
+		b = p.append(b)
+		c.keys[i] = s.redisKey(engine.Name(ch.Limit), ch.Key, ch.Limit.Algorithm)
 		if !s.cluster {
 			continue // the slot matters only to a cluster
 		}
@@ -240,28 +232,13 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 
 // checkExact rejects limits whose arithmetic in the script could leave the
 // doubles' exact integer range: the script multiplies exactly beyond 2^53
-// (see muldiv in scripts/0_prelude.lua), but sums of units must stay
+// (see muldiv in scripts/entry.lua), but sums of units must stay
 // below it.
 func checkExact(i int, l weir.Limit) error {
 	if l.Quota > maxUnits || l.Burst > maxUnits {
 		return &weir.FieldError{Field: fmt.Sprintf("checks[%d].Limit.Quota", i), Reason: fmt.Sprintf("quota %d / burst %d above 2^51: the Redis store computes in exact integers below 2^53", l.Quota, l.Burst)}
 	}
 	return nil
-}
-
-// pack appends vs as little-endian 64-bit integers.
-func pack(b []byte, vs ...int64) []byte {
-	for _, v := range vs {
-		b = binary.LittleEndian.AppendUint64(b, uint64(v))
-	}
-	return b
-}
-
-func gcd(a, b int64) int64 {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }
 
 // Take decides on every check of req at once, in one script run. See
@@ -284,37 +261,27 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 
 // decision reads a take's reply.
 func (s *Store) decision(req *weir.Request, c *call) (weir.Decision, error) {
-	r := c.out
-	if r[0] < 0 {
+	r := takeReply(c.out)
+	if r.wrongType() {
 		return s.failureNoCtx(req, fmt.Errorf("%w: redisstore: a key of this request holds data of another type", weir.ErrUnavailable))
 	}
-	k := r[1]
-	if r[0] > 1 || k < 0 || k >= int64(len(req.Checks)) || r[2] < 0 || r[3] < 0 || r[4] < 0 || r[5] < 0 {
+	if !r.valid(len(req.Checks)) {
 		return s.failureNoCtx(req, errReply)
 	}
+	st := r.status()
 	d := weir.Decision{
-		Allowed:    r[0] == 1,
-		Limit:      req.Checks[k].Limit,
-		Remaining:  r[2],
-		RetryAfter: micros(r[3]),
-		ResetAfter: micros(r[4]),
-		Delay:      micros(r[5]),
+		Allowed:    st.Allowed,
+		Limit:      req.Checks[r.decider()].Limit.Named(),
+		Remaining:  st.Remaining,
+		RetryAfter: st.RetryAfter,
+		ResetAfter: st.ResetAfter,
+		Delay:      st.Delay,
 		Time:       time.UnixMicro(c.now),
 		Source:     weir.SourceStore,
 	}
-	if d.Limit.Name == "" {
-		d.Limit.Name = d.Limit.String()
-	}
 	if c.want {
 		for i := range req.Checks {
-			v := r[6+5*i:]
-			req.Statuses[i] = weir.Status{
-				Allowed:    v[0] == 1,
-				Remaining:  v[1],
-				RetryAfter: micros(v[2]),
-				ResetAfter: micros(v[3]),
-				Delay:      micros(v[4]),
-			}
+			req.Statuses[i] = r.check(i)
 		}
 	}
 	return d, nil

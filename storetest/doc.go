@@ -15,7 +15,8 @@
 // decides at from now. The suite drives that fake clock: it only ever
 // returns whole microseconds, moves forwards, and never sleeps in real time.
 //
-// What the suite checks:
+// What the suite checks (numbers such as R10 name entries of the test
+// catalogue, docs/test-catalogue.md):
 //
 //   - Vectors: hand-derived tables of (instant, cost, allowed, remaining,
 //     retry-after, reset-after) for every algorithm (token bucket as GCRA,

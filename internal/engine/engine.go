@@ -18,23 +18,17 @@ func Params(l weir.Limit) algo.Params {
 	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst}
 }
 
-// Name is the state name of a limit: its Name, or its text form.
-func Name(l weir.Limit) string {
-	if l.Name != "" {
-		return l.Name
-	}
-	return l.String()
-}
+// Name is the state name of a limit (see weir.Limit.Named).
+func Name(l weir.Limit) string { return l.Named().Name }
 
-// Validate checks a request a store is asked to take: every limit valid,
-// 0 <= Cost <= every capacity, a lease id when a Concurrency limit is
+// Validate checks a request a store is asked to take: every limit valid
+// (skipped for a Limiter's, which it validated once: see
+// Request.LimitsValidated), 0 <= Cost <= every capacity, no negative wait,
+// a lease id without NUL bytes, and one when a Concurrency limit is
 // charged. Errors are *weir.FieldError.
 func Validate(req *weir.Request) error {
 	if req == nil || len(req.Checks) == 0 {
 		return &weir.FieldError{Field: "checks", Reason: "at least one Check is needed"}
-	}
-	if req.Prevalidated() {
-		return nil // a Limiter checked its limits once and the cost on this call
 	}
 	if req.Cost < 0 {
 		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("must not be negative (got %d)", req.Cost)}
@@ -50,9 +44,11 @@ func Validate(req *weir.Request) error {
 	}
 	for i := range req.Checks {
 		l := &req.Checks[i].Limit
-		if err := l.Validate(); err != nil {
-			fe := err.(*weir.FieldError)
-			return &weir.FieldError{Field: fmt.Sprintf("checks[%d].%s", i, fe.Field), Reason: fe.Reason}
+		if !req.LimitsValidated() {
+			if err := l.Validate(); err != nil {
+				fe := err.(*weir.FieldError)
+				return &weir.FieldError{Field: fmt.Sprintf("checks[%d].%s", i, fe.Field), Reason: fe.Reason}
+			}
 		}
 		if c := l.Capacity(); req.Cost > c {
 			return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of limit %q: it can never be admitted", req.Cost, c, Name(*l)), Err: weir.ErrExceedsCapacity}
@@ -80,15 +76,12 @@ func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []alg
 	}
 	d := weir.Decision{
 		Allowed:    allowed,
-		Limit:      req.Checks[k].Limit,
+		Limit:      req.Checks[k].Limit.Named(),
 		Remaining:  agg.Remaining,
 		RetryAfter: time.Duration(agg.RetryAfter),
 		ResetAfter: time.Duration(agg.ResetAfter),
 		Delay:      time.Duration(agg.Delay),
 		Time:       now,
-	}
-	if d.Limit.Name == "" {
-		d.Limit.Name = d.Limit.String()
 	}
 	if len(req.Statuses) == len(req.Checks) {
 		for i, r := range out {

@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 )
@@ -24,32 +25,13 @@ type ExitError struct {
 // Error returns the underlying error text, or the exit status.
 func (e *ExitError) Error() string {
 	if e.Err == nil {
-		return "exit status " + itoa(e.Code)
+		return "exit status " + strconv.Itoa(e.Code)
 	}
 	return e.Err.Error()
 }
 
 // Unwrap returns the underlying error.
 func (e *ExitError) Unwrap() error { return e.Err }
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	if neg {
-		b = append([]byte{'-'}, b...)
-	}
-	return string(b)
-}
 
 // Run runs the weir command line with args (without the program name).
 // ctx is cancelled on SIGINT/SIGTERM by main.

@@ -435,9 +435,7 @@ func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
 		if err != nil {
 			return p, err
 		}
-		if l.Name == "" {
-			l.Name = l.String()
-		}
+		l = l.Named()
 		if names[l.Name] {
 			return p, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("policy %q: duplicate limit name %q", name, l.Name)}
 		}

@@ -4,10 +4,10 @@
 -- by their greatest common divisor (the same rational, smaller numbers).
 -- The theoretical arrival time TAT is the exact rational a + b/q µs,
 -- 0 <= b < q, stored as "\0" .. struct.pack('<lll', a, b, q) (the text
--- "a b q" of earlier versions is still read). 0_entry.lua has a
--- straight-line copy of load, check, commit and save for the common case,
--- which must agree with this one.
--- Built on first use in a script run (see BUILD in 0_prelude.lua): the
+-- "a b q" of earlier versions is still read). entry.lua has a
+-- straight-line copy of load, check, commit and save for the common case;
+-- TestFastPathMatchesGeneral runs both on the same random traces.
+-- Built on first use in a script run (see BUILD in prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[0] = function(P)
   local floor, mmin, fmt, find, sub, tonumber, type, pairs = P.floor, P.mmin, P.fmt, P.find, P.sub, P.tonumber, P.type, P.pairs
@@ -94,31 +94,17 @@ BUILD[0] = function(P)
     return true
   end
 
-  -- tb_rat returns n*per/q as the rational a + b/q.
-  local function tb_rat(n, per, q)
-    local p = n * per
-    if p >= TWO53 then return muldiv(n, per, q) end
-    local a = floor(p / q)
-    local b = p - a * q
-    if b < 0 then
-      a, b = a - 1, b + q
-    elseif b >= q then
-      a, b = a + 1, b - q
-    end
-    return a, b
-  end
-
   -- tb_consts caches in st the limit's tolerance tau and the interval of
   -- n units, n*I, as rationals over q: they are the same for every
   -- decision of a batch on this key.
   local function tb_consts(c, st, n)
     if st.kper ~= c.per or st.kq ~= c.q or st.kcap ~= c.cap then
       st.kper, st.kq, st.kcap, st.kn = c.per, c.q, c.cap, nil
-      st.tau_a, st.tau_b = tb_rat(c.cap, c.per, c.q)
+      st.tau_a, st.tau_b = muldiv(c.cap, c.per, c.q)
     end
     if st.kn ~= n then
       st.kn = n
-      st.ni_a, st.ni_b = tb_rat(n, c.per, c.q)
+      st.ni_a, st.ni_b = muldiv(n, c.per, c.q)
     end
   end
 

@@ -2,7 +2,7 @@
 -- State: a hash from lease id to "expires cost" (µs, units), and from
 -- "\0" .. id to "since expires cost" for a holder waiting in line (lease
 -- ids cannot contain NUL: the Go side refuses them).
--- Built on first use in a script run (see BUILD in 0_prelude.lua): the
+-- Built on first use in a script run (see BUILD in prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[4] = function(P)
   local floor, mmin, fmt, find, sub, tonumber, type, pairs = P.floor, P.mmin, P.fmt, P.find, P.sub, P.tonumber, P.type, P.pairs

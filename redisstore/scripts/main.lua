@@ -1,21 +1,16 @@
 -- The general path: a batch of independent decisions, each atomic (all
 -- of its checks are decided, and only then charged, inside this one
--- script). 0_entry.lua has read the header (now, slack, nd).
+-- script). entry.lua has read the header (now, slack, nd).
 --
--- After the four header values, per decision two values:
---   its numbers, packed as little-endian signed 64-bit integers (one
---   struct.unpack instead of a dozen tonumber calls): op (1 take,
---   2 refund), number of checks, cost, max wait (µs), refund instant (µs or
---   -1 for now), statuses wanted (0/1), queue (µs: how long a denied take
---   keeps its lease's place in line at concurrency limits, 0 for none),
---   then per check: kind, quota, period (µs; token bucket: reduced),
---   capacity, reduced quota (token bucket); and the lease id.
--- KEYS holds one key per check, in order.
---
--- Reply (packed by reply, see 0_entry.lua): {now, then per take: allowed (1, 0, or -1 when a key held data of
--- another type), decider index (0-based), remaining, retry after, reset
--- after, delay (µs), and when statuses are wanted 5 values per check; per
--- refund: 1, or -1}.
+-- The layout of the call and of the reply is defined in wire.go: per
+-- decision its packed numbers (a header of 7 int64s: op, checks, cost,
+-- max wait, refund instant, statuses wanted, queue; then 5 per check:
+-- kind, quota, period, capacity, reduced quota) and its lease id; KEYS
+-- holds one key per check, in order. The reply is packed by reply (see
+-- entry.lua).
+
+-- Kinds (weir.Algorithm values) the general path treats apart.
+local TOKEN_BUCKET, CONCURRENCY = 0, 4
 
 local KIND = {} -- kind -> the functions BUILD made, on first use
 
@@ -94,7 +89,7 @@ for _ = 1, nd do
       if at < 0 then at = now end
       for i = 1, nc do
         local c = cs[i]
-        if c.kind == 4 then
+        if c.kind == CONCURRENCY then
           c.impl.release(c, c.st, lease)
         else
           c.impl.refund(c, c.st, now, at, cost)
@@ -115,9 +110,9 @@ for _ = 1, nd do
     local allowed, dec = true, -1
     local aal, arem, aretry, areset, adelay = false, 0, 0, 0, 0
     if nc > 1 and maxwait > 0 then
-      -- Only token buckets (kind 0) can reserve: a mixed request cannot.
+      -- Only token buckets can reserve: a mixed request cannot.
       for i = 1, nc do
-        if cs[i].kind ~= 0 then
+        if cs[i].kind ~= TOKEN_BUCKET then
           maxwait = 0
           break
         end
@@ -153,7 +148,7 @@ for _ = 1, nd do
       if queue > 0 and cost > 0 and lease ~= '' then
         for i = 1, nc do
           local c = cs[i]
-          if c.kind == 4 then
+          if c.kind == CONCURRENCY then
             c.impl.enqueue(c, c.st, now, cost, lease, queue)
             mark(c)
           end

@@ -1,5 +1,5 @@
 -- Fixed window, a port of internal/algo/fixed.go. State: "start used".
--- Built on first use in a script run (see BUILD in 0_prelude.lua): the
+-- Built on first use in a script run (see BUILD in prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[3] = function(P)
   local floor, mmin, fmt, find, sub, tonumber, type, pairs = P.floor, P.mmin, P.fmt, P.find, P.sub, P.tonumber, P.type, P.pairs

@@ -1,7 +1,7 @@
 -- Weir: prelude of the general path, shared by every algorithm (the
--- files of this directory are concatenated in name order; 0_entry.lua
--- reads the header and returns early for the common case, so nothing
--- below runs for it).
+-- files of this directory are concatenated in the order script.go lists
+-- them; entry.lua reads the header and returns early for the common case,
+-- so nothing below runs for it).
 --
 -- Time is an integer count of microseconds since the Unix epoch. Lua
 -- numbers are doubles, exact below 2^53: every value here is an exact
@@ -20,6 +20,7 @@ local P = {
   tsort = table.sort, tremove = table.remove,
   rcall = redis.call, rpcall = redis.pcall,
   byte = string.byte, spack = struct.pack, sunpack = struct.unpack,
+  muldiv = muldiv, -- entry.lua's (the fast path uses it too)
   TWO53 = 9007199254740992,
   MIN = -9007199254740992,
   -- ttl_slack is added to every TTL, in milliseconds: 0 in production;
@@ -44,38 +45,6 @@ function P.divmod(a, b)
     r = r - b
   end
   return q, r
-end
-
--- muldiv returns q, r with a*b = q*c + r and 0 <= r < c, for a, b >= 0 and
--- 0 < c < 2^52, when q < 2^53: exactly, even when a*b is not below 2^53
--- (then by binary long multiplication modulo c).
-function P.muldiv(a, b, c)
-  local p = a * b
-  if p < P.TWO53 then return P.divmod(p, c) end
-  local floor = P.floor
-  local qa, ra = P.divmod(a, c) -- a*b = qa*b*c + ra*b
-  local bits, x = {}, b
-  while x > 0 do
-    local h = floor(x / 2)
-    bits[#bits + 1] = x - 2 * h
-    x = h
-  end
-  local q, r = 0, 0
-  for i = #bits, 1, -1 do
-    q, r = q * 2, r * 2
-    if r >= c then
-      r = r - c
-      q = q + 1
-    end
-    if bits[i] == 1 then
-      r = r + ra
-      if r >= c then
-        r = r - c
-        q = q + 1
-      end
-    end
-  end
-  return qa * b + q, r
 end
 
 function P.maxn(a, b) if a > b then return a end return b end

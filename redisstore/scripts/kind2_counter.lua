@@ -1,7 +1,7 @@
 -- Sliding-window counter, a port of internal/algo/counter.go.
 -- State: "start curr prev". Products of units and microseconds go through
 -- muldiv, so the weighted comparisons are exact.
--- Built on first use in a script run (see BUILD in 0_prelude.lua): the
+-- Built on first use in a script run (see BUILD in prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[2] = function(P)
   local floor, mmin, fmt, find, sub, tonumber, type, pairs = P.floor, P.mmin, P.fmt, P.find, P.sub, P.tonumber, P.type, P.pairs

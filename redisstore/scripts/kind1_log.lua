@@ -1,7 +1,7 @@
 -- Sliding-window log, a port of internal/algo/swlog.go.
 -- State: a sorted set whose members are "at:cost" scored by at (µs); one
 -- member per instant. st.ev holds the live events, oldest first.
--- Built on first use in a script run (see BUILD in 0_prelude.lua): the
+-- Built on first use in a script run (see BUILD in prelude.lua): the
 -- body only reaches the prelude through P.
 BUILD[1] = function(P)
   local floor, mmin, fmt, find, sub, tonumber, type, pairs = P.floor, P.mmin, P.fmt, P.find, P.sub, P.tonumber, P.type, P.pairs

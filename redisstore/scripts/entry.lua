@@ -1,24 +1,14 @@
 -- Weir's decision script. The Go package concatenates the files of this
--- directory in name order into one script (see script.go): this file
--- reads the call's header and runs the common case; the prelude, the
--- algorithms and 9_main.lua are the general path.
+-- directory into one script, in the order script.go lists them: this
+-- file reads the call's header and runs the common case; prelude.lua,
+-- the algorithms (kindK_*.lua builds weir.Algorithm K) and main.lua are
+-- the general path.
 --
--- ARGV[1]  now in µs, or "" to read the server clock (TIME)
--- ARGV[2]  extra TTL in ms (0 in production)
--- ARGV[3]  number of decisions
--- ARGV[4]  when every decision is a take of one token-bucket check (the
---          fast path below): "2" when no key repeats, "1" when some may;
---          else "0" (the general path)
--- then per decision two values (see 9_main.lua), or on the fast path one:
--- a take has no lease, so the caller sends only its packed numbers, or ""
--- when they are the previous decision's.
---
--- Reply: integers packed as little-endian int64s in one string; {-1} for
--- a malformed call. The general path's are described in 9_main.lua. The
--- fast path's: now, then per decision allowed (1, 0, or -1 when the key
--- holds data of another type), remaining, wait (µs: the retry-after of a
--- denial, the delay of an admission), reset after (µs), and when statuses
--- are wanted the check's 5 values as 9_main.lua gives them.
+-- The call's layout (KEYS, ARGV, the packed numbers, the reply) is
+-- defined once, in wire.go: ARGV[1] now in µs or "" for the server's
+-- clock, ARGV[2] extra TTL in ms, ARGV[3] the number of decisions,
+-- ARGV[4] the path: "2" or "1" for the fast path below (no key repeats,
+-- or some may), "0" for the general path.
 --
 -- Cost. Redis runs a script's whole body on every call (EVALSHA included):
 -- every function definition it reaches builds a closure and every table
@@ -44,6 +34,40 @@ end
 local slack = tonumber(ARGV[2])
 local nd = tonumber(ARGV[3])
 
+-- muldiv returns q, r with a*b = q*c + r and 0 <= r < c, for a, b >= 0 and
+-- 0 < c < 2^52, when q < 2^53: exactly, even when a*b is not below 2^53
+-- (then by binary long multiplication modulo c). Both paths use it (the
+-- general path as P.muldiv): it is defined here, before the fast path
+-- returns, once per call.
+local function muldiv(a, b, c)
+  local p = a * b
+  if p < TWO53 then
+    local u = floor(p / c)
+    local r = p - u * c
+    if r < 0 then return u - 1, r + c elseif r >= c then return u + 1, r - c end
+    return u, r
+  end
+  local qa = floor(a / c) -- a*b = qa*b*c + ra*b
+  local ra = a - qa * c
+  if ra < 0 then qa, ra = qa - 1, ra + c elseif ra >= c then qa, ra = qa + 1, ra - c end
+  local bits, x = {}, b
+  while x > 0 do
+    local h = floor(x / 2)
+    bits[#bits + 1] = x - 2 * h
+    x = h
+  end
+  local mq, r = 0, 0
+  for k = #bits, 1, -1 do
+    mq, r = mq * 2, r * 2
+    if r >= c then r, mq = r - c, mq + 1 end
+    if bits[k] == 1 then
+      r = r + ra
+      if r >= c then r, mq = r - c, mq + 1 end
+    end
+  end
+  return qa * b + mq, r
+end
+
 -- reply returns out[1..n] packed as little-endian int64s: one bulk string
 -- costs Redis far less than an array of n integer replies.
 local function reply(out, n)
@@ -60,7 +84,8 @@ end
 local path = ARGV[4]
 if path == '1' or path == '2' then
   -- Token bucket as GCRA (internal/algo/gcra.go; the general version with
-  -- its comments is 1_gcra.lua, which must agree with this one). The TAT
+  -- its comments is kind0_gcra.lua: TestFastPathMatchesGeneral runs both
+  -- on the same random traces). The TAT
   -- is the exact rational a + b/q µs; state "\0" .. pack('<lll', a, b, q)
   -- (the text "a b q" of earlier versions is still read).
   --
@@ -76,39 +101,6 @@ if path == '1' or path == '2' then
   local out, no = {now}, 1
   local IX, ST, RW, nj = nil, nil, nil, 0
   if dup then IX, ST, RW = {}, {}, {} end
-  -- muldiv: see 0_prelude.lua (one closure per call; used only when a
-  -- product passes 2^53).
-  local function muldiv(a, b, c)
-    local qa = floor(a / c)
-    local ra = a - qa * c
-    if ra < 0 then qa, ra = qa - 1, ra + c elseif ra >= c then qa, ra = qa + 1, ra - c end
-    local bits, x = {}, b
-    while x > 0 do
-      local h = floor(x / 2)
-      bits[#bits + 1] = x - 2 * h
-      x = h
-    end
-    local mq, r = 0, 0
-    for k = #bits, 1, -1 do
-      mq, r = mq * 2, r * 2
-      if r >= c then r, mq = r - c, mq + 1 end
-      if bits[k] == 1 then
-        r = r + ra
-        if r >= c then r, mq = r - c, mq + 1 end
-      end
-    end
-    return qa * b + mq, r
-  end
-  -- mulq returns floor(x*y/d) and the remainder, exactly (through muldiv
-  -- when the product passes 2^53).
-  local function mulq(x, y, d)
-    local p = x * y
-    if p >= TWO53 then return muldiv(x, y, d) end
-    local u = floor(p / d)
-    local r = p - u * d
-    if r < 0 then return u - 1, r + d elseif r >= d then return u + 1, r - d end
-    return u, r
-  end
   -- save writes a TAT a + b/q that a take charged, with a TTL of the time
   -- until it passes, and reports whether it could. A number handed to
   -- redis.call is printed with "%.17g", which costs more than the SET:
@@ -179,8 +171,8 @@ if path == '1' or path == '2' then
       local n = cost
       if n < 1 then n = 1 end
       -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
-      ta, tb = mulq(cap, per, q)
-      ia, ib = mulq(n, per, q)
+      ta, tb = muldiv(cap, per, q)
+      ia, ib = muldiv(n, per, q)
       last = blob
     end
     local key = KEYS[i]
@@ -267,7 +259,7 @@ if path == '1' or path == '2' then
         if ra < la or (ra == la and rb < lb) then
           local da, db = la - ra, lb - rb
           if db < 0 then da, db = da - 1, db + q end
-          local u, r = mulq(da, q, per)
+          local u, r = muldiv(da, q, per)
           u = u + floor((r + db) / per)
           if u > cap or u < 0 then u = cap end
           rem = u
