@@ -57,6 +57,7 @@ type entry struct {
 	lastTake int64   // local ns of the last block request
 	lastUse  int64   // local ns of the last local decision
 	fetching bool    // a background refill is in flight
+	gen      int64   // bumped by Refund and Reset: a block asked for before comes back unused
 	size     int64   // the size of the last block asked for
 
 	deniedUntil int64         // local ns: until then a request of at least deniedCost is denied here
@@ -349,6 +350,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		return
 	}
 	e.fetching = true
+	gen := e.gen
 	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, 1, s.cfg.maxBlock, c.Limit.Capacity())
 	e.spent, e.lastTake = 0, now
 	go func() {
@@ -357,41 +359,64 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		defer cancel()
 		_, b, _ := s.takeBlock(ctx, c, size, 1)
 		e.mu.Lock()
-		defer e.mu.Unlock()
 		e.fetching = false
-		if b != nil {
+		stale := e.gen != gen
+		if b != nil && !stale {
 			e.size = size
 			s.add(e, *b)
+		}
+		e.mu.Unlock()
+		if b != nil && stale {
+			// Taken around a Refund or Reset, whose ceiling may already
+			// count these units as available again: hand them back.
+			s.giveBack(b, b.units, s.nowNS())
 		}
 	}()
 }
 
-// Refund gives units back to the shared store: the local allowance only
-// ever holds units already charged, so a refund of a local admission is
-// passed on as it is (its At is the estimate of the store's clock the
-// Decision carried).
+// Refund first returns every unit this process holds for the checks of
+// req (so that the shared store's ceiling, never more than the full quota,
+// counts them), then passes req to the shared store as it is.
 func (s *Store) Refund(ctx context.Context, req *weir.Request) error {
+	if req != nil {
+		now := s.nowNS()
+		for _, e := range s.existing(req.Checks) {
+			e.mu.Lock()
+			bs := e.blocks
+			e.blocks, e.avail, e.deniedUntil = nil, 0, 0
+			e.gen++
+			e.mu.Unlock()
+			for i := range bs {
+				s.giveBack(&bs[i], bs[i].units, now)
+			}
+		}
+	}
 	return s.inner.Refund(ctx, req)
 }
 
 // Reset forgets the local allowance of each check (returning nothing: the
 // shared state is reset too) and resets the shared state.
 func (s *Store) Reset(ctx context.Context, checks []weir.Check) error {
-	s.mu.Lock()
-	var es []*entry
-	for _, c := range checks {
-		k := entryKey{engine.Name(c.Limit), c.Key}
-		if e := s.entries[k]; e != nil {
-			es = append(es, e)
-		}
-	}
-	s.mu.Unlock()
-	for _, e := range es {
+	for _, e := range s.existing(checks) {
 		e.mu.Lock()
 		e.blocks, e.avail, e.deniedUntil = nil, 0, 0
+		e.gen++
 		e.mu.Unlock()
 	}
 	return s.inner.Reset(ctx, checks)
+}
+
+// existing returns the entries of checks that exist.
+func (s *Store) existing(checks []weir.Check) []*entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var es []*entry
+	for _, c := range checks {
+		if e := s.entries[entryKey{engine.Name(c.Limit), c.Key}]; e != nil {
+			es = append(es, e)
+		}
+	}
+	return es
 }
 
 // Ping pings the shared store when it is a [weir.Pinger].

@@ -2,10 +2,13 @@ package localquota_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -239,4 +242,175 @@ func TestHoldBound(t *testing.T) {
 			t.Errorf("%d units admitted at one instant, bound 11", 10+n)
 		}
 	})
+}
+
+// flaky is a shared store that fails while down is set.
+type flaky struct {
+	weir.Store
+	down atomic.Bool
+}
+
+func (f *flaky) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
+	if f.down.Load() {
+		return weir.Decision{}, fmt.Errorf("flaky: %w", weir.ErrUnavailable)
+	}
+	return f.Store.Take(ctx, req)
+}
+
+func (f *flaky) Refund(ctx context.Context, req *weir.Request) error {
+	if f.down.Load() {
+		return fmt.Errorf("flaky: %w", weir.ErrUnavailable)
+	}
+	return f.Store.Refund(ctx, req)
+}
+
+// TestStoreDown: while the shared store fails, a process admits from the
+// units it holds until they lapse (at most L), then returns the store's
+// error; when the store is back, decisions resume and the run stays within
+// the bound (nothing counted twice, nothing minted).
+func TestStoreDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memstore.New()
+		defer mem.Close()
+		shared := &flaky{Store: mem}
+		s, err := localquota.New(shared, localquota.WithHold(hold))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		c := weir.Check{Key: "k", Limit: weir.PerSecond(1000)}
+		req := &weir.Request{Checks: []weir.Check{c}, Cost: 1}
+		var admitted int64
+		pause := time.Millisecond
+		step := func() error {
+			d, err := s.Take(context.Background(), req)
+			if d.Allowed {
+				admitted++
+			}
+			time.Sleep(pause)
+			return err
+		}
+		for range 100 { // demand of 1000/s: blocks of about 50
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		shared.down.Store(true)
+		down := time.Now()
+		pause = 5 * time.Millisecond // slower than the blocks were sized for: they lapse before they are spent
+		var served int64
+		for {
+			before := admitted
+			err := step()
+			if err != nil {
+				if !errors.Is(err, weir.ErrUnavailable) {
+					t.Fatalf("error %v does not match ErrUnavailable", err)
+				}
+				break
+			}
+			served += admitted - before
+			if time.Since(down) > hold {
+				t.Fatalf("admitted from held units %v after the store went down (L = %v)", time.Since(down), hold)
+			}
+		}
+		if served == 0 {
+			t.Fatal("nothing served from held units while the store was down")
+		}
+		time.Sleep(time.Second)
+		shared.down.Store(false)
+		pause = time.Millisecond
+		start := time.Now()
+		for range 100 {
+			if err := step(); err != nil {
+				t.Fatalf("after the store came back: %v", err)
+			}
+		}
+		t.Logf("served %d from held units; admitted %d in all", served, admitted)
+		// Within the shared bucket's own bound over the whole run.
+		if bound := 1000 + int64(time.Since(start)+time.Since(down))*1000/int64(time.Second); admitted > bound {
+			t.Errorf("admitted %d > %d", admitted, bound)
+		}
+	})
+}
+
+// TestReturns: unspent units go back to the shared store when the key is
+// idle and on Close (a fixed window refunds exactly), and a closed store
+// refuses Takes.
+func TestReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := memstore.New()
+		defer shared.Close()
+		c := weir.Check{Key: "k", Limit: weir.Per(1000, time.Hour).WithAlgorithm(weir.FixedWindow)}
+		peek := func() int64 {
+			d, err := shared.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.Remaining
+		}
+		for _, viaClose := range []bool{false, true} {
+			if err := shared.Reset(context.Background(), []weir.Check{c}); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := localquota.New(shared, localquota.WithHold(hold))
+			var spent int64
+			for range 50 {
+				d, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: 1})
+				if err != nil || !d.Allowed {
+					t.Fatal(d, err)
+				}
+				spent++
+				time.Sleep(100 * time.Microsecond)
+			}
+			if held := 1000 - spent - peek(); held <= 0 {
+				t.Fatalf("no units held after %d spent: the test needs a block", spent)
+			}
+			if viaClose {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				time.Sleep(hold)
+			}
+			if got := peek(); got != 1000-spent {
+				t.Errorf("close=%v: shared store has %d available, want %d (1000 - %d spent)", viaClose, got, 1000-spent, spent)
+			}
+			_ = s.Close()
+			if _, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: 1}); !errors.Is(err, localquota.ErrClosed) || !errors.Is(err, weir.ErrUnavailable) {
+				t.Errorf("Take after Close: %v, want ErrClosed", err)
+			}
+		}
+	})
+}
+
+func TestInvalid(t *testing.T) {
+	shared := memstore.New()
+	defer shared.Close()
+	if _, err := localquota.New(nil); err == nil {
+		t.Error("New(nil) accepted")
+	}
+	for _, o := range []localquota.Option{localquota.WithHold(0), localquota.WithMaxBlock(0)} {
+		if s, err := localquota.New(shared, o); err == nil {
+			s.Close()
+			t.Error("a bad option was accepted")
+		}
+	}
+	s, _ := localquota.New(shared)
+	defer s.Close()
+	ok := weir.Check{Key: "k", Limit: weir.PerSecond(10)}
+	for _, tc := range []struct {
+		field string
+		req   *weir.Request
+	}{
+		{"checks", &weir.Request{}},
+		{"cost", &weir.Request{Checks: []weir.Check{ok}, Cost: -1}},
+		{"cost", &weir.Request{Checks: []weir.Check{ok}, Cost: 11}},
+		{"checks[0].limit.quota", &weir.Request{Checks: []weir.Check{{Key: "k", Limit: weir.Limit{Period: time.Second}}}, Cost: 1}},
+	} {
+		_, err := s.Take(context.Background(), tc.req)
+		var fe *weir.FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, weir.ErrInvalid) || !strings.Contains(strings.ToLower(fe.Field), tc.field) {
+			t.Errorf("%+v: error %v, want a FieldError naming %q", tc.req, err, tc.field)
+		}
+	}
 }
