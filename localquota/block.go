@@ -89,19 +89,24 @@ func ceilMulDiv(a, b, c int64) (int64, bool) {
 	return int64(q), true
 }
 
-// nextSize is the size of the next block an entry asks for: the demand
-// seen since the previous block (spent units over elapsed local time)
-// scaled to half the hold time, so that a block is normally spent well
-// before it lapses, at least need and at most maxBlock (and never above
-// the limit's capacity, which no single Take may exceed).
-func nextSize(spent, elapsed int64, hold time.Duration, need, maxBlock, capacity int64) int64 {
-	want := need
-	if elapsed > 0 && spent > 0 {
-		d, ok := ceilMulDiv(spent, int64(hold)/2, elapsed)
-		if !ok {
-			d = maxBlock
-		}
-		want = max(want, d)
+// demand is the units a key is expected to spend in half a hold: spent
+// units over elapsed local time (ns), scaled.
+func demand(spent, elapsed int64, hold time.Duration) int64 {
+	if elapsed <= 0 || spent <= 0 {
+		return 0
 	}
+	d, ok := ceilMulDiv(spent, int64(hold)/2, elapsed)
+	if !ok {
+		return 1 << 62
+	}
+	return d
+}
+
+// nextSize is the size of the next block an entry asks for: the demand
+// seen since the previous block, at least need and at most maxBlock (and
+// never above the limit's capacity, which no single Take may exceed), so
+// that a block is normally spent well before it lapses.
+func nextSize(spent, elapsed int64, hold time.Duration, need, maxBlock, capacity int64) int64 {
+	want := max(need, demand(spent, elapsed, hold))
 	return max(min(want, maxBlock, capacity), min(need, capacity))
 }

@@ -30,8 +30,10 @@ type Store struct {
 	entries map[entryKey]*entry
 	closed  bool
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	done     chan struct{}
+	bgMu     sync.Mutex // orders background starts before Close's Wait
+	bgClosed bool
+	wg       sync.WaitGroup
 
 	stats struct {
 		blocks, taken, returned, wasted, local, passed atomic.Int64
@@ -340,12 +342,18 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	if e.fetching || e.size == 0 || e.avail*2 > e.size {
 		return
 	}
-	s.mu.Lock()
-	closed := s.closed
+	if demand(e.spent, now-e.lastTake, s.cfg.hold) < 2 {
+		// Sparse demand: a unit taken ahead would likely lapse unspent.
+		return
+	}
+	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
+	// locks entries.
+	s.bgMu.Lock()
+	closed := s.bgClosed
 	if !closed {
 		s.wg.Add(1)
 	}
-	s.mu.Unlock()
+	s.bgMu.Unlock()
 	if closed {
 		return
 	}
@@ -524,6 +532,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
 	close(s.done)
 	s.wg.Wait()
 	s.sweep(true)
