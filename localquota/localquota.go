@@ -274,7 +274,9 @@ func b0(d weir.Decision, now int64) int64 { return now + int64(d.RetryAfter) }
 func (s *Store) add(e *entry, b block) {
 	now := s.nowNS()
 	if b.expires <= now {
-		s.stats.wasted.Add(b.units)
+		// The store answered slower than the hold: too late to spend,
+		// not too late to give back.
+		s.giveBack(&b, b.units, now)
 		return
 	}
 	e.blocks = append(e.blocks, b)
