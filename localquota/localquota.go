@@ -66,6 +66,13 @@ type entry struct {
 	deniedCost  int64         //
 	denied      weir.Decision // the store's denial, to answer with meanwhile
 	deniedAt    int64         // local ns the denial was asked at
+
+	// The optimistic mode (optimistic.go).
+	check      weir.Check // the check the entry settles
+	optInit    bool       // settled at least once
+	optCredit  int64      // units it may still admit
+	optPending int64      // units admitted and not yet charged
+	optErr     error      // the last settle's error
 }
 
 // New returns a Store that holds units of inner locally. The Store starts
@@ -84,7 +91,11 @@ func New(inner weir.Store, opts ...Option) (*Store, error) {
 	}
 	s := &Store{inner: inner, cfg: cfg, entries: map[entryKey]*entry{}, done: make(chan struct{})}
 	s.wg.Add(1)
-	go s.janitor()
+	if cfg.sync > 0 {
+		go s.settler()
+	} else {
+		go s.janitor()
+	}
 	return s, nil
 }
 
@@ -146,10 +157,10 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 	for _, e := range es {
 		need[e] += req.Cost
 	}
+	if s.cfg.sync > 0 {
+		return s.takeOptimistic(ctx, req, es, need)
+	}
 	for i, e := range es {
-		if need[e] == 0 {
-			continue
-		}
 		d, ok, err := s.ensure(ctx, e, req.Checks[i], need[e])
 		if err != nil || !ok {
 			return d, err
@@ -539,6 +550,10 @@ func (s *Store) Close() error {
 	s.bgMu.Unlock()
 	close(s.done)
 	s.wg.Wait()
+	if s.cfg.sync > 0 {
+		s.settleAll() // charge what was admitted; nothing is lost
+		return nil
+	}
 	s.sweep(true)
 	return nil
 }

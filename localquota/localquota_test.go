@@ -414,3 +414,46 @@ func TestInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestOptimisticBound: in the optimistic mode, 4 processes × 8 goroutines
+// at 1.5× and 20× the rate: at every admission, the units admitted since
+// the start are within the shared limit's bound plus N·⌈rate·S⌉.
+func TestOptimisticBound(t *testing.T) {
+	const procs = 4
+	const S = 50 * time.Millisecond
+	sec := int64(time.Second)
+	for _, tc := range []struct {
+		limit weir.Limit
+		bound func(T time.Duration) int64 // the shared limit's own bound over [0, T]
+	}{
+		{weir.PerSecond(200).WithBurst(20), func(T time.Duration) int64 { return 20 + int64(T)*200/sec }},
+		{weir.PerSecond(300).WithAlgorithm(weir.FixedWindow), func(T time.Duration) int64 { return 300 * (int64(T)/sec + 1) }},
+	} {
+		for _, demand := range []float64{1.5, 20} {
+			t.Run(fmt.Sprintf("%s/demand=%v", tc.limit, demand), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					c := weir.Check{Key: "k", Limit: tc.limit}
+					ev, _ := runFleet(t, c, procs, 8, 3*time.Second, demand, false, localquota.WithOptimistic(S))
+					rate := tc.limit.Quota * int64(S) / int64(tc.limit.Period) // ⌈rate·S⌉, exact here
+					over := procs * rate
+					var n, worst int64
+					for i, e := range ev {
+						n += e.cost
+						if i+1 < len(ev) && ev[i+1].at == e.at {
+							continue
+						}
+						b := tc.bound(e.at)
+						worst = max(worst, n-b)
+						if n > b+over {
+							t.Fatalf("%d admitted by %v, bound %d + N·⌈rate·S⌉ %d", n, e.at, b, over)
+						}
+					}
+					t.Logf("admitted %d; worst overshoot %d, formula N·⌈rate·S⌉ = %d", n, worst, over)
+					if n == 0 {
+						t.Fatal("nothing admitted")
+					}
+				})
+			})
+		}
+	}
+}

@@ -18,6 +18,7 @@ type config struct {
 	maxBlock int64
 	slack    time.Duration
 	timeout  time.Duration
+	sync     time.Duration // > 0: the optimistic mode
 }
 
 // Defaults of the options.
@@ -40,6 +41,9 @@ func defaults() config {
 func (c *config) validate() error {
 	if c.hold <= 0 {
 		return fmt.Errorf("localquota: hold must be positive (got %v)", c.hold)
+	}
+	if c.sync < 0 {
+		return fmt.Errorf("localquota: sync must not be negative (got %v)", c.sync)
 	}
 	if c.maxBlock < 1 {
 		return fmt.Errorf("localquota: max_block must be at least 1 (got %d)", c.maxBlock)
@@ -73,4 +77,15 @@ func WithClock(now func() time.Time) Option {
 			c.now = now
 		}
 	})
+}
+
+// WithOptimistic selects the optimistic mode with sync interval S: a
+// process admits from a credit first and charges the shared store every S
+// (and on Close). It makes no round trip on the hot path after a key's
+// first request, at the price of a bounded overshoot: with N processes, a
+// limit of rate units per second admits over any run from the start at
+// most its own bound + N·⌈rate·S⌉ (docs/algorithms.md). 0 keeps the exact
+// mode (the default).
+func WithOptimistic(s time.Duration) Option {
+	return optionFunc(func(c *config) { c.sync = s })
 }
