@@ -2,6 +2,7 @@ package localquota
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/weir-go/weir"
@@ -143,6 +144,7 @@ func (s *Store) settler() {
 	}
 }
 
+// settleAll settles every entry, up to 16 at once (one round trip each).
 func (s *Store) settleAll() {
 	s.mu.Lock()
 	es := make([]*entry, 0, len(s.entries))
@@ -150,9 +152,17 @@ func (s *Store) settleAll() {
 		es = append(es, e)
 	}
 	s.mu.Unlock()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
 	for _, e := range es {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
-		s.settle(ctx, e)
-		cancel()
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+			defer cancel()
+			s.settle(ctx, e)
+		}()
 	}
+	wg.Wait()
 }
