@@ -174,13 +174,19 @@ func lqEnv(addr string, keys, q, b, g, rate int, dur time.Duration, algo string)
 // b + ⌊T·q⌋ over the span T of the charges. It returns a violation or "".
 func tbCheck(ev, charges []int64, q, b int64) string {
 	l := lqHold.Microseconds()
-	for i := range ev {
-		for j := i; j < len(ev); j++ {
+	// n admissions in [ev[i], ev[j]] fit when n <= b + (ev[j]-ev[i]+l)·q/1e6,
+	// that is G(j) - G(i) <= b·1e6 + l·q with G(k) = k·1e6 - q·ev[k]: one
+	// pass keeping the largest -G(i) so far checks every pair.
+	if len(ev) > 0 {
+		t0 := ev[0]
+		var bestI int64 = -1 << 62 // max over i <= j of q·ev[i] - (i-1)·1e6
+		for j := range ev {
+			bestI = max(bestI, q*(ev[j]-t0)-int64(j-1)*1_000_000)
 			if j+1 < len(ev) && ev[j+1] == ev[j] {
-				continue
+				continue // count every admission at the same instant
 			}
-			if n, m := int64(j-i+1), b+(ev[j]-ev[i]+l)*q/1_000_000; n > m {
-				return fmt.Sprintf("%d admitted in [%d, %d] µs, bound %d", n, ev[i], ev[j], m)
+			if int64(j)*1_000_000-q*(ev[j]-t0)+bestI > b*1_000_000+l*q {
+				return fmt.Sprintf("an interval ending at %d µs (admission %d) holds more than %d + ⌊(T+L)·%d/s⌋", ev[j], j, b, q)
 			}
 		}
 	}
