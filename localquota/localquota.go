@@ -60,6 +60,7 @@ type entry struct {
 	lastUse  int64   // local ns of the last local decision
 	fetching bool    // a background refill is in flight
 	gen      int64   // bumped by Refund and Reset: a block asked for before comes back unused
+	dead     bool    // forgotten by the janitor: no longer in Store.entries
 	size     int64   // the size of the last block asked for
 
 	deniedUntil int64         // local ns: until then a request of at least deniedCost is denied here
@@ -128,23 +129,9 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		s.stats.passed.Add(1)
 		return s.inner.Take(ctx, req)
 	}
-	es, err := s.lookup(req)
+	es, order, err := s.lockEntries(req)
 	if err != nil {
 		return weir.Decision{}, err
-	}
-	order := make([]int, len(es))
-	for i := range order {
-		order[i] = i
-	}
-	if len(es) > 1 {
-		slices.SortFunc(order, func(a, b int) int {
-			ka, kb := entryKey{engine.Name(req.Checks[a].Limit), req.Checks[a].Key}, entryKey{engine.Name(req.Checks[b].Limit), req.Checks[b].Key}
-			return cmp.Or(cmp.Compare(ka.name, kb.name), cmp.Compare(ka.key, kb.key))
-		})
-		order = slices.CompactFunc(order, func(a, b int) bool { return es[a] == es[b] })
-	}
-	for _, i := range order {
-		es[i].mu.Lock()
 	}
 	defer func() {
 		for _, i := range order {
@@ -187,6 +174,40 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 	}
 	s.stats.local.Add(1)
 	return dec, nil
+}
+
+// lockEntries returns the entries of req's checks, each locked once (in
+// order, the index of each distinct entry), in a fixed order so that two
+// requests never wait on each other. An entry the janitor forgot between
+// the lookup and the lock is looked up again.
+func (s *Store) lockEntries(req *weir.Request) (es []*entry, order []int, err error) {
+	for {
+		if es, err = s.lookup(req); err != nil {
+			return nil, nil, err
+		}
+		order = make([]int, len(es))
+		for i := range order {
+			order[i] = i
+		}
+		if len(es) > 1 {
+			slices.SortFunc(order, func(a, b int) int {
+				ka, kb := entryKey{engine.Name(req.Checks[a].Limit), req.Checks[a].Key}, entryKey{engine.Name(req.Checks[b].Limit), req.Checks[b].Key}
+				return cmp.Or(cmp.Compare(ka.name, kb.name), cmp.Compare(ka.key, kb.key))
+			})
+			order = slices.CompactFunc(order, func(a, b int) bool { return es[a] == es[b] })
+		}
+		dead := false
+		for _, i := range order {
+			es[i].mu.Lock()
+			dead = dead || es[i].dead
+		}
+		if !dead {
+			return es, order, nil
+		}
+		for _, i := range order {
+			es[i].mu.Unlock()
+		}
+	}
 }
 
 func named(l weir.Limit) weir.Limit {
@@ -509,6 +530,7 @@ func (s *Store) sweep(all bool) {
 			if e := s.entries[k]; e != nil {
 				e.mu.Lock()
 				if len(e.blocks) == 0 && !e.fetching && e.lastUse <= idle {
+					e.dead = true // a Take that found it before looks it up again
 					delete(s.entries, k)
 				}
 				e.mu.Unlock()
