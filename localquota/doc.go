@@ -47,6 +47,14 @@
 // window has passed), and token-bucket units less those that refilled since
 // the charge, dated so that a refund delayed past its date gives nothing.
 //
+// # Optimistic mode
+//
+// With [WithOptimistic](S) a process admits from a credit first and charges
+// the shared store every S instead: no decision waits for the store after
+// a key's first request, and with N processes the fleet admits at most the
+// shared limit's bound + N·⌈rate·S⌉ over any run from its start (each
+// process has at most ⌈rate·S⌉ units admitted and not yet charged).
+//
 // # Failures
 //
 // When the shared store fails, a process keeps admitting from the blocks it
