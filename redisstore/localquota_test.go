@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -87,7 +88,9 @@ func lqLimit() weir.Limit {
 
 // helperLocalQuota makes WEIR_RATE requests per second (cost 1) over
 // WEIR_KEYS keys from WEIR_G goroutines for WEIR_MS milliseconds through a
-// local-quota store over Redis, and prints an lqReport. With WEIR_READY it
+// local-quota store over Redis (optimistic with WEIR_SYNC_MS; pausing in
+// the first 300 ms of every second with WEIR_BURSTS), and prints an
+// lqReport. With WEIR_READY it
 // prints "ready" once it holds a block, then keeps going until killed.
 func helperLocalQuota() {
 	client, done := helperClient()
@@ -109,7 +112,11 @@ func helperLocalQuota() {
 		keys[i] = "k" + strconv.Itoa(i)
 		rec.keys[keys[i]] = i
 	}
-	s, err := localquota.New(rec, localquota.WithHold(lqHold))
+	opts := []localquota.Option{localquota.WithHold(lqHold)}
+	if os.Getenv("WEIR_SYNC_MS") != "" {
+		opts = append(opts, localquota.WithOptimistic(time.Duration(envInt("WEIR_SYNC_MS"))*time.Millisecond))
+	}
+	s, err := localquota.New(rec, opts...)
 	if err != nil {
 		fatal(err)
 	}
@@ -117,6 +124,7 @@ func helperLocalQuota() {
 	g, rate := envInt("WEIR_G"), envInt("WEIR_RATE")
 	end := time.Now().Add(time.Duration(envInt("WEIR_MS")) * time.Millisecond)
 	ready := os.Getenv("WEIR_READY") != ""
+	burst := os.Getenv("WEIR_BURSTS") != ""
 	var once sync.Once
 	var mu sync.Mutex
 	rep := lqReport{Events: map[int][]int64{}}
@@ -130,6 +138,14 @@ func helperLocalQuota() {
 			defer tick.Stop()
 			for ready || time.Now().Before(end) {
 				<-tick.C
+				if burst {
+					// Every process pauses in the first 300 ms of each
+					// wall-clock second and rushes after: the bucket is full
+					// again when they all ask at once.
+					if ms := time.Now().UnixMilli() % 1000; ms < 300 {
+						time.Sleep(time.Duration(300-ms) * time.Millisecond)
+					}
+				}
 				k := rng.IntN(nkeys)
 				d, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{{Key: keys[k], Limit: limit}}, Cost: 1})
 				mu.Lock()
@@ -204,6 +220,32 @@ func tbCheck(ev, charges []int64, q, b int64) string {
 	return ""
 }
 
+// optCheck checks the optimistic mode (algo "optimistic=N/S_ms"): at every
+// admission instant t, the units admitted since the first admission t0 are
+// at most b + ⌊(t−t0)·q⌋ + N·⌈q·S⌉. The instants are the processes'
+// clocks (the Decision of an optimistic admission carries the local
+// clock), all this machine's.
+func optCheck(t *testing.T, ev []int64, algo string, q, b int64) string {
+	var n, syncMS int64
+	if _, err := fmt.Sscanf(algo, "optimistic=%d/%d", &n, &syncMS); err != nil {
+		return err.Error()
+	}
+	over := n * ((q*syncMS + 999) / 1000)
+	worst := int64(-1 << 62)
+	for j := range ev {
+		if j+1 < len(ev) && ev[j+1] == ev[j] {
+			continue
+		}
+		bound := b + (ev[j]-ev[0])*q/1_000_000
+		worst = max(worst, int64(j+1)-bound)
+		if int64(j+1) > bound+over {
+			return fmt.Sprintf("%d admitted by %d µs, bound %d + N·⌈rate·S⌉ %d", j+1, ev[j], bound, over)
+		}
+	}
+	t.Logf("optimistic: worst overshoot %d units, formula N·⌈rate·S⌉ = %d", worst, over)
+	return ""
+}
+
 // fwCheck checks a fixed window of q per second: at most q admissions per
 // epoch-aligned second (their Redis instants).
 func fwCheck(ev []int64, q int64) string {
@@ -244,9 +286,12 @@ func lqVerify(t *testing.T, reps []lqReport, q, b int64, algo string) (admitted,
 			t.Errorf("key %d: admitted %d > taken %d - returned %d: a unit was admitted that was never taken", k, len(ev), len(charges[k]), ret[k])
 		}
 		msg := ""
-		if algo == "fixed" {
+		switch {
+		case algo == "fixed":
 			msg = fwCheck(ev, q)
-		} else {
+		case strings.HasPrefix(algo, "optimistic="):
+			msg = optCheck(t, ev, algo, q, b)
+		default:
 			msg = tbCheck(ev, charges[k], q, b)
 		}
 		if msg != "" && bad < 5 {
@@ -278,6 +323,7 @@ func TestLocalQuotaMultiProcess(t *testing.T) {
 		{"one key fixed window", 1, 2000, 0, 4000, "fixed", false},
 		{"1000 keys", 1000, 4, 4, 8000, "token", false},
 		{"1000 keys skewed", 1000, 4, 4, 8000, "token", true},
+		{"one key optimistic", 1, 2000, 200, 4000, "optimistic=4/20", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -299,7 +345,11 @@ func TestLocalQuotaMultiProcess(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					out, err := helper(t, "localquota", lqEnv(addr, tc.keys, tc.q, tc.b, 16, rate, dur, tc.algo)...).Output()
+					env := lqEnv(addr, tc.keys, tc.q, tc.b, 16, rate, dur, tc.algo)
+					if strings.HasPrefix(tc.algo, "optimistic=") {
+						env = append(env, "WEIR_SYNC_MS=20", "WEIR_BURSTS=1")
+					}
+					out, err := helper(t, "localquota", env...).Output()
 					if err == nil {
 						err = json.Unmarshal(out, &reps[p])
 					}
