@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/weir-go/weir"
 	"go.yaml.in/yaml/v3"
@@ -103,6 +104,19 @@ type Policy struct {
 	OnError OnError
 	// Description is free text shown by GET /v1/policies.
 	Description string
+	// Local, when set, makes the policy decide from local allowances
+	// taken from the store in blocks (package localquota).
+	Local *Local
+}
+
+// Local is a policy's local quota (YAML "local:"): see docs/localquota.md.
+type Local struct {
+	// Hold is L, the longest a block is held (YAML "hold"; default
+	// 100ms, at most 1m).
+	Hold time.Duration
+	// Optimistic, when positive, selects the optimistic mode with this
+	// sync interval (YAML "optimistic"; at most 1m).
+	Optimistic time.Duration
 }
 
 // OnError is a policy's answer when its store fails.
@@ -178,6 +192,12 @@ type rawPolicy struct {
 	Shadow      bool        `yaml:"shadow"`
 	OnError     string      `yaml:"on_store_error"`
 	Description string      `yaml:"description"`
+	Local       yaml.Node   `yaml:"local"`
+}
+
+type rawLocal struct {
+	Hold       string `yaml:"hold"`
+	Optimistic string `yaml:"optimistic"`
 }
 
 // Load reads and validates the configuration file at path. Envoy files
@@ -451,6 +471,13 @@ func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
 		return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policy %q: key: %v", name, err)}
 	}
 	p.Key = t
+	if rp.Local.Kind != 0 {
+		l, err := parseLocal(file, name, &rp.Local)
+		if err != nil {
+			return p, err
+		}
+		p.Local = l
+	}
 	switch strings.ToLower(rp.OnError) {
 	case "", "error":
 		p.OnError = OnErrorFail
@@ -464,6 +491,32 @@ func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
 		return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policy %q: on_store_error %q: want error, allow, deny or fallback", name, rp.OnError)}
 	}
 	return p, nil
+}
+
+// parseLocal reads a policy's local: section ({} for the defaults).
+func parseLocal(file, name string, n *yaml.Node) (*Local, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("policy %q: local: want a mapping ({hold: 100ms} or {optimistic: 10ms})", name)}
+	}
+	var rl rawLocal
+	if err := decodeNodeStrict(file, n, &rl); err != nil {
+		return nil, err
+	}
+	l := &Local{Hold: 100 * time.Millisecond}
+	for _, f := range []struct {
+		field, text string
+		to          *time.Duration
+	}{{"hold", rl.Hold, &l.Hold}, {"optimistic", rl.Optimistic, &l.Optimistic}} {
+		if f.text == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.text)
+		if err != nil || d <= 0 || d > time.Minute {
+			return nil, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("policy %q: local.%s %q: want a duration from 1ns to 1m", name, f.field, f.text)}
+		}
+		*f.to = d
+	}
+	return l, nil
 }
 
 func parseLimitNode(file string, n *yaml.Node) (weir.Limit, error) {

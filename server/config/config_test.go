@@ -76,6 +76,10 @@ func TestParseErrors(t *testing.T) {
 		{"policies:\n  a:\n    limits: [\"1/s\"]\n    key: \"{\"\n", "unclosed"},
 		{"policies:\n  a:\n    limits: [\"1/s\"]\n    key: \"static\"\n", "uses no field"},
 		{"policies:\n  a:\n    limits: [\"1/s\"]\n    on_store_error: maybe\n", "on_store_error"},
+		{"policies:\n  a:\n    limits: [\"1/s\"]\n    local: {hold: 0s}\n", "local.hold"},
+		{"policies:\n  a:\n    limits: [\"1/s\"]\n    local: {optimistic: 2m}\n", "local.optimistic"},
+		{"policies:\n  a:\n    limits: [\"1/s\"]\n    local: {hodl: 1s}\n", `unknown key "hodl"`},
+		{"policies:\n  a:\n    limits: [\"1/s\"]\n    local: 5\n", "local: want a mapping"},
 		{"policies:\n  \"a b\":\n    limits: [\"1/s\"]\n", "policy name"},
 		{"policies: [1]\n", "mapping"},
 		{"server:\n  tokens: [short]\n", "at least 16"},
@@ -241,7 +245,7 @@ policies:
 	fmt.Println(err)
 	// Output:
 	// 100/s burst=200 | daily | acme:user-7
-	// weir.yaml:4: unknown key "shadw" (want limits, limit, key, shadow, on_store_error, description)
+	// weir.yaml:4: unknown key "shadw" (want limits, limit, key, shadow, on_store_error, description, local)
 }
 
 // TestTLSSection: server.tls paths are resolved against the file's
@@ -268,6 +272,28 @@ func TestTLSSection(t *testing.T) {
 		_, err := Parse("w.yaml", []byte("server:\n  tls:\n"+tt.section))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: %v, want %q", tt.section, err, tt.want)
+		}
+	}
+}
+
+// TestLocalSection: a policy's local: section, its defaults and none.
+func TestLocalSection(t *testing.T) {
+	c, err := Parse("w.yaml", []byte("policies:\n  a: {limits: [\"1/s\"], local: {hold: 250ms}}\n  b: {limits: [\"1/s\"], local: {}}\n  c: {limits: [\"1/s\"], local: {optimistic: 10ms}}\n  d: {limits: [\"1/s\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		want *Local
+	}{
+		{"a", &Local{Hold: 250 * time.Millisecond}},
+		{"b", &Local{Hold: 100 * time.Millisecond}},
+		{"c", &Local{Hold: 100 * time.Millisecond, Optimistic: 10 * time.Millisecond}},
+		{"d", nil},
+	} {
+		p, _ := c.Policy(tt.name)
+		if (p.Local == nil) != (tt.want == nil) || p.Local != nil && *p.Local != *tt.want {
+			t.Errorf("policy %s: Local = %+v, want %+v", tt.name, p.Local, tt.want)
 		}
 	}
 }

@@ -196,6 +196,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	defer svc.Close() // local quotas give back their units while the store is open
 	m.ConfigReloads.WithLabelValues("ok").Inc()
 	m.ConfigLastReload.SetToCurrentTime()
 	env := envoyrls.New(svc.Store(), cfg.Envoy, cfg.EnvoyShadowMode, m)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/localquota"
 	"github.com/weir-go/weir/server/config"
 	"github.com/weir-go/weir/server/metrics"
 )
@@ -89,6 +90,16 @@ type Service struct {
 	m        *metrics.Metrics
 	snap     atomic.Pointer[snapshot]
 	parallel int
+
+	localMu sync.Mutex
+	locals  map[localKey]*localquota.Store // kept across reloads; closed by Close
+}
+
+// localKey names the local-quota store of a policy: one per policy and
+// settings, so a reload that keeps them keeps the units held.
+type localKey struct {
+	policy string
+	local  config.Local
 }
 
 // SetParallel lets up to n checks of one batch be decided at once (see
@@ -129,7 +140,10 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 	if m == nil {
 		m = metrics.New()
 	}
-	s := &Service{store: newTimedStore(store, m), fallback: fallback, m: m, parallel: 1}
+	s := &Service{store: newTimedStore(store, m), fallback: fallback, m: m, parallel: 1, locals: map[localKey]*localquota.Store{}}
+	if err := m.Registry.Register(localCollector{s}); err != nil {
+		return nil, err
+	}
 	snap, err := s.compile(cfg)
 	if err != nil {
 		return nil, err
@@ -185,7 +199,15 @@ func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 				p.conc = append(p.conc, weir.Check{Limit: l})
 			}
 		}
-		lim, err := weir.NewLimiter(s.store, opts...)
+		var store weir.Store = s.store
+		if pc.Local != nil {
+			ls, err := s.localStore(pc.Name, *pc.Local)
+			if err != nil {
+				return nil, fmt.Errorf("policy %q: local: %w", pc.Name, err)
+			}
+			store = ls
+		}
+		lim, err := weir.NewLimiter(store, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
 		}
@@ -214,6 +236,76 @@ func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 		})
 	}
 	return snap, nil
+}
+
+// localStore returns the local-quota store of policy with settings l,
+// making it on first use.
+func (s *Service) localStore(policy string, l config.Local) (*localquota.Store, error) {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	k := localKey{policy, l}
+	if ls := s.locals[k]; ls != nil {
+		return ls, nil
+	}
+	opts := []localquota.Option{localquota.WithHold(l.Hold)}
+	if l.Optimistic > 0 {
+		opts = append(opts, localquota.WithOptimistic(l.Optimistic))
+	}
+	ls, err := localquota.New(s.store, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.locals[k] = ls
+	return ls, nil
+}
+
+// Close closes the local-quota stores of policies with a local: section,
+// which gives back the units they hold. It does not close the store.
+func (s *Service) Close() error {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	for _, ls := range s.locals {
+		_ = ls.Close() // kept: its counters stay on /metrics
+	}
+	return nil
+}
+
+// localCollector exports the local-quota counters by policy, summed over
+// the stores a policy had across reloads.
+type localCollector struct{ s *Service }
+
+var (
+	localBlocksDesc   = prometheus.NewDesc("weir_local_blocks_total", "Blocks of units taken from the store by policies with a local: section.", []string{"policy"}, nil)
+	localTakenDesc    = prometheus.NewDesc("weir_local_units_taken_total", "Units taken from the store in blocks.", []string{"policy"}, nil)
+	localReturnedDesc = prometheus.NewDesc("weir_local_units_returned_total", "Units given back to the store unused.", []string{"policy"}, nil)
+	localWastedDesc   = prometheus.NewDesc("weir_local_units_wasted_total", "Units that lapsed unspent or could not be given back.", []string{"policy"}, nil)
+)
+
+func (localCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- localBlocksDesc
+	ch <- localTakenDesc
+	ch <- localReturnedDesc
+	ch <- localWastedDesc
+}
+
+func (c localCollector) Collect(ch chan<- prometheus.Metric) {
+	c.s.localMu.Lock()
+	sums := map[string]localquota.Stats{}
+	for k, ls := range c.s.locals {
+		st, sum := ls.Stats(), sums[k.policy]
+		sum.Blocks += st.Blocks
+		sum.Taken += st.Taken
+		sum.Returned += st.Returned
+		sum.Wasted += st.Wasted
+		sums[k.policy] = sum
+	}
+	c.s.localMu.Unlock()
+	for p, st := range sums {
+		ch <- prometheus.MustNewConstMetric(localBlocksDesc, prometheus.CounterValue, float64(st.Blocks), p)
+		ch <- prometheus.MustNewConstMetric(localTakenDesc, prometheus.CounterValue, float64(st.Taken), p)
+		ch <- prometheus.MustNewConstMetric(localReturnedDesc, prometheus.CounterValue, float64(st.Returned), p)
+		ch <- prometheus.MustNewConstMetric(localWastedDesc, prometheus.CounterValue, float64(st.Wasted), p)
+	}
 }
 
 // Policies lists the current policies, sorted by name.

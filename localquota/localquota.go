@@ -1,0 +1,599 @@
+package localquota
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/internal/engine"
+)
+
+// ErrClosed is returned by Take on a closed Store. It matches
+// weir.ErrUnavailable.
+var ErrClosed = fmt.Errorf("localquota: store closed: %w", weir.ErrUnavailable)
+
+// Store is a [weir.Store] that decides from units it holds locally and
+// takes them from an authoritative shared store in blocks. See the package
+// documentation for what it guarantees.
+type Store struct {
+	inner weir.Store
+	cfg   config
+
+	mu      sync.Mutex
+	entries map[entryKey]*entry
+	closed  bool
+
+	done     chan struct{}
+	bgMu     sync.Mutex // orders background starts before Close's Wait
+	bgClosed bool
+	wg       sync.WaitGroup
+
+	stats struct {
+		blocks, taken, returned, wasted, local, passed atomic.Int64
+	}
+}
+
+var (
+	_ weir.Store  = (*Store)(nil)
+	_ io.Closer   = (*Store)(nil)
+	_ weir.Pinger = (*Store)(nil)
+)
+
+// entryKey names the state of one (limit, key): a struct, so two distinct
+// pairs never share an entry whatever bytes they contain.
+type entryKey struct{ name, key string }
+
+// entry is the local allowance of one (limit, key).
+type entry struct {
+	mu       sync.Mutex
+	blocks   []block // oldest first
+	avail    int64   // sum of blocks[i].units
+	spent    int64   // units spent since lastTake
+	lastTake int64   // local ns of the last block request
+	lastUse  int64   // local ns of the last local decision
+	fetching bool    // a background refill is in flight
+	gen      int64   // bumped by Refund and Reset: a block asked for before comes back unused
+	dead     bool    // forgotten by the janitor: no longer in Store.entries
+	size     int64   // the size of the last block asked for
+
+	deniedUntil int64         // local ns: until then a request of at least deniedCost is denied here
+	deniedCost  int64         //
+	denied      weir.Decision // the store's denial, to answer with meanwhile
+	deniedAt    int64         // local ns the denial was asked at
+
+	// The optimistic mode (optimistic.go).
+	check      weir.Check // the check the entry settles
+	optInit    bool       // settled at least once
+	optCredit  int64      // units it may still admit
+	optPending int64      // units admitted and not yet charged
+	optErr     error      // the last settle's error
+}
+
+// New returns a Store that holds units of inner locally. The Store starts
+// one background goroutine; Close stops it and returns the unspent units.
+// It does not close inner.
+func New(inner weir.Store, opts ...Option) (*Store, error) {
+	if inner == nil {
+		return nil, errors.New("localquota: inner store is nil")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{inner: inner, cfg: cfg, entries: map[entryKey]*entry{}, done: make(chan struct{})}
+	s.wg.Add(1)
+	if cfg.sync > 0 {
+		go s.settler()
+	} else {
+		go s.janitor()
+	}
+	return s, nil
+}
+
+func (s *Store) nowNS() int64 { return s.cfg.now().UnixNano() }
+
+// local reports whether req can be decided from local allowances: a
+// positive cost, no reservation, no line and no concurrency limit. Other
+// requests go to the shared store as they are.
+func local(req *weir.Request) bool {
+	if req.Cost <= 0 || req.MaxWait > 0 || req.Queue > 0 || req.Lease != "" {
+		return false
+	}
+	for i := range req.Checks {
+		if req.Checks[i].Limit.Algorithm == weir.Concurrency {
+			return false
+		}
+	}
+	return true
+}
+
+// Take decides on req from the units held for each of its checks, taking
+// a block from the shared store first when a check holds fewer than
+// req.Cost. Peeks (Cost 0), reservations (MaxWait), lines (Queue) and
+// concurrency limits are passed to the shared store as they are.
+func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
+	if err := engine.Validate(req); err != nil {
+		return weir.Decision{}, err
+	}
+	if !local(req) {
+		s.stats.passed.Add(1)
+		return s.inner.Take(ctx, req)
+	}
+	es, order, err := s.lockEntries(req)
+	if err != nil {
+		return weir.Decision{}, err
+	}
+	defer func() {
+		for _, i := range order {
+			es[i].mu.Unlock()
+		}
+	}()
+	// The same entry may appear twice (two checks of one limit and key):
+	// it must then hold the cost twice over.
+	need := make(map[*entry]int64, len(es))
+	for _, e := range es {
+		need[e] += req.Cost
+	}
+	if s.cfg.sync > 0 {
+		return s.takeOptimistic(ctx, req, es, need)
+	}
+	for i, e := range es {
+		d, ok, err := s.ensure(ctx, e, req.Checks[i], need[e])
+		if err != nil || !ok {
+			return d, err
+		}
+	}
+	now := s.nowNS()
+	var dec weir.Decision
+	for i, e := range es {
+		b := e.spend(req.Cost, now)
+		rem := e.avail
+		if i == 0 || rem < dec.Remaining {
+			dec = weir.Decision{
+				Allowed:    true,
+				Limit:      named(req.Checks[i].Limit),
+				Remaining:  rem,
+				ResetAfter: max(0, b.reset-time.Duration(now-b.received)),
+				Time:       b.charged.Add(time.Duration(max(0, now-b.received))),
+			}
+		}
+		if len(req.Statuses) == len(req.Checks) {
+			req.Statuses[i] = weir.Status{Allowed: true, Remaining: rem, ResetAfter: max(0, b.reset-time.Duration(now-b.received))}
+		}
+		s.maybeRefill(e, req.Checks[i], now)
+	}
+	s.stats.local.Add(1)
+	return dec, nil
+}
+
+// lockEntries returns the entries of req's checks, each locked once (in
+// order, the index of each distinct entry), in a fixed order so that two
+// requests never wait on each other. An entry the janitor forgot between
+// the lookup and the lock is looked up again.
+func (s *Store) lockEntries(req *weir.Request) (es []*entry, order []int, err error) {
+	for {
+		if es, err = s.lookup(req); err != nil {
+			return nil, nil, err
+		}
+		order = make([]int, len(es))
+		for i := range order {
+			order[i] = i
+		}
+		if len(es) > 1 {
+			slices.SortFunc(order, func(a, b int) int {
+				ka, kb := entryKey{engine.Name(req.Checks[a].Limit), req.Checks[a].Key}, entryKey{engine.Name(req.Checks[b].Limit), req.Checks[b].Key}
+				return cmp.Or(cmp.Compare(ka.name, kb.name), cmp.Compare(ka.key, kb.key))
+			})
+			order = slices.CompactFunc(order, func(a, b int) bool { return es[a] == es[b] })
+		}
+		dead := false
+		for _, i := range order {
+			es[i].mu.Lock()
+			dead = dead || es[i].dead
+		}
+		if !dead {
+			return es, order, nil
+		}
+		for _, i := range order {
+			es[i].mu.Unlock()
+		}
+	}
+}
+
+func named(l weir.Limit) weir.Limit {
+	if l.Name == "" {
+		l.Name = l.String()
+	}
+	return l
+}
+
+// lookup returns the entry of every check, creating missing ones.
+func (s *Store) lookup(req *weir.Request) ([]*entry, error) {
+	es := make([]*entry, len(req.Checks))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	for i := range req.Checks {
+		k := entryKey{engine.Name(req.Checks[i].Limit), req.Checks[i].Key}
+		e := s.entries[k]
+		if e == nil {
+			e = &entry{}
+			s.entries[k] = e
+		}
+		es[i] = e
+	}
+	return es, nil
+}
+
+// drop removes spent and lapsed blocks from the front of e.blocks at now,
+// counting lapsed units as wasted.
+func (s *Store) drop(e *entry, now int64) {
+	n := 0
+	for n < len(e.blocks) && (e.blocks[n].units == 0 || e.blocks[n].expires <= now) {
+		if u := e.blocks[n].units; u > 0 {
+			e.avail -= u
+			s.stats.wasted.Add(u)
+		}
+		n++
+	}
+	if n > 0 {
+		e.blocks = slices.Delete(e.blocks, 0, n)
+	}
+	// A later block may lapse before an earlier one (a fixed window ended).
+	e.blocks = slices.DeleteFunc(e.blocks, func(b block) bool {
+		if b.expires > now {
+			return false
+		}
+		e.avail -= b.units
+		s.stats.wasted.Add(b.units)
+		return true
+	})
+}
+
+// ensure makes e (locked) hold at least need units for check c, taking a
+// block from the shared store when it holds fewer. ok false means the
+// request is denied (or decided by the shared store's failure policy) with
+// the returned Decision.
+func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need int64) (weir.Decision, bool, error) {
+	now := s.nowNS()
+	s.drop(e, now)
+	if e.avail >= need {
+		return weir.Decision{}, true, nil
+	}
+	if now < e.deniedUntil && need >= e.deniedCost {
+		d := e.denied
+		d.RetryAfter = time.Duration(e.deniedUntil - now)
+		d.Time = d.Time.Add(time.Duration(now - e.deniedAt))
+		return d, false, nil
+	}
+	missing := need - e.avail
+	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, missing, s.cfg.maxBlock, c.Limit.Capacity())
+	d, b, err := s.takeBlock(ctx, c, size, missing)
+	if err != nil {
+		return weir.Decision{}, false, err
+	}
+	if b == nil {
+		if d.Source == weir.SourceStore && !d.Allowed {
+			e.deniedUntil, e.deniedCost, e.denied, e.deniedAt = b0(d, now), missing, d, now
+		}
+		return d, false, nil
+	}
+	e.spent, e.lastTake, e.size = 0, now, size
+	s.add(e, *b)
+	if e.avail < need { // lapsed on arrival (a store slower than the hold)
+		return weir.Decision{Limit: named(c.Limit), Time: d.Time, RetryAfter: time.Millisecond}, false, nil
+	}
+	return weir.Decision{}, true, nil
+}
+
+// b0 is the local instant before which a denial with d.RetryAfter, asked
+// at now, stands. RetryAfter counts from the store's instant, which came
+// after now, so this never denies past what the store would.
+func b0(d weir.Decision, now int64) int64 { return now + int64(d.RetryAfter) }
+
+func (s *Store) add(e *entry, b block) {
+	now := s.nowNS()
+	if b.expires <= now {
+		// The store answered slower than the hold: too late to spend,
+		// not too late to give back.
+		s.giveBack(&b, b.units, now)
+		return
+	}
+	e.blocks = append(e.blocks, b)
+	e.avail += b.units
+	e.deniedUntil = 0
+}
+
+// takeBlock takes at most size (and at least need) units of check c from
+// the shared store. A Take of size is tried first; when it is denied with
+// fewer remaining, the remaining units are taken if they cover need, else
+// need alone is asked for, so the denial says when need would fit. The
+// Decision is returned with a nil block when nothing was taken.
+func (s *Store) takeBlock(ctx context.Context, c weir.Check, size, need int64) (weir.Decision, *block, error) {
+	try := size
+	for range 3 {
+		sent := s.nowNS()
+		d, err := s.inner.Take(ctx, &weir.Request{Checks: []weir.Check{c}, Cost: try})
+		if err != nil || d.Source != weir.SourceStore {
+			return d, nil, err
+		}
+		if d.Allowed {
+			recv := s.nowNS()
+			s.stats.blocks.Add(1)
+			s.stats.taken.Add(try)
+			return d, &block{
+				units: try, key: c.Key, limit: c.Limit, charged: d.Time, sent: sent, received: recv,
+				expires: expiry(c.Limit, d.Time, sent, s.cfg.hold), reset: d.ResetAfter,
+			}, nil
+		}
+		switch {
+		case d.Remaining >= need && d.Remaining < try:
+			try = d.Remaining
+		case try > need:
+			try = need
+		default:
+			return d, nil, nil
+		}
+	}
+	return weir.Decision{Limit: named(c.Limit), RetryAfter: time.Millisecond}, nil, nil
+}
+
+// spend takes cost units from the oldest blocks of e (which holds them)
+// and returns the block the last unit came from.
+func (e *entry) spend(cost, now int64) block {
+	e.avail -= cost
+	e.spent += cost
+	e.lastUse = now
+	var last block
+	for i := range e.blocks {
+		if cost == 0 {
+			break
+		}
+		b := &e.blocks[i]
+		n := min(b.units, cost)
+		b.units -= n
+		cost -= n
+		last = *b
+	}
+	return last
+}
+
+// maybeRefill starts a background Take when e (locked) is below half its
+// last block, so that callers rarely wait on the shared store.
+func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
+	if e.fetching || e.size == 0 || e.avail*2 > e.size {
+		return
+	}
+	if demand(e.spent, now-e.lastTake, s.cfg.hold) < 2 {
+		// Sparse demand: a unit taken ahead would likely lapse unspent.
+		return
+	}
+	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
+	// locks entries.
+	s.bgMu.Lock()
+	closed := s.bgClosed
+	if !closed {
+		s.wg.Add(1)
+	}
+	s.bgMu.Unlock()
+	if closed {
+		return
+	}
+	e.fetching = true
+	gen := e.gen
+	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, 1, s.cfg.maxBlock, c.Limit.Capacity())
+	e.spent, e.lastTake = 0, now
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+		defer cancel()
+		_, b, _ := s.takeBlock(ctx, c, size, 1)
+		e.mu.Lock()
+		e.fetching = false
+		stale := e.gen != gen
+		if b != nil && !stale {
+			e.size = size
+			s.add(e, *b)
+		}
+		e.mu.Unlock()
+		if b != nil && stale {
+			// Taken around a Refund or Reset, whose ceiling may already
+			// count these units as available again: hand them back.
+			s.giveBack(b, b.units, s.nowNS())
+		}
+	}()
+}
+
+// Refund first returns every unit this process holds for the checks of
+// req (so that the shared store's ceiling, never more than the full quota,
+// counts them), then passes req to the shared store as it is.
+func (s *Store) Refund(ctx context.Context, req *weir.Request) error {
+	if req != nil {
+		now := s.nowNS()
+		for _, e := range s.existing(req.Checks) {
+			e.mu.Lock()
+			bs := e.blocks
+			e.blocks, e.avail, e.deniedUntil = nil, 0, 0
+			e.gen++
+			e.mu.Unlock()
+			for i := range bs {
+				s.giveBack(&bs[i], bs[i].units, now)
+			}
+		}
+	}
+	return s.inner.Refund(ctx, req)
+}
+
+// Reset forgets the local allowance of each check (returning nothing: the
+// shared state is reset too) and resets the shared state.
+func (s *Store) Reset(ctx context.Context, checks []weir.Check) error {
+	for _, e := range s.existing(checks) {
+		e.mu.Lock()
+		e.blocks, e.avail, e.deniedUntil = nil, 0, 0
+		e.gen++
+		e.mu.Unlock()
+	}
+	return s.inner.Reset(ctx, checks)
+}
+
+// existing returns the entries of checks that exist.
+func (s *Store) existing(checks []weir.Check) []*entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var es []*entry
+	for _, c := range checks {
+		if e := s.entries[entryKey{engine.Name(c.Limit), c.Key}]; e != nil {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+// Ping pings the shared store when it is a [weir.Pinger].
+func (s *Store) Ping(ctx context.Context) error {
+	if p, ok := s.inner.(weir.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// janitor returns units of blocks about to lapse and of idle entries, and
+// forgets idle entries, every hold/4.
+func (s *Store) janitor() {
+	defer s.wg.Done()
+	t := time.NewTicker(max(s.cfg.hold/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.sweep(false)
+		}
+	}
+}
+
+// sweep returns what should go back now (all held units when closing).
+func (s *Store) sweep(all bool) {
+	now := s.nowNS()
+	horizon := now + int64(s.cfg.hold/4)
+	idle := now - int64(s.cfg.hold/2)
+	s.mu.Lock()
+	keys := make([]entryKey, 0, len(s.entries))
+	es := make([]*entry, 0, len(s.entries))
+	for k, e := range s.entries {
+		keys = append(keys, k)
+		es = append(es, e)
+	}
+	s.mu.Unlock()
+	type ret struct {
+		b     block
+		units int64
+	}
+	var rets []ret
+	var forget []entryKey
+	for i, e := range es {
+		e.mu.Lock()
+		s.drop(e, now)
+		isIdle := e.lastUse <= idle
+		e.blocks = slices.DeleteFunc(e.blocks, func(b block) bool {
+			if all || isIdle || b.expires <= horizon {
+				rets = append(rets, ret{b, b.units})
+				e.avail -= b.units
+				return true
+			}
+			return false
+		})
+		if len(e.blocks) == 0 && !e.fetching && isIdle && e.deniedUntil <= now {
+			forget = append(forget, keys[i])
+		}
+		e.mu.Unlock()
+	}
+	for _, r := range rets {
+		s.giveBack(&r.b, r.units, now)
+	}
+	if len(forget) > 0 {
+		s.mu.Lock()
+		for _, k := range forget {
+			if e := s.entries[k]; e != nil {
+				e.mu.Lock()
+				if len(e.blocks) == 0 && !e.fetching && e.lastUse <= idle {
+					e.dead = true // a Take that found it before looks it up again
+					delete(s.entries, k)
+				}
+				e.mu.Unlock()
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// giveBack returns units of b (already removed from the allowance) to the
+// shared store; what cannot be returned safely is counted as wasted.
+func (s *Store) giveBack(b *block, units, now int64) {
+	cost, at := giveBack(b, units, now, s.cfg.slack)
+	if cost > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.slack)
+		err := s.inner.Refund(ctx, &weir.Request{Checks: []weir.Check{{Key: b.key, Limit: b.limit}}, Cost: cost, At: at})
+		cancel()
+		if err != nil {
+			cost = 0 // lost, never counted twice: the shared state keeps them charged
+		}
+	}
+	s.stats.wasted.Add(units - cost)
+	s.stats.returned.Add(cost)
+}
+
+// Close stops the background work, returns every unspent unit to the
+// shared store and makes later Takes fail with [ErrClosed]. It does not
+// close the shared store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
+	close(s.done)
+	s.wg.Wait()
+	if s.cfg.sync > 0 {
+		s.settleAll() // charge what was admitted; nothing is lost
+		return nil
+	}
+	s.sweep(true)
+	return nil
+}
+
+// Stats counts what a Store did since New.
+type Stats struct {
+	Blocks   int64 // blocks taken from the shared store
+	Taken    int64 // units those blocks held
+	Returned int64 // units given back to the shared store
+	Wasted   int64 // units that lapsed unspent or could not be given back
+	Local    int64 // requests decided from local allowances
+	Passed   int64 // requests passed to the shared store as they were
+}
+
+// Stats returns the counters of s.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Blocks: s.stats.blocks.Load(), Taken: s.stats.taken.Load(), Returned: s.stats.returned.Load(),
+		Wasted: s.stats.wasted.Load(), Local: s.stats.local.Load(), Passed: s.stats.passed.Load(),
+	}
+}
