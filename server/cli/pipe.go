@@ -37,7 +37,13 @@ func newPipeCmd(stdio IO) *cobra.Command {
 		Short: "Copy stdin (or FILEs) to stdout at a limited rate, like pv -L",
 		Long: `Copy standard input, or the FILEs in turn ("-" is standard input), to
 standard output, at no more than the rate given by -L, showing a pv-style
-progress line on standard error when it is a terminal.
+progress line on standard error when it is a terminal. The line fits the
+terminal's width, and follows it when the terminal is resized.
+
+With -L RATE, at most RATE·t bytes have passed t seconds after the start:
+the copy pays for its first tenth of a second's worth before moving it,
+then moves a tenth at a time. After a stall it catches up by at most
+--burst (one second's worth).
 
 Sizes and rates are a number with an optional unit: k, m, g, t (and KiB,
 MiB, GiB, TiB) are powers of 1024, as in pv; KB, MB, GB, TB are powers of
