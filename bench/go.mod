@@ -8,9 +8,9 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/sethvargo/go-limiter v0.7.1
 	github.com/ulule/limiter/v3 v3.11.2
-	github.com/weir-go/weir v0.0.0
-	github.com/weir-go/weir/redisstore v0.0.0
-	github.com/weir-go/weir/sqlitestore v0.0.0
+	github.com/weir-go/weir v0.1.0
+	github.com/weir-go/weir/redisstore v0.1.0
+	github.com/weir-go/weir/sqlitestore v0.1.0
 	go.uber.org/ratelimit v0.3.1
 	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.85.0
@@ -37,7 +37,7 @@ require (
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	github.com/weir-go/weir/server v0.0.0
+	github.com/weir-go/weir/server v0.1.0
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	modernc.org/libc v1.79.0 // indirect
@@ -45,11 +45,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.61.1 // indirect
 )
-
-replace github.com/weir-go/weir => ../
-
-replace github.com/weir-go/weir/sqlitestore => ../sqlitestore
-
-replace github.com/weir-go/weir/redisstore => ../redisstore
-
-replace github.com/weir-go/weir/server => ../server

@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/weir-go/weir v0.0.0
-	github.com/weir-go/weir/redisstore v0.0.0
+	github.com/weir-go/weir v0.1.0
+	github.com/weir-go/weir/redisstore v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -14,7 +14,3 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
-
-replace github.com/weir-go/weir => ../
-
-replace github.com/weir-go/weir/redisstore => ../redisstore

@@ -45,9 +45,9 @@ require (
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
 	github.com/prometheus/client_golang v1.25.0
 	github.com/spf13/pflag v1.0.9 // indirect
-	github.com/weir-go/weir v0.0.0
-	github.com/weir-go/weir/redisstore v0.0.0
-	github.com/weir-go/weir/sqlitestore v0.0.0
+	github.com/weir-go/weir v0.1.0
+	github.com/weir-go/weir/redisstore v0.1.0
+	github.com/weir-go/weir/sqlitestore v0.1.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0
@@ -56,9 +56,3 @@ require (
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
-
-replace github.com/weir-go/weir => ../
-
-replace github.com/weir-go/weir/sqlitestore => ../sqlitestore
-
-replace github.com/weir-go/weir/redisstore => ../redisstore

@@ -3,7 +3,7 @@ module github.com/weir-go/weir/sqlitestore
 go 1.26.0
 
 require (
-	github.com/weir-go/weir v0.0.0
+	github.com/weir-go/weir v0.1.0
 	go.uber.org/goleak v1.3.0
 	modernc.org/sqlite v1.61.1
 )
@@ -19,5 +19,3 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
-
-replace github.com/weir-go/weir => ../

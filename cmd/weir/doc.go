@@ -2,9 +2,10 @@
 //
 //	weir serve [--config FILE] [--store memory|sqlite:PATH|redis://HOST:PORT/DB]
 //	           [--http 127.0.0.1:8080] [--grpc 127.0.0.1:8081]
-//	weir check --server URL --policy P --key K [--cost N]
+//	weir check --policy P --key K [--cost N] [--server http://127.0.0.1:8080]
 //	weir config check FILE
-//	weir pipe ...
+//	weir pipe [-L RATE] [-s SIZE] [FILE...]
+//	weir version
 //
 // `weir serve` runs the rate-limit service: with no flags it serves a small
 // built-in demo policy set from the memory store and prints where to look.
@@ -17,8 +18,11 @@
 // docs/server.md and docs/envoy.md.
 //
 // `weir check` asks a running server for one decision (exit status 0 when
-// allowed, 1 when denied). `weir config check` validates a policy file
-// without serving. `weir pipe` throttles a stream like pv -L.
+// allowed, 1 when denied, 2 for bad usage, 3 when the server refuses the
+// request, 4 when no decision came back). `weir config check` validates a
+// policy file without serving. `weir pipe` throttles a stream like pv -L.
+// `weir version` (or `weir --version`) prints the module versions and the
+// VCS revision the binary was built from.
 //
 // main only wires signals (SIGINT and SIGTERM cancel the context, which
 // starts a graceful shutdown) and exit codes; the program itself is

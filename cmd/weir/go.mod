@@ -2,7 +2,7 @@ module github.com/weir-go/weir/cmd/weir
 
 go 1.26.0
 
-require github.com/weir-go/weir/server v0.0.0
+require github.com/weir-go/weir/server v0.1.0
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
@@ -31,9 +31,9 @@ require (
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	github.com/weir-go/weir v0.0.0 // indirect
-	github.com/weir-go/weir/redisstore v0.0.0 // indirect
-	github.com/weir-go/weir/sqlitestore v0.0.0 // indirect
+	github.com/weir-go/weir v0.1.0 // indirect
+	github.com/weir-go/weir/redisstore v0.1.0 // indirect
+	github.com/weir-go/weir/sqlitestore v0.1.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/image v0.30.0 // indirect
@@ -50,12 +50,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.61.1 // indirect
 )
-
-replace (
-	github.com/weir-go/weir => ../../
-	github.com/weir-go/weir/server => ../../server
-)
-
-replace github.com/weir-go/weir/sqlitestore => ../../sqlitestore
-
-replace github.com/weir-go/weir/redisstore => ../../redisstore

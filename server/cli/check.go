@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/server/tlsconf"
 )
 
@@ -26,7 +27,7 @@ func checkCommand(stdio IO) *cobra.Command {
 	var asJSON bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "check --policy P --key K [--cost N]",
+		Use:   "check --policy P --key K [--cost N] [--server URL]",
 		Short: "Ask a running weir server for a decision",
 		Long: `Ask a running weir server for a decision and print it.
 
@@ -35,9 +36,25 @@ the authority that signed the server's certificate (default: the system's
 roots); --cert and --cert-key present a client certificate to a server that
 requires one (mutual TLS).
 
-Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
-		Args: cobra.NoArgs,
+Exit status:
+  0  allowed
+  1  denied
+  2  bad usage: a flag, its value, or a TLS file
+  3  the server refused the request (4xx: an unknown policy, a bad key or
+     field, a missing or wrong token)
+  4  no decision: the server could not be reached, did not answer in
+     time, failed (5xx: its store is down, say), or answered something
+     that is not a decision`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.NoArgs(cmd, args); err != nil {
+				return &ExitError{Code: exitUsage, Err: err}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if policy == "" {
+				return &ExitError{Code: exitUsage, Err: errors.New(`required flag "policy" not set`)}
+			}
 			body := map[string]any{"policy": policy, "key": key, "cost": cost}
 			if len(fields) > 0 {
 				body["fields"] = fields
@@ -62,13 +79,13 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 					if fe.File != "" {
 						flag += " " + fe.File
 					}
-					return &ExitError{Code: 2, Err: fmt.Errorf("%s: %w", flag, fe.Err)}
+					return &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: %w", flag, fe.Err)}
 				}
 				if err != nil {
-					return &ExitError{Code: 2, Err: err}
+					return &ExitError{Code: exitUsage, Err: err}
 				}
 				if !strings.HasPrefix(url, "https://") {
-					return &ExitError{Code: 2, Err: fmt.Errorf("--ca, --cert and --cert-key need an https:// --server, not %s", server)}
+					return &ExitError{Code: exitUsage, Err: fmt.Errorf("--ca, --cert and --cert-key need an https:// --server, not %s", server)}
 				}
 				tr := http.DefaultTransport.(*http.Transport).Clone()
 				tr.TLSClientConfig = cfg
@@ -77,7 +94,7 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return &ExitError{Code: exitUsage, Err: fmt.Errorf("--server %s: %w", server, err)}
 			}
 			req.Header.Set("Content-Type", "application/json")
 			if t := tokenValue(token); t != "" {
@@ -85,12 +102,12 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 			}
 			resp, err := client.Do(req)
 			if err != nil {
-				return &ExitError{Code: 1, Err: err}
+				return &ExitError{Code: exitNoDecision, Err: err}
 			}
 			defer resp.Body.Close()
 			data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			if err != nil {
-				return &ExitError{Code: 1, Err: err}
+				return &ExitError{Code: exitNoDecision, Err: err}
 			}
 			if resp.StatusCode != http.StatusOK {
 				var e struct {
@@ -100,7 +117,11 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 				if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
 					msg = e.Error.Message
 				}
-				return &ExitError{Code: 1, Err: fmt.Errorf("server answered %s: %s", resp.Status, msg)}
+				code := exitNoDecision
+				if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+					code = exitRefused
+				}
+				return &ExitError{Code: code, Err: fmt.Errorf("server answered %s: %s", resp.Status, msg)}
 			}
 			var d struct {
 				Allowed      bool   `json:"allowed"`
@@ -114,7 +135,7 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 				Source       string `json:"source"`
 			}
 			if err := json.Unmarshal(data, &d); err != nil {
-				return &ExitError{Code: 1, Err: fmt.Errorf("bad answer from server: %v", err)}
+				return &ExitError{Code: exitNoDecision, Err: fmt.Errorf("bad answer from server: %v", err)}
 			}
 			if asJSON {
 				stdio.Stdout.Write(append(bytes.TrimSpace(data), '\n'))
@@ -123,7 +144,7 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 				if !d.Allowed {
 					verdict = "denied"
 				}
-				fmt.Fprintf(stdio.Stdout, "%s: policy %s, limit %s (%d), remaining %d", verdict, d.Policy, d.LimitName, d.Limit, d.Remaining)
+				fmt.Fprintf(stdio.Stdout, "%s: policy %s, limit %s, remaining %d", verdict, d.Policy, limitText(d.LimitName, d.Limit), d.Remaining)
 				if !d.Allowed {
 					fmt.Fprintf(stdio.Stdout, ", retry after %v", time.Duration(d.RetryAfterMS)*time.Millisecond)
 				}
@@ -137,7 +158,7 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 				fmt.Fprintln(stdio.Stdout)
 			}
 			if !d.Allowed {
-				return &ExitError{Code: 1}
+				return &ExitError{Code: exitDenied}
 			}
 			return nil
 		},
@@ -154,8 +175,28 @@ Exit status: 0 allowed, 1 denied (or an error), 2 bad usage.`,
 	f.StringVar(&tlsFiles.CA, "ca", "", "PEM CA certificates trusted for an https:// server (default: the system's roots)")
 	f.StringVar(&tlsFiles.Cert, "cert", "", "PEM client certificate, for a server that requires one (mutual TLS)")
 	f.StringVar(&tlsFiles.Key, "cert-key", "", "PEM private key of --cert (--key is the rate-limit key)")
-	_ = cmd.MarkFlagRequired("policy")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &ExitError{Code: exitUsage, Err: err}
+	})
 	return cmd
+}
+
+// weir check's exit statuses (its help lists them).
+const (
+	exitDenied     = 1
+	exitUsage      = 2
+	exitRefused    = 3
+	exitNoDecision = 4
+)
+
+// limitText shows the deciding limit of an answer: an unnamed limit is
+// named by its text form ("100/s burst=200"), which says it all; a limit
+// with a name of its own gets its quota beside the name.
+func limitText(name string, quota int64) string {
+	if l, err := weir.ParseLimit(name); err == nil && l.Quota == quota {
+		return name
+	}
+	return fmt.Sprintf("%s (quota %d)", name, quota)
 }
 
 // tokenValue resolves "env:NAME" to $NAME.

@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"io"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,10 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 		Short:         "Weir: rate limiting as a library, a service and a pipe",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `weir version` prints.
+		Version: versionText(debug.ReadBuildInfo()),
 	}
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetIn(stdio.Stdin)
 	root.SetOut(stdio.Stdout)
 	root.SetErr(stdio.Stderr)

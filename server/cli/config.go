@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/weir-go/weir/server/config"
 	"github.com/weir-go/weir/server/daemon"
 	"github.com/weir-go/weir/server/service"
 )
@@ -35,7 +36,7 @@ func configCommand(stdio IO) *cobra.Command {
 			for _, p := range cfg.Policies {
 				fmt.Fprintf(stdio.Stdout, "  %s:", p.Name)
 				for _, l := range p.Limits {
-					fmt.Fprintf(stdio.Stdout, " [%s]", l)
+					fmt.Fprintf(stdio.Stdout, " [%s]", config.LimitLabel(l))
 				}
 				fmt.Fprintf(stdio.Stdout, " key=%s", p.Key)
 				if p.Shadow {

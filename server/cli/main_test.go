@@ -7,6 +7,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	sleepInPoller = false // in-process pipe tests run under testing/synctest
+	pipeGoTimers = true // in-process pipe tests run under testing/synctest
 	goleak.VerifyTestMain(m)
 }

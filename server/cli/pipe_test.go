@@ -126,13 +126,14 @@ func TestPipeCopies(t *testing.T) {
 	tests := []struct {
 		args []string
 		rate int64 // 0: unthrottled
+		step int64 // bytes moved per wait: a tenth of a second's worth, at most the burst and 64 MiB
 	}{
-		{[]string{"pipe"}, 0},
-		{[]string{"pipe", "-q", "-L", "1g"}, 1 << 30},
-		{[]string{"pipe", "-q", "-L", "1m", "--burst", "64k"}, 1 << 20},
-		{[]string{"pipe", "-q", "-L", "1MiB", "-B", "1"}, 1 << 20},
-		{[]string{"pipe", "-q", "-L", "2.5m", "-B", "4k"}, 2621440},
-		{[]string{"pipe", "-q", "-L", "1m", "--burst", "10k"}, 1 << 20},
+		{[]string{"pipe"}, 0, 0},
+		{[]string{"pipe", "-q", "-L", "1g"}, 1 << 30, 64 << 20},
+		{[]string{"pipe", "-q", "-L", "1m", "--burst", "64k"}, 1 << 20, 64 << 10},
+		{[]string{"pipe", "-q", "-L", "1MiB", "-B", "1"}, 1 << 20, (1 << 20) / 10},
+		{[]string{"pipe", "-q", "-L", "2.5m", "-B", "4k"}, 2621440, 262144},
+		{[]string{"pipe", "-q", "-L", "1m", "--burst", "10k"}, 1 << 20, 10 << 10},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -149,8 +150,9 @@ func TestPipeCopies(t *testing.T) {
 				if stderr != "" {
 					t.Errorf("stderr %q, want nothing (not a terminal)", stderr)
 				}
-				// The bucket starts empty and the copy pays for what it
-				// moved after moving it: len/rate, to the nanosecond.
+				// The bucket starts empty, the first step is paid for
+				// before it moves, and every later byte after it moved:
+				// (step+len)/rate, to the nanosecond.
 				took := time.Since(start)
 				if tt.rate == 0 {
 					if took != 0 {
@@ -158,7 +160,7 @@ func TestPipeCopies(t *testing.T) {
 					}
 					return
 				}
-				exact := time.Duration((int64(len(in))*1e9 + tt.rate - 1) / tt.rate)
+				exact := time.Duration(((int64(len(in))+tt.step)*1e9 + tt.rate - 1) / tt.rate)
 				if took < exact || took > exact+time.Microsecond {
 					t.Errorf("took %v, want %v (%d bytes at %d B/s)", took, exact, len(in), tt.rate)
 				}
@@ -261,7 +263,8 @@ func TestPipeClosedOutput(t *testing.T) {
 }
 
 // TestPipeStopAtSize: -S stops after exactly --size bytes; throttled, it
-// pays for no more than that, so the copy takes exactly size/rate.
+// pays for no more than that (after the first step, paid before it
+// moves), so the copy takes exactly (step+size)/rate.
 func TestPipeStopAtSize(t *testing.T) {
 	for _, rate := range []string{"", "1m"} {
 		synctest.Test(t, func(t *testing.T) {
@@ -279,7 +282,7 @@ func TestPipeStopAtSize(t *testing.T) {
 			}
 			want := time.Duration(0)
 			if rate != "" {
-				want = 100001 * time.Second / (1 << 20)
+				want = (100001 + (1<<20)/10) * time.Second / (1 << 20)
 			}
 			if d := time.Since(start) - want; d < -time.Microsecond || d > time.Microsecond {
 				t.Errorf("-L %q: took %v, want %v", rate, time.Since(start), want)
@@ -311,11 +314,13 @@ func TestPipeInterrupt(t *testing.T) {
 func TestPipeProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var stderr bytes.Buffer
-		// The bucket starts empty; the copy moves 10 KiB (the burst), then
-		// pays for it: 10 KiB at 0, 50 ms, 100 ms, ..., so 10·(⌊t/50ms⌋+1)
-		// KiB by t. The ticks at 1.37 s, 2.74 s and 4.11 s fall between
-		// steps; the 100th step is paid for at 5 s, and the end of the
-		// input costs nothing more.
+		// The bucket starts empty; the copy pays for its first 10 KiB
+		// (the burst) before moving them, then moves 10 KiB and pays for
+		// them: 10 KiB at 50 ms, 100 ms, ..., so 10·⌊t/50ms⌋ KiB by t,
+		// never more than 200 KiB/s·t. The ticks at 1.37 s, 2.74 s and
+		// 4.11 s fall between steps; the 100th step is paid for at
+		// 5.05 s, and the end of the input costs nothing more. Standard
+		// error is not a terminal: the lines fit 80 columns.
 		in := make([]byte, 1000<<10)
 		err := Run(t.Context(), []string{"pipe", "-f", "-L", "200k", "--burst", "10k", "-s", "1000k", "-i", "1370ms"},
 			IO{Stdin: bytes.NewReader(in), Stdout: io.Discard, Stderr: &stderr})
@@ -324,10 +329,10 @@ func TestPipeProgress(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimPrefix(stderr.String(), "\r"), "\r")
 		wants := []string{
-			"  280KiB 0:00:01 [   204KiB/s] [   204KiB/s] [=====>              ]  28% ETA 0:00:03",
-			"  550KiB 0:00:02 [   197KiB/s] [   201KiB/s] [===========>        ]  55% ETA 0:00:02",
-			"  830KiB 0:00:04 [   204KiB/s] [   202KiB/s] [================>   ]  83% ETA 0:00:00",
-			" 0.98MiB 0:00:05 [   200KiB/s] [   200KiB/s] [====================] 100%            \n",
+			"  270KiB 0:00:01 [   197KiB/s] [   197KiB/s] [====>          ]  27% ETA 0:00:03",
+			"  540KiB 0:00:02 [   197KiB/s] [   197KiB/s] [========>      ]  54% ETA 0:00:02",
+			"  820KiB 0:00:04 [   204KiB/s] [   200KiB/s] [============>  ]  82% ETA 0:00:00",
+			" 0.98MiB 0:00:05 [   198KiB/s] [   198KiB/s] [==============] 100%             \n",
 		}
 		if len(lines) != len(wants) {
 			t.Fatalf("%d progress lines, want %d: %q", len(lines), len(wants), stderr.String())
@@ -338,29 +343,6 @@ func TestPipeProgress(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestProgressLine(t *testing.T) {
-	tests := []struct {
-		n        int64
-		elapsed  time.Duration
-		cur, avg float64
-		size     int64
-		final    bool
-		want     string
-	}{
-		{0, 0, 0, 0, 0, false, "      0B 0:00:00 [       0B/s] [       0B/s]"},
-		{999, time.Second, 999, 999, 0, false, "    999B 0:00:01 [     999B/s] [     999B/s]"},
-		{1 << 30, 3725 * time.Second, 1 << 20, 1.5 * (1 << 20), 0, false, " 1.00GiB 1:02:05 [  1.00MiB/s] [  1.50MiB/s]"},
-		{50, time.Second, 50, 50, 100, false, "     50B 0:00:01 [      50B/s] [      50B/s] [==========>         ]  50% ETA 0:00:01"},
-		{0, time.Second, 0, 0, 100, false, "      0B 0:00:01 [       0B/s] [       0B/s] [>                   ]   0% ETA -:--:--"},
-		{150, time.Second, 150, 150, 100, false, "    150B 0:00:01 [     150B/s] [     150B/s] [====================] 100% ETA -:--:--"},
-	}
-	for _, tt := range tests {
-		if got := progressLine(tt.n, tt.elapsed, tt.cur, tt.avg, tt.size, tt.final); got != tt.want {
-			t.Errorf("progressLine(%d, %v, ...):\n got %q\nwant %q", tt.n, tt.elapsed, got, tt.want)
-		}
-	}
 }
 
 // TestPipeProcess runs weir pipe as a real process: through real pipes
@@ -410,11 +392,20 @@ func TestPipeProcess(t *testing.T) {
 		}
 		defer zero.Close()
 		cmd := pipeProcess(t, "pipe", "-q", "-L", "1k")
-		cmd.Stdin, cmd.Stdout = zero, io.Discard
+		cmd.Stdin = zero
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // it sleeps for 100 ms steps
+		// Its first byte means it runs, and it now sleeps for a second
+		// (1 KiB steps at 1 KiB/s) before the next.
+		if _, err := io.ReadFull(out, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		go io.Copy(io.Discard, out)
 		sent := time.Now()
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)

@@ -164,7 +164,7 @@ func TestTLSServe(t *testing.T) {
 		t.Errorf("weir check --ca with a bare host:port (https implied): %v %s", err, out.String())
 	}
 	err = Run(context.Background(), []string{"check", "--server", s.http, "--policy", "login", "--key", "bob", "--token", ""}, IO{Stdout: &out, Stderr: &out})
-	if ee := (*ExitError)(nil); !errors.As(err, &ee) || ee.Code != 1 || !strings.Contains(err.Error(), "certificate") {
+	if ee := (*ExitError)(nil); !errors.As(err, &ee) || ee.Code != exitNoDecision || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("weir check without --ca: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/weir-go/weir/server/config"
 	"github.com/weir-go/weir/server/metrics"
 	"github.com/weir-go/weir/server/service"
 )
@@ -30,7 +31,9 @@ var files embed.FS
 // page is parsed on first use, not at init: every weir command links
 // this package, and only weir serve needs the page.
 var page = sync.OnceValue(func() *template.Template {
-	return template.Must(template.ParseFS(files, "dashboard.html"))
+	return template.Must(template.New("dashboard.html").
+		Funcs(template.FuncMap{"label": config.LimitLabel}).
+		ParseFS(files, "dashboard.html"))
 })
 
 // Dashboard is an http.Handler for GET /dashboard (the page),
@@ -113,7 +116,7 @@ func (d *Dashboard) policies(w http.ResponseWriter) {
 	for _, p := range infos {
 		q := Policy{Name: p.Name, Key: p.Key, Shadow: p.Shadow, OnError: p.OnError, Description: p.Description, Limits: []string{}}
 		for _, l := range p.Limits {
-			q.Limits = append(q.Limits, l.String())
+			q.Limits = append(q.Limits, config.LimitLabel(l))
 		}
 		out.Policies = append(out.Policies, q)
 	}

@@ -244,3 +244,35 @@ console.log("ok");
 		t.Errorf("node: %v\n%s", err, out)
 	}
 }
+
+// TestNamedLimitsShown: a limit's own name is shown beside its numbers,
+// in the page and in /dashboard/policies; an unnamed limit shows its
+// numbers once.
+func TestNamedLimitsShown(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte("policies:\n  api:\n    limits: [\"10/s\", {quota: 10000, period: 1d, algorithm: fixed-window, name: daily}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memstore.New()
+	defer store.Close()
+	m := metrics.New()
+	svc, err := service.New(store, nil, cfg, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(svc, m)
+	defer d.Close()
+	want := []string{"10/s", "daily: 10000/d algo=fixed-window"}
+
+	w := httptest.NewRecorder()
+	d.ServeHTTP(w, httptest.NewRequest("GET", "/dashboard", nil))
+	if page := w.Body.String(); !strings.Contains(page, "<td>"+want[0]+"<br>"+want[1]+"<br></td>") {
+		t.Errorf("page %d lacks the limits %q:\n%s", w.Code, want, page)
+	}
+	w = httptest.NewRecorder()
+	d.ServeHTTP(w, httptest.NewRequest("GET", "/dashboard/policies", nil))
+	var got struct{ Policies []Policy }
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || len(got.Policies) != 1 || !slices.Equal(got.Policies[0].Limits, want) {
+		t.Errorf("policies %s (%v), want limits %q", w.Body, err, want)
+	}
+}
