@@ -36,6 +36,13 @@ type Config struct {
 	// EnvoyShadowMode answers OK to every Envoy request while still
 	// counting, like the reference server's SHADOW_MODE=true.
 	EnvoyShadowMode bool
+	// EnvoyQuotaMode treats every Envoy descriptor as a quota descriptor,
+	// like the reference server's QUOTA_MODE=true (see
+	// Descriptor.QuotaMode).
+	EnvoyQuotaMode bool
+	// EnvoyHeaders adds RateLimit-* headers to Envoy responses, like the
+	// reference's LIMIT_RESPONSE_HEADERS_ENABLED.
+	EnvoyHeaders EnvoyHeaders
 	// EnvoyFiles are the envoy descriptor files that were read, so the
 	// server can watch them for changes.
 	EnvoyFiles []string
@@ -167,8 +174,70 @@ type raw struct {
 }
 
 type rawEnvoy struct {
-	Files      []string `yaml:"files"`
-	ShadowMode bool     `yaml:"shadow_mode"`
+	Files           []string      `yaml:"files"`
+	ShadowMode      bool          `yaml:"shadow_mode"`
+	QuotaMode       bool          `yaml:"quota_mode"`
+	ResponseHeaders *EnvoyHeaders `yaml:"response_headers"`
+}
+
+// EnvoyHeaders are the response headers the Envoy service adds to every
+// answer with a limit (the reference's LIMIT_RESPONSE_HEADERS_ENABLED,
+// LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER, LIMIT_RESET_HEADER): the
+// limit, the units left and the seconds until the window resets, of the
+// descriptor closest to its limit. Empty names mean the reference's
+// defaults.
+type EnvoyHeaders struct {
+	Enabled   bool   `yaml:"enabled"`
+	Limit     string `yaml:"limit"`
+	Remaining string `yaml:"remaining"`
+	Reset     string `yaml:"reset"`
+	line      int
+}
+
+// UnmarshalYAML records the line, then decodes strictly.
+func (h *EnvoyHeaders) UnmarshalYAML(n *yaml.Node) error {
+	type plain EnvoyHeaders
+	if n.Kind == yaml.MappingNode {
+		if err := checkKeys("", n, (*plain)(h)); err != nil {
+			return err
+		}
+	}
+	if err := n.Decode((*plain)(h)); err != nil {
+		return err
+	}
+	h.line = n.Line
+	return nil
+}
+
+// LimitHeader is the name of the limit header (default RateLimit-Limit).
+func (h EnvoyHeaders) LimitHeader() string { return or(h.Limit, "RateLimit-Limit") }
+
+// RemainingHeader is the name of the remaining-units header (default
+// RateLimit-Remaining).
+func (h EnvoyHeaders) RemainingHeader() string { return or(h.Remaining, "RateLimit-Remaining") }
+
+// ResetHeader is the name of the reset header (default RateLimit-Reset).
+func (h EnvoyHeaders) ResetHeader() string { return or(h.Reset, "RateLimit-Reset") }
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// validToken reports whether s is an HTTP header name (an RFC 9110 token).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 type rawPolicy struct {
@@ -229,6 +298,15 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	if r.Envoy != nil {
 		c.EnvoyShadowMode = r.Envoy.ShadowMode
+		c.EnvoyQuotaMode = r.Envoy.QuotaMode
+		if h := r.Envoy.ResponseHeaders; h != nil {
+			for _, f := range []struct{ key, v string }{{"limit", h.Limit}, {"remaining", h.Remaining}, {"reset", h.Reset}} {
+				if f.v != "" && !validToken(f.v) {
+					return nil, &Error{File: file, Line: h.line, Msg: fmt.Sprintf("envoy.response_headers.%s: %q is not a header name", f.key, f.v)}
+				}
+			}
+			c.EnvoyHeaders = *h
+		}
 		base := filepath.Dir(file)
 		var paths []string
 		for _, p := range r.Envoy.Files {

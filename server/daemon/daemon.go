@@ -198,7 +198,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	m.ConfigReloads.WithLabelValues("ok").Inc()
 	m.ConfigLastReload.SetToCurrentTime()
-	env := envoyrls.New(svc.Store(), cfg.Envoy, cfg.EnvoyShadowMode, m)
+	env := envoyrls.New(svc.Store(), cfg.Envoy, envoyrls.OptionsOf(cfg), m)
 	if strings.HasPrefix(storeURL, "redis") {
 		// Decide the items of a batch concurrently so that the Redis store
 		// pipelines them instead of paying one round trip each.
@@ -564,7 +564,7 @@ func (r *reloader) reload(reason string) error {
 	}
 	old := r.svc.Config().Server
 	r.svc.Apply(comp)
-	r.env.Load(cfg.Envoy, cfg.EnvoyShadowMode)
+	r.env.Load(cfg.Envoy, envoyrls.OptionsOf(cfg))
 	r.remember(cfg)
 	r.m.ConfigReloads.WithLabelValues("ok").Inc()
 	r.m.ConfigLastReload.SetToCurrentTime()
