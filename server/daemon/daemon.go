@@ -283,6 +283,8 @@ func Run(ctx context.Context, o Options) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
+		// Envoy descriptor values that are not UTF-8 are decided, not refused.
+		grpc.ForceServerCodecV2(envoyrls.Codec()),
 	}
 	if tlsr != nil {
 		hs.TLSConfig = tlsr.ServerConfig("h2", "http/1.1")
