@@ -63,6 +63,12 @@ type Server struct {
 	// TLS names the PEM files of the listeners' TLS. The --tls-* flags,
 	// when any is given, replace the whole section.
 	TLS TLS `yaml:"tls"`
+	// FallbackInstances is the least number of weir serve instances
+	// assumed to share the store when policies with on_store_error:
+	// fallback decide locally: each divides its limits by the larger of it
+	// and the live instances it last counted in Redis (package peers).
+	// 0 means 1.
+	FallbackInstances int64 `yaml:"fallback_instances"`
 }
 
 // TLS names the PEM files that put both listeners on TLS: Cert and Key
@@ -325,6 +331,9 @@ func Parse(file string, data []byte) (*Config, error) {
 }
 
 func checkServer(file string, s *Server) error {
+	if s.FallbackInstances < 0 || s.FallbackInstances > 1_000_000 {
+		return &Error{File: file, Msg: fmt.Sprintf("server.fallback_instances: %d is not in 0..1000000", s.FallbackInstances)}
+	}
 	var err error
 	if s.Tokens, err = Tokens(s.Tokens); err != nil {
 		return &Error{File: file, Msg: "server tokens: " + err.Error()}

@@ -204,6 +204,12 @@ func Run(ctx context.Context, o Options) error {
 		// pipelines them instead of paying one round trip each.
 		svc.SetParallel(64)
 		env.SetParallel(64)
+		// Count the instances on this Redis, for the fallback share.
+		stopPeers, err := startPeers(ctx, storeURL, svc, log)
+		if err != nil {
+			return err
+		}
+		defer stopPeers()
 	}
 
 	var draining atomic.Bool

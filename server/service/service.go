@@ -89,6 +89,23 @@ type Service struct {
 	m        *metrics.Metrics
 	snap     atomic.Pointer[snapshot]
 	parallel int
+	// peers is the number of live instances last counted (0: unknown).
+	peers atomic.Int64
+}
+
+// SetPeers records the number of live instances sharing the store, the
+// service itself included (package peers counts them). Policies with
+// on_store_error: fallback divide their limits by it, or by
+// server.fallback_instances when that is larger.
+func (s *Service) SetPeers(n int64) {
+	s.peers.Store(n)
+	s.m.FallbackShare.Set(float64(s.FallbackShare()))
+}
+
+// FallbackShare is what the fallback limits are divided by: the larger of
+// the live instances last counted and server.fallback_instances, at least 1.
+func (s *Service) FallbackShare() int64 {
+	return max(1, s.peers.Load(), s.Config().Server.FallbackInstances)
 }
 
 // SetParallel lets up to n checks of one batch be decided at once (see
@@ -129,12 +146,16 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 	if m == nil {
 		m = metrics.New()
 	}
-	s := &Service{store: newTimedStore(store, m), fallback: fallback, m: m, parallel: 1}
+	s := &Service{store: newTimedStore(store, m), m: m, parallel: 1}
+	if fallback != nil {
+		s.fallback = sharedStore{Store: fallback, share: s.FallbackShare}
+	}
 	snap, err := s.compile(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.snap.Store(snap)
+	m.FallbackShare.Set(float64(s.FallbackShare()))
 	return s, nil
 }
 
@@ -163,7 +184,10 @@ func (s *Service) Compile(cfg *config.Config) (*Compiled, error) {
 
 // Apply swaps in a compiled policy set. In-flight requests finish under
 // the policies they started with.
-func (s *Service) Apply(c *Compiled) { s.snap.Store(c.snap) }
+func (s *Service) Apply(c *Compiled) {
+	s.snap.Store(c.snap)
+	s.m.FallbackShare.Set(float64(s.FallbackShare()))
+}
 
 func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 	if cfg == nil {
