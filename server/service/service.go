@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -265,8 +267,8 @@ func (s *Service) lookup(req *Request) (*policy, string, error) {
 		return nil, "", fieldErr("fields", "at most %d fields (got %d)", MaxFields, len(req.Fields))
 	}
 	for k, v := range req.Fields {
-		if len(v) > config.MaxKeyLength || !utf8.ValidString(v) {
-			return nil, "", fieldErr("fields."+clip(k), "must be valid UTF-8 of at most %d bytes", config.MaxKeyLength)
+		if !utf8.ValidString(v) {
+			return nil, "", fieldErr("fields."+clip(k), "must be valid UTF-8")
 		}
 	}
 	if !utf8.ValidString(req.Key) {
@@ -283,10 +285,25 @@ func (s *Service) lookup(req *Request) (*policy, string, error) {
 		}
 		return nil, "", err
 	}
-	if len(key) > config.MaxKeyLength {
-		return nil, "", fieldErr("key", "longer than %d bytes", config.MaxKeyLength)
+	return p, longKey(key), nil
+}
+
+// longKey returns key when it is at most config.MaxKeyLength bytes, and
+// otherwise a fixed-size stand-in: the key's first bytes (up to 190, cut
+// at a character boundary), "#sha256:" and the SHA-256 of the whole key in
+// hex. A stand-in is longer than config.MaxKeyLength, so it is never a
+// key used as it is; two long keys share one only if SHA-256 collides. A
+// caller that fails open on errors cannot pass a limit with a long key.
+func longKey(key string) string {
+	if len(key) <= config.MaxKeyLength {
+		return key
 	}
-	return p, key, nil
+	sum := sha256.Sum256([]byte(key))
+	head := key[:190]
+	for len(head) > 0 && !utf8.ValidString(head) {
+		head = head[:len(head)-1]
+	}
+	return head + "#sha256:" + hex.EncodeToString(sum[:])
 }
 
 func clip(s string) string {
