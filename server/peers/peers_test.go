@@ -2,6 +2,8 @@ package peers
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +70,7 @@ func TestCount(t *testing.T) {
 func TestRunKeepsLastCount(t *testing.T) {
 	srv := redistest.Start(t)
 	client := redis.NewClient(srv.Options())
+	defer awaitRedialExit(t)
 	defer client.Close()
 	other, _ := New(client, "weir:peers", time.Minute)
 	if _, err := other.Beat(context.Background()); err != nil {
@@ -96,4 +99,22 @@ func TestRunKeepsLastCount(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// awaitRedialExit waits for go-redis's redial goroutine to end: a pool
+// whose dials all failed keeps one that sleeps a second between attempts
+// and sees its pool closed only when it wakes, after goleak has looked.
+func awaitRedialExit(t *testing.T) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*ConnPool).tryDial") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Error("go-redis redial goroutine still running 10s after the client closed")
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
