@@ -35,6 +35,10 @@ func TestCount(t *testing.T) {
 		}
 		cs = append(cs, c)
 	}
+	// The set expires with its latest member, whatever the last beat's TTL.
+	if ttl := client.PTTL(ctx, "weir:peers").Val(); ttl <= 20*time.Millisecond || ttl > time.Minute {
+		t.Fatalf("PTTL of the set %v, want the longest member's (up to 1m)", ttl)
+	}
 	// Beating again does not count twice.
 	if n, err := cs[0].Beat(ctx); err != nil || n > 3 {
 		t.Fatalf("second beat: %d, %v; want at most 3", n, err)
