@@ -32,7 +32,8 @@ import (
 // open on an error, so an error would let the request through unlimited).
 const (
 	// MaxDescriptors is the most descriptors of one request decided
-	// against the store; any beyond are answered OVER_LIMIT.
+	// against the store; any beyond that have a limit are answered
+	// OVER_LIMIT without counting.
 	MaxDescriptors = 1000
 	// MaxKeyBytes is the longest descriptor (its entries joined) counted
 	// under its own text; a longer one is counted under its SHA-256
@@ -256,9 +257,9 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 		c = d.c
 	}
 	decided := descs[:min(len(descs), MaxDescriptors)]
-	rules := make([]rule, len(decided))
+	rules := make([]rule, len(descs))
 	if d != nil {
-		for i, desc := range decided {
+		for i, desc := range descs {
 			r := lookup(d, desc)
 			if len(r.key) > MaxKeyBytes {
 				r.key = hashedKey(r.key)
@@ -298,10 +299,10 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 			resp.Statuses[i] = st
 		}
 	}
-	// Descriptors beyond MaxDescriptors are over the limit, uncounted.
+	// Descriptors beyond MaxDescriptors are not counted: those with a
+	// limit are over it, the others are answered as usual.
 	for i := len(decided); i < len(descs); i++ {
-		c.over.Inc()
-		resp.Statuses[i] = &rlv3.RateLimitResponse_DescriptorStatus{Code: rlv3.RateLimitResponse_OVER_LIMIT}
+		resp.Statuses[i] = s.beyond(rules[i], c)
 	}
 	resp.OverallCode = overall(resp.Statuses, rules, snap.opts.QuotaMode)
 	if snap.opts.Headers.Enabled {
@@ -313,6 +314,22 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 	return resp, nil
 }
 
+// beyond answers a descriptor past MaxDescriptors without the store: no
+// limit or unlimited as usual, OVER_LIMIT when it has a limit.
+func (s *Server) beyond(r rule, c *counters) *rlv3.RateLimitResponse_DescriptorStatus {
+	l := r.limit
+	switch {
+	case l == nil:
+		c.nolimit.Inc()
+		return &rlv3.RateLimitResponse_DescriptorStatus{Code: rlv3.RateLimitResponse_OK}
+	case l.Unlimited:
+		c.unlimited.Inc()
+		return &rlv3.RateLimitResponse_DescriptorStatus{Code: rlv3.RateLimitResponse_OK, LimitRemaining: math.MaxUint32}
+	}
+	current := &rlv3.RateLimitResponse_RateLimit{Name: l.Name, RequestsPerUnit: l.RequestsPerUnit, Unit: rlv3.RateLimitResponse_RateLimit_Unit(l.Unit)}
+	return overStatus(current, s.now(), l.Unit.Seconds(), r.shadow, c)
+}
+
 // overall is the request's code, as the reference computes it: OVER_LIMIT
 // when a rate-limit descriptor is over its limit, or when the request has
 // quota descriptors (quota_mode, or every descriptor with the global
@@ -321,10 +338,7 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 func overall(sts []*rlv3.RateLimitResponse_DescriptorStatus, rules []rule, globalQuota bool) rlv3.RateLimitResponse_Code {
 	quotas, quotasOver := 0, 0
 	for i, st := range sts {
-		var r rule
-		if i < len(rules) {
-			r = rules[i]
-		}
+		r := rules[i]
 		if r.limit != nil && r.limit.Unlimited {
 			continue
 		}
@@ -357,7 +371,7 @@ func headers(sts []*rlv3.RateLimitResponse_DescriptorStatus, rules []rule, opts 
 		if st.CurrentLimit != nil && st.LimitRemaining < least {
 			pick, least = st, st.LimitRemaining
 		}
-		quota := opts.QuotaMode || i < len(rules) && rules[i].limit != nil && rules[i].quota
+		quota := opts.QuotaMode || rules[i].limit != nil && rules[i].quota
 		if st.Code == rlv3.RateLimitResponse_OVER_LIMIT && !quota && st.CurrentLimit != nil {
 			pick, least = st, 0
 		}

@@ -344,13 +344,21 @@ func TestBadInputDecides(t *testing.T) {
 			t.Errorf("hashedKey = %q: want a fixed-size key without '='", k)
 		}
 	})
-	t.Run("descriptors beyond MaxDescriptors are over the limit", func(t *testing.T) {
+	t.Run("descriptors beyond MaxDescriptors with a limit are over it, uncounted", func(t *testing.T) {
 		s, clk := newTestServer(t, "testdata/reference.yaml", false)
-		descs := repeat(d("nothing=here"), MaxDescriptors+2)
+		descs := repeat(d("nothing=here"), MaxDescriptors+3)
 		descs[0] = d("basic=m")
+		descs[MaxDescriptors] = d("basic=n")
+		descs[MaxDescriptors+1] = d("internal=x")
 		want := append([]st{{ok, "3/SECOND", 2, 1}}, fill(st{ok, "", 0, 0}, MaxDescriptors-1)...)
-		want = append(want, st{over, "", 0, 0}, st{over, "", 0, 0})
-		run(t, s, clk, "ref", []step{{0, 0, descs, over, want}})
+		want = append(want, st{over, "3/SECOND", 0, 1}, st{ok, "", math.MaxUint32, 0}, st{ok, "", 0, 0})
+		run(t, s, clk, "ref", []step{
+			{0, 0, descs, over, want},
+			// basic=n was not counted.
+			{0, 0, ds(d("basic=n")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+			// An unknown domain has no limits, however many descriptors.
+		})
+		run(t, s, clk, "elsewhere", []step{{0, 0, repeat(d("basic=x"), MaxDescriptors+1), ok, fill(st{ok, "", 0, 0}, MaxDescriptors+1)}})
 	})
 	t.Run("override with an unknown unit applies the configured limit", func(t *testing.T) {
 		s, clk := newTestServer(t, "testdata/reference.yaml", false)
