@@ -356,8 +356,8 @@ func TestBadInputDecides(t *testing.T) {
 			{0, 0, descs, over, want},
 			// basic=n was not counted.
 			{0, 0, ds(d("basic=n")), ok, []st{{ok, "3/SECOND", 2, 1}}},
-			// An unknown domain has no limits, however many descriptors.
 		})
+		// An unknown domain has no limits, however many descriptors.
 		run(t, s, clk, "elsewhere", []step{{0, 0, repeat(d("basic=x"), MaxDescriptors+1), ok, fill(st{ok, "", 0, 0}, MaxDescriptors+1)}})
 	})
 	t.Run("override with an unknown unit applies the configured limit", func(t *testing.T) {
