@@ -29,9 +29,14 @@ type Policy struct {
 	// Match selects the requests the policy applies to, for per-route or
 	// per-method limits (see [Methods]). nil matches every request.
 	Match func(*http.Request) bool
-	// Scope is prepended to the key. State in a store is identified by
-	// (limit name, key): give policies on different routes different
-	// scopes (or limits different names) to count them apart.
+	// Scope sets the policy's keys apart from other policies' keys: with a
+	// scope S the store key is len(S) in decimal, ':', S, then the key
+	// ("6:login:" + "ip:192.0.2.1"). Without a scope the key is used as it
+	// is, unless it starts with a digit: then it gets "0:" before it, which
+	// no scoped key starts with. So two distinct (scope, key) pairs never
+	// share state, whatever the key function returns. State in a store is identified by (limit
+	// name, key): give policies on different routes different scopes (or
+	// limits different names) to count them apart.
 	Scope string
 }
 
@@ -165,11 +170,33 @@ type policy struct {
 	limits []weir.Limit
 	key    KeyFunc // nil: the middleware's
 	match  func(*http.Request) bool
-	scope  string
+	scope  string   // scopePrefix(Policy.Scope)
 	group  int      // index in Middleware.stores
 	conc   bool     // has a Concurrency limit
 	header string   // its RateLimit-Policy items
 	items  []string // per limit, the start of its RateLimit item: "name";r=
+}
+
+// scopePrefix is what a scope puts before a key: "" for no scope, else the
+// scope's length, ':' and the scope. The length makes (scope, key) pairs
+// injective: "a:"+"b" and "a"+":b" give "2:a:b" and "1:a:b".
+func scopePrefix(scope string) string {
+	if scope == "" {
+		return ""
+	}
+	return strconv.Itoa(len(scope)) + ":" + scope
+}
+
+// storeKey is the key a policy with the given scope prefix decides k
+// under: see Policy.Scope.
+func storeKey(prefix, k string) string {
+	switch {
+	case prefix != "":
+		return prefix + k
+	case k != "" && k[0] >= '0' && k[0] <= '9':
+		return "0:" + k
+	}
+	return k
 }
 
 // New returns a middleware with the given policies (at least one) and
@@ -207,7 +234,7 @@ func New(opts ...Option) (*Middleware, error) {
 		if sp.Limiter == nil {
 			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil"}
 		}
-		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: sp.Scope}
+		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope)}
 		var hdr []byte
 		for j, l := range p.limits {
 			if !validSFString(l.Name) {
@@ -317,9 +344,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			}
 			return
 		}
-		if p.scope != "" {
-			k = p.scope + k
-		}
+		k = storeKey(p.scope, k)
 		if len(k) > m.maxKey {
 			m.onUnkeyed(w, r, noKey("key of %d bytes exceeds the limit of %d", len(k), m.maxKey))
 			return

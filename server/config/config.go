@@ -37,6 +37,13 @@ type Config struct {
 	// EnvoyShadowMode answers OK to every Envoy request while still
 	// counting, like the reference server's SHADOW_MODE=true.
 	EnvoyShadowMode bool
+	// EnvoyQuotaMode treats every Envoy descriptor as a quota descriptor,
+	// like the reference server's QUOTA_MODE=true (see
+	// Descriptor.QuotaMode).
+	EnvoyQuotaMode bool
+	// EnvoyHeaders adds RateLimit-* headers to Envoy responses, like the
+	// reference's LIMIT_RESPONSE_HEADERS_ENABLED.
+	EnvoyHeaders EnvoyHeaders
 	// EnvoyFiles are the envoy descriptor files that were read, so the
 	// server can watch them for changes.
 	EnvoyFiles []string
@@ -57,6 +64,12 @@ type Server struct {
 	// TLS names the PEM files of the listeners' TLS. The --tls-* flags,
 	// when any is given, replace the whole section.
 	TLS TLS `yaml:"tls"`
+	// FallbackInstances is the least number of weir serve instances
+	// assumed to share the store when policies with on_store_error:
+	// fallback decide locally: each divides its limits by the larger of it
+	// and the live instances it last counted in Redis (package peers).
+	// 0 means 1.
+	FallbackInstances int64 `yaml:"fallback_instances"`
 }
 
 // TLS names the PEM files that put both listeners on TLS: Cert and Key
@@ -181,8 +194,70 @@ type raw struct {
 }
 
 type rawEnvoy struct {
-	Files      []string `yaml:"files"`
-	ShadowMode bool     `yaml:"shadow_mode"`
+	Files           []string      `yaml:"files"`
+	ShadowMode      bool          `yaml:"shadow_mode"`
+	QuotaMode       bool          `yaml:"quota_mode"`
+	ResponseHeaders *EnvoyHeaders `yaml:"response_headers"`
+}
+
+// EnvoyHeaders are the response headers the Envoy service adds to every
+// answer with a limit (the reference's LIMIT_RESPONSE_HEADERS_ENABLED,
+// LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER, LIMIT_RESET_HEADER): the
+// limit, the units left and the seconds until the window resets, of the
+// descriptor closest to its limit. Empty names mean the reference's
+// defaults.
+type EnvoyHeaders struct {
+	Enabled   bool   `yaml:"enabled"`
+	Limit     string `yaml:"limit"`
+	Remaining string `yaml:"remaining"`
+	Reset     string `yaml:"reset"`
+	line      int
+}
+
+// UnmarshalYAML records the line, then decodes strictly.
+func (h *EnvoyHeaders) UnmarshalYAML(n *yaml.Node) error {
+	type plain EnvoyHeaders
+	if n.Kind == yaml.MappingNode {
+		if err := checkKeys("", n, (*plain)(h)); err != nil {
+			return err
+		}
+	}
+	if err := n.Decode((*plain)(h)); err != nil {
+		return err
+	}
+	h.line = n.Line
+	return nil
+}
+
+// LimitHeader is the name of the limit header (default RateLimit-Limit).
+func (h EnvoyHeaders) LimitHeader() string { return or(h.Limit, "RateLimit-Limit") }
+
+// RemainingHeader is the name of the remaining-units header (default
+// RateLimit-Remaining).
+func (h EnvoyHeaders) RemainingHeader() string { return or(h.Remaining, "RateLimit-Remaining") }
+
+// ResetHeader is the name of the reset header (default RateLimit-Reset).
+func (h EnvoyHeaders) ResetHeader() string { return or(h.Reset, "RateLimit-Reset") }
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// validToken reports whether s is an HTTP header name (an RFC 9110 token).
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 type rawPolicy struct {
@@ -249,6 +324,15 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	if r.Envoy != nil {
 		c.EnvoyShadowMode = r.Envoy.ShadowMode
+		c.EnvoyQuotaMode = r.Envoy.QuotaMode
+		if h := r.Envoy.ResponseHeaders; h != nil {
+			for _, f := range []struct{ key, v string }{{"limit", h.Limit}, {"remaining", h.Remaining}, {"reset", h.Reset}} {
+				if f.v != "" && !validToken(f.v) {
+					return nil, &Error{File: file, Line: h.line, Msg: fmt.Sprintf("envoy.response_headers.%s: %q is not a header name", f.key, f.v)}
+				}
+			}
+			c.EnvoyHeaders = *h
+		}
 		base := filepath.Dir(file)
 		var paths []string
 		for _, p := range r.Envoy.Files {
@@ -267,6 +351,9 @@ func Parse(file string, data []byte) (*Config, error) {
 }
 
 func checkServer(file string, s *Server) error {
+	if s.FallbackInstances < 0 || s.FallbackInstances > 1_000_000 {
+		return &Error{File: file, Msg: fmt.Sprintf("server.fallback_instances: %d is not in 0..1000000", s.FallbackInstances)}
+	}
 	var err error
 	if s.Tokens, err = Tokens(s.Tokens); err != nil {
 		return &Error{File: file, Msg: "server tokens: " + err.Error()}

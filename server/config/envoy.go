@@ -83,8 +83,12 @@ type Descriptor struct {
 	Key   string
 	Value string // "" matches any value; a trailing '*' is a prefix
 	// Limit is nil when the node has no rate_limit.
-	Limit          *EnvoyLimit
-	ShadowMode     bool
+	Limit      *EnvoyLimit
+	ShadowMode bool
+	// QuotaMode makes the node's limit a quota: a quota descriptor over
+	// its limit makes the request over the limit only when every quota
+	// descriptor of the request is over (the reference's quota_mode).
+	QuotaMode      bool
 	ShareThreshold bool
 	Line           int
 	// Children are indexed by "key_value" (or "key" when Value is ""), as
@@ -268,7 +272,7 @@ func buildDescriptors(file, parentKey string, parent *Descriptor, raws []rawDesc
 		if _, dup := parent.Children[index]; dup {
 			return &Error{File: file, Line: rd.line, Msg: fmt.Sprintf("duplicate descriptor composite key %q", fullKey)}
 		}
-		node := &Descriptor{Key: rd.Key, Value: rd.Value, ShadowMode: rd.ShadowMode, ShareThreshold: rd.ShareThreshold, Line: rd.line}
+		node := &Descriptor{Key: rd.Key, Value: rd.Value, ShadowMode: rd.ShadowMode, QuotaMode: rd.QuotaMode, ShareThreshold: rd.ShareThreshold, Line: rd.line}
 		if rl := rd.RateLimit; rl != nil {
 			l := &EnvoyLimit{RequestsPerUnit: rl.RequestsPerUnit, Unlimited: rl.Unlimited, Name: rl.Name, FullKey: fullKey}
 			line := rl.line

@@ -199,12 +199,18 @@ func Run(ctx context.Context, o Options) error {
 	defer svc.Close() // local quotas give back their units while the store is open
 	m.ConfigReloads.WithLabelValues("ok").Inc()
 	m.ConfigLastReload.SetToCurrentTime()
-	env := envoyrls.New(svc.Store(), cfg.Envoy, cfg.EnvoyShadowMode, m)
+	env := envoyrls.New(svc.Store(), cfg.Envoy, envoyrls.OptionsOf(cfg), m)
 	if strings.HasPrefix(storeURL, "redis") {
 		// Decide the items of a batch concurrently so that the Redis store
 		// pipelines them instead of paying one round trip each.
 		svc.SetParallel(64)
 		env.SetParallel(64)
+		// Count the instances on this Redis, for the fallback share.
+		stopPeers, err := startPeers(ctx, storeURL, svc, log)
+		if err != nil {
+			return err
+		}
+		defer stopPeers()
 	}
 
 	var draining atomic.Bool
@@ -284,6 +290,8 @@ func Run(ctx context.Context, o Options) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
+		// Envoy descriptor values that are not UTF-8 are decided, not refused.
+		grpc.ForceServerCodecV2(envoyrls.Codec()),
 	}
 	if tlsr != nil {
 		hs.TLSConfig = tlsr.ServerConfig("h2", "http/1.1")
@@ -565,7 +573,7 @@ func (r *reloader) reload(reason string) error {
 	}
 	old := r.svc.Config().Server
 	r.svc.Apply(comp)
-	r.env.Load(cfg.Envoy, cfg.EnvoyShadowMode)
+	r.env.Load(cfg.Envoy, envoyrls.OptionsOf(cfg))
 	r.remember(cfg)
 	r.m.ConfigReloads.WithLabelValues("ok").Inc()
 	r.m.ConfigLastReload.SetToCurrentTime()

@@ -2,16 +2,20 @@ package envoyrls
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,13 +28,36 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// Input bounds (S3).
+// Input bounds (S3). Beyond them the server still decides (Envoy fails
+// open on an error, so an error would let the request through unlimited).
 const (
-	// MaxDescriptors is the most descriptors one request may carry.
+	// MaxDescriptors is the most descriptors of one request decided
+	// against the store; any beyond that have a limit are answered
+	// OVER_LIMIT without counting.
 	MaxDescriptors = 1000
-	// MaxKeyBytes is the longest descriptor (its entries joined) counted.
+	// MaxKeyBytes is the longest descriptor (its entries joined) counted
+	// under its own text; a longer one is counted under its SHA-256
+	// (hashedKey).
 	MaxKeyBytes = 4096
 )
+
+// Options are the server-wide settings of the reference's environment.
+type Options struct {
+	// ShadowMode answers OK overall whatever the descriptors say
+	// (SHADOW_MODE=true).
+	ShadowMode bool
+	// QuotaMode treats every descriptor as a quota descriptor
+	// (QUOTA_MODE=true): see config.Descriptor.QuotaMode.
+	QuotaMode bool
+	// Headers, when Enabled, adds the RateLimit-* response headers of the
+	// descriptor closest to its limit (LIMIT_RESPONSE_HEADERS_ENABLED).
+	Headers config.EnvoyHeaders
+}
+
+// OptionsOf returns the server-wide Envoy settings of cfg.
+func OptionsOf(cfg *config.Config) Options {
+	return Options{ShadowMode: cfg.EnvoyShadowMode, QuotaMode: cfg.EnvoyQuotaMode, Headers: cfg.EnvoyHeaders}
+}
 
 // Server implements the Envoy RateLimitService over a weir store.
 type Server struct {
@@ -52,7 +79,7 @@ func (s *Server) SetParallel(n int) { s.parallel = max(n, 1) }
 
 type snapshot struct {
 	domains map[string]*domain
-	shadow  bool
+	opts    Options
 	unknown *counters
 }
 
@@ -74,22 +101,21 @@ func newCounters(m *metrics.Metrics, name string) *counters {
 	}
 }
 
-// New returns a server over store with the given domains. globalShadow
-// answers OK overall whatever the descriptors say (SHADOW_MODE=true in the
-// reference). m may be nil.
-func New(store weir.Store, domains []config.Domain, globalShadow bool, m *metrics.Metrics) *Server {
+// New returns a server over store with the given domains and server-wide
+// options. m may be nil.
+func New(store weir.Store, domains []config.Domain, opts Options, m *metrics.Metrics) *Server {
 	if m == nil {
 		m = metrics.New()
 	}
 	s := &Server{store: store, m: m, now: time.Now, parallel: 1}
-	s.Load(domains, globalShadow)
+	s.Load(domains, opts)
 	return s
 }
 
 // Load swaps in a new set of domains (already validated by the config
-// package). Requests in flight finish with the old set.
-func (s *Server) Load(domains []config.Domain, globalShadow bool) {
-	snap := &snapshot{domains: map[string]*domain{}, shadow: globalShadow, unknown: newCounters(s.m, "unknown")}
+// package) and options. Requests in flight finish with the old set.
+func (s *Server) Load(domains []config.Domain, opts Options) {
+	snap := &snapshot{domains: map[string]*domain{}, opts: opts, unknown: newCounters(s.m, "unknown")}
 	for _, d := range domains {
 		snap.domains[d.Name] = &domain{cfg: d, c: newCounters(s.m, d.Name)}
 	}
@@ -110,20 +136,22 @@ type rule struct {
 	limit *config.EnvoyLimit
 	// shadow: descriptor-level shadow_mode.
 	shadow bool
+	// quota: descriptor-level quota_mode.
+	quota bool
 	// key is the counter's key: the entries, with shared wildcard values
 	// replaced by their pattern.
 	key string
 }
 
-// lookup finds the limit for one descriptor, as the reference does.
-func lookup(d *domain, desc *rlcommon.RateLimitDescriptor) (rule, error) {
+// lookup finds the limit for one descriptor, as the reference does. An
+// override whose unit is unknown (the reference fails the request, so
+// Envoy would let it through) is ignored: the configured limit applies.
+func lookup(d *domain, desc *rlcommon.RateLimitDescriptor) rule {
 	entries := desc.GetEntries()
 	if o := desc.GetLimit(); o != nil {
-		u := config.Unit(o.GetUnit())
-		if u.Seconds() == 0 {
-			return rule{}, status.Errorf(codes.InvalidArgument, "descriptor limit override: unknown unit %v", o.GetUnit())
+		if u := config.Unit(o.GetUnit()); u.Seconds() != 0 {
+			return rule{limit: &config.EnvoyLimit{RequestsPerUnit: o.GetRequestsPerUnit(), Unit: u}, key: entryKey(entries, nil)}
 		}
-		return rule{limit: &config.EnvoyLimit{RequestsPerUnit: o.GetRequestsPerUnit(), Unit: u}, key: entryKey(entries, nil)}, nil
 	}
 	node := d.cfg.Root
 	var found *config.Descriptor
@@ -159,9 +187,18 @@ func lookup(d *domain, desc *rlcommon.RateLimitDescriptor) (rule, error) {
 		node = next
 	}
 	if found == nil {
-		return rule{}, nil
+		return rule{}
 	}
-	return rule{limit: found.Limit, shadow: found.ShadowMode, key: entryKey(entries, shared)}, nil
+	return rule{limit: found.Limit, shadow: found.ShadowMode, quota: found.QuotaMode, key: entryKey(entries, shared)}
+}
+
+// hashedKey is the counter key of a descriptor whose entries, joined, are
+// longer than MaxKeyBytes: "#sha256:" and the SHA-256 of the joined key in
+// hex. No joined key has that shape (every one with an entry holds '='),
+// and two long descriptors share a counter only if SHA-256 collides.
+func hashedKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "#sha256:" + hex.EncodeToString(sum[:])
 }
 
 // entryKey joins the entries unambiguously: k=v&k2=v2, with '%', '&'
@@ -200,6 +237,11 @@ func writeEscaped(b *strings.Builder, s string) {
 }
 
 // ShouldRateLimit implements the Envoy RateLimitService.
+//
+// Whatever a request holds, it gets a decision when one is possible: the
+// errors left are an empty domain or descriptor list (nothing to limit, as
+// the reference) and an unavailable store (Envoy's failure_mode_deny then
+// decides).
 func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest) (*rlv3.RateLimitResponse, error) {
 	if req.GetDomain() == "" {
 		return nil, status.Error(codes.InvalidArgument, "rate limit domain must not be empty")
@@ -208,24 +250,19 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 	if len(descs) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "rate limit descriptor list must not be empty")
 	}
-	if len(descs) > MaxDescriptors {
-		return nil, status.Errorf(codes.InvalidArgument, "descriptors: at most %d per request (got %d)", MaxDescriptors, len(descs))
-	}
 	snap := s.snap.Load()
 	d := snap.domains[req.GetDomain()]
 	c := snap.unknown
 	if d != nil {
 		c = d.c
 	}
+	decided := descs[:min(len(descs), MaxDescriptors)]
 	rules := make([]rule, len(descs))
 	if d != nil {
 		for i, desc := range descs {
-			r, err := lookup(d, desc)
-			if err != nil {
-				return nil, err
-			}
+			r := lookup(d, desc)
 			if len(r.key) > MaxKeyBytes {
-				return nil, status.Errorf(codes.InvalidArgument, "descriptors[%d]: longer than %d bytes", i, MaxKeyBytes)
+				r.key = hashedKey(r.key)
 			}
 			rules[i] = r
 		}
@@ -248,13 +285,13 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 		}
 	}
 	resp := &rlv3.RateLimitResponse{OverallCode: rlv3.RateLimitResponse_OK, Statuses: make([]*rlv3.RateLimitResponse_DescriptorStatus, len(descs))}
-	if s.parallel > 1 && len(descs) > 1 {
+	if s.parallel > 1 && len(decided) > 1 {
 		if err := s.decideParallel(ctx, req, rules, c, resp.Statuses); err != nil {
 			return nil, err
 		}
 	} else {
 		scratch := &weir.Request{Checks: make([]weir.Check, 1)}
-		for i, desc := range descs {
+		for i, desc := range decided {
 			st, err := s.decide(ctx, req, desc, rules[i], c, scratch)
 			if err != nil {
 				return nil, rpcError(err)
@@ -262,28 +299,116 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlv3.RateLimitRequest
 			resp.Statuses[i] = st
 		}
 	}
-	for _, st := range resp.Statuses {
-		if st.Code == rlv3.RateLimitResponse_OVER_LIMIT {
-			resp.OverallCode = rlv3.RateLimitResponse_OVER_LIMIT
-		}
+	// Descriptors beyond MaxDescriptors are not counted: those with a
+	// limit are over it, the others are answered as usual.
+	for i := len(decided); i < len(descs); i++ {
+		resp.Statuses[i] = s.beyond(rules[i], c)
 	}
-	if snap.shadow && resp.OverallCode == rlv3.RateLimitResponse_OVER_LIMIT {
+	resp.OverallCode = overall(resp.Statuses, rules, snap.opts.QuotaMode)
+	if snap.opts.Headers.Enabled {
+		resp.ResponseHeadersToAdd = headers(resp.Statuses, rules, snap.opts)
+	}
+	if snap.opts.ShadowMode && resp.OverallCode == rlv3.RateLimitResponse_OVER_LIMIT {
 		resp.OverallCode = rlv3.RateLimitResponse_OK
 	}
 	return resp, nil
 }
 
+// beyond answers a descriptor past MaxDescriptors without the store: no
+// limit or unlimited as usual, OVER_LIMIT when it has a limit.
+func (s *Server) beyond(r rule, c *counters) *rlv3.RateLimitResponse_DescriptorStatus {
+	l := r.limit
+	switch {
+	case l == nil:
+		c.nolimit.Inc()
+		return &rlv3.RateLimitResponse_DescriptorStatus{Code: rlv3.RateLimitResponse_OK}
+	case l.Unlimited:
+		c.unlimited.Inc()
+		return &rlv3.RateLimitResponse_DescriptorStatus{Code: rlv3.RateLimitResponse_OK, LimitRemaining: math.MaxUint32}
+	}
+	current := &rlv3.RateLimitResponse_RateLimit{Name: l.Name, RequestsPerUnit: l.RequestsPerUnit, Unit: rlv3.RateLimitResponse_RateLimit_Unit(l.Unit)}
+	return overStatus(current, s.now(), l.Unit.Seconds(), r.shadow, c)
+}
+
+// overall is the request's code, as the reference computes it: OVER_LIMIT
+// when a rate-limit descriptor is over its limit, or when the request has
+// quota descriptors (quota_mode, or every descriptor with the global
+// quota mode) and every one of them is over. Unlimited descriptors count
+// as neither.
+func overall(sts []*rlv3.RateLimitResponse_DescriptorStatus, rules []rule, globalQuota bool) rlv3.RateLimitResponse_Code {
+	quotas, quotasOver := 0, 0
+	for i, st := range sts {
+		r := rules[i]
+		if r.limit != nil && r.limit.Unlimited {
+			continue
+		}
+		quota := globalQuota || r.limit != nil && r.quota
+		over := st.Code == rlv3.RateLimitResponse_OVER_LIMIT
+		switch {
+		case over && !quota:
+			return rlv3.RateLimitResponse_OVER_LIMIT
+		case over:
+			quotasOver++
+		}
+		if quota {
+			quotas++
+		}
+	}
+	if quotas > 0 && quotas == quotasOver {
+		return rlv3.RateLimitResponse_OVER_LIMIT
+	}
+	return rlv3.RateLimitResponse_OK
+}
+
+// headers returns the RateLimit-Limit, -Remaining and -Reset headers of the
+// descriptor the reference picks: the last rate-limit (not quota)
+// descriptor over its limit, else the first with the fewest units left
+// among those with a limit. None when no descriptor has a limit.
+func headers(sts []*rlv3.RateLimitResponse_DescriptorStatus, rules []rule, opts Options) []*corev3.HeaderValue {
+	var pick *rlv3.RateLimitResponse_DescriptorStatus
+	least := uint32(math.MaxUint32)
+	for i, st := range sts {
+		if st.CurrentLimit != nil && st.LimitRemaining < least {
+			pick, least = st, st.LimitRemaining
+		}
+		quota := opts.QuotaMode || rules[i].limit != nil && rules[i].quota
+		if st.Code == rlv3.RateLimitResponse_OVER_LIMIT && !quota && st.CurrentLimit != nil {
+			pick, least = st, 0
+		}
+	}
+	if pick == nil {
+		return nil
+	}
+	h := opts.Headers
+	return []*corev3.HeaderValue{
+		{Key: h.LimitHeader(), Value: strconv.FormatUint(uint64(pick.CurrentLimit.RequestsPerUnit), 10)},
+		{Key: h.RemainingHeader(), Value: strconv.FormatUint(uint64(pick.LimitRemaining), 10)},
+		{Key: h.ResetHeader(), Value: strconv.FormatInt(pick.DurationUntilReset.GetSeconds(), 10)},
+	}
+}
+
 // decideParallel decides the descriptors with up to s.parallel at once.
+// Descriptors on one counter (same unit and key) are decided one after
+// another in request order, in one goroutine, so that which of them are
+// admitted is what a sequential pass would give (the reference's order);
+// different counters run in parallel.
 func (s *Server) decideParallel(ctx context.Context, req *rlv3.RateLimitRequest, rules []rule, c *counters, out []*rlv3.RateLimitResponse_DescriptorStatus) error {
 	descs := req.GetDescriptors()
-	errs := make([]error, len(descs))
+	groups := groupByCounter(rules)
+	errs := make([]error, len(rules))
 	sem := make(chan struct{}, s.parallel)
 	var wg sync.WaitGroup
-	for i, desc := range descs {
+	for _, g := range groups {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out[i], errs[i] = s.decide(ctx, req, desc, rules[i], c, &weir.Request{Checks: make([]weir.Check, 1)})
+			wr := &weir.Request{Checks: make([]weir.Check, 1)}
+			for _, i := range g {
+				out[i], errs[i] = s.decide(ctx, req, descs[i], rules[i], c, wr)
+				if errs[i] != nil {
+					return
+				}
+			}
 		})
 	}
 	wg.Wait()
@@ -293,6 +418,32 @@ func (s *Server) decideParallel(ctx context.Context, req *rlv3.RateLimitRequest,
 		}
 	}
 	return nil
+}
+
+// groupByCounter returns the indexes of rules, grouped by the counter they
+// charge (unit and key; the domain is the request's), each group in
+// request order. Rules that charge no counter are groups of one.
+func groupByCounter(rules []rule) [][]int {
+	type counter struct {
+		unit config.Unit
+		key  string
+	}
+	var groups [][]int
+	at := map[counter]int{}
+	for i, r := range rules {
+		if r.limit == nil || r.limit.Unlimited || r.limit.RequestsPerUnit == 0 {
+			groups = append(groups, []int{i})
+			continue
+		}
+		k := counter{r.limit.Unit, r.key}
+		if g, ok := at[k]; ok {
+			groups[g] = append(groups[g], i)
+			continue
+		}
+		at[k] = len(groups)
+		groups = append(groups, []int{i})
+	}
+	return groups
 }
 
 func rpcError(err error) error {

@@ -10,7 +10,10 @@ import (
 
 	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"github.com/redis/go-redis/v9"
 	"github.com/weir-go/weir/memstore"
+	"github.com/weir-go/weir/redisstore"
+	"github.com/weir-go/weir/redisstore/redistest"
 	"github.com/weir-go/weir/server/config"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -37,7 +40,7 @@ func newTestServer(t testing.TB, file string, shadow bool) (*Server, *clock) {
 	clk := &clock{now: t0}
 	store := memstore.New(memstore.WithClock(clk.Now))
 	t.Cleanup(func() { store.Close() })
-	s := New(store, domains, shadow, nil)
+	s := New(store, domains, Options{ShadowMode: shadow}, nil)
 	s.now = clk.Now
 	return s, clk
 }
@@ -200,6 +203,27 @@ func TestDifferential(t *testing.T) {
 			// 2820 s later the hour has turned: only the hour counter is new.
 			{2820 * sec, 0, ds(d("unit=hour"), d("unit=day")), ok, []st{{ok, "5/HOUR", 4, 3600}, {ok, "5/DAY", 3, 3600}}},
 		}},
+		{"descriptors of one counter are decided in request order", []step{
+			{0, 0, repeat(d("basic=o"), 40), over, append([]st{{ok, "3/SECOND", 2, 1}, {ok, "3/SECOND", 1, 1}, {ok, "3/SECOND", 0, 1}},
+				fill(st{over, "3/SECOND", 0, 1}, 37)...)},
+			{0, 0, ds(d("basic=p"), d("basic=o"), d("basic=p"), d("basic=p"), d("basic=p")), over, []st{
+				{ok, "3/SECOND", 2, 1}, {over, "3/SECOND", 0, 1}, {ok, "3/SECOND", 1, 1}, {ok, "3/SECOND", 0, 1}, {over, "3/SECOND", 0, 1},
+			}},
+		}},
+		{"quota_mode: over only when every quota descriptor is", []step{
+			{0, 0, ds(d("quota_a=x"), d("quota_b=x")), ok, []st{{ok, "1/MINUTE", 0, 60}, {ok, "2/MINUTE", 1, 60}}},
+			// quota_a is over, quota_b is not: the request passes, and the
+			// status still says OVER_LIMIT (as the reference's).
+			{0, 0, ds(d("quota_a=x"), d("quota_b=x")), ok, []st{{over, "1/MINUTE", 0, 60}, {ok, "2/MINUTE", 0, 60}}},
+			{0, 0, ds(d("quota_a=x"), d("quota_b=x")), over, []st{{over, "1/MINUTE", 0, 60}, {over, "2/MINUTE", 0, 60}}},
+			// A rate-limit descriptor over its limit is over whatever the quotas say.
+			{0, 0, ds(d("quota_a=y"), d("remote_address=50.0.0.5")), over, []st{{ok, "1/MINUTE", 0, 60}, {over, "0/SECOND", 0, 1}}},
+			// Quota descriptors only, one of them: over when it is.
+			{0, 0, ds(d("quota_a=y")), over, []st{{over, "1/MINUTE", 0, 60}}},
+			// A descriptor without a limit is not a quota descriptor.
+			{0, 0, ds(d("quota_a=y"), d("nothing=here")), over, []st{{over, "1/MINUTE", 0, 60}, {ok, "", 0, 0}}},
+			{60 * sec, 0, ds(d("quota_a=y")), ok, []st{{ok, "1/MINUTE", 0, 60}}},
+		}},
 		{"limit override from Envoy", []step{
 			{0, 0, ds(withLimit(d("anything=1"), 2, 2)), ok, []st{{ok, "2/MINUTE", 1, 60}}},
 			{0, 0, ds(withLimit(d("anything=1"), 2, 2)), ok, []st{{ok, "2/MINUTE", 0, 60}}},
@@ -215,9 +239,53 @@ func TestDifferential(t *testing.T) {
 			})
 		}
 	}
+	// The same answers from the Redis store, one descriptor at a time and
+	// 64 at once as weir serve decides them on Redis (issue 19: statuses in
+	// request order on every store).
+	srv := redistest.Start(t)
+	for _, parallel := range []int{1, 64} {
+		for i, tt := range tests {
+			t.Run(fmt.Sprintf("redis/%s/parallel=%d", tt.name, parallel), func(t *testing.T) {
+				clk := &clock{now: t0}
+				client := redis.NewClient(srv.Options())
+				t.Cleanup(func() { client.Close() })
+				store, err := redisstore.New(client, redisstore.WithClock(clk.Now), redisstore.WithDeadline(30*time.Second), redisstore.WithPrefix(fmt.Sprintf("t%d-%d:", parallel, i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { store.Close() })
+				domains, _, err := config.LoadEnvoy("testdata/reference.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := New(store, domains, Options{}, nil)
+				s.now = clk.Now
+				s.SetParallel(parallel)
+				run(t, s, clk, "ref", tt.steps)
+			})
+		}
+	}
 }
 
 func ds(d ...*rlcommon.RateLimitDescriptor) []*rlcommon.RateLimitDescriptor { return d }
+
+// repeat returns n copies of one descriptor.
+func repeat(desc *rlcommon.RateLimitDescriptor, n int) []*rlcommon.RateLimitDescriptor {
+	out := make([]*rlcommon.RateLimitDescriptor, n)
+	for i := range out {
+		out[i] = desc
+	}
+	return out
+}
+
+// fill returns n copies of one expected status.
+func fill(s st, n int) []st {
+	out := make([]st, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
 
 func withHits(d *rlcommon.RateLimitDescriptor, n uint64) *rlcommon.RateLimitDescriptor {
 	d.HitsAddend = wrapperspb.UInt64(n)
@@ -242,17 +310,124 @@ func TestGlobalShadowAndUnknownDomain(t *testing.T) {
 	})
 }
 
+// TestInvalidRequests: the only requests refused are those with nothing to
+// limit (as the reference refuses them).
 func TestInvalidRequests(t *testing.T) {
 	s, _ := newTestServer(t, "testdata/reference.yaml", false)
 	for _, req := range []*rlv3.RateLimitRequest{
 		{Descriptors: ds(d("basic=x"))},
 		{Domain: "ref"},
-		{Domain: "ref", Descriptors: make([]*rlcommon.RateLimitDescriptor, MaxDescriptors+1)},
-		{Domain: "ref", Descriptors: ds(d("basic=" + strings.Repeat("x", MaxKeyBytes)))},
-		{Domain: "ref", Descriptors: ds(withLimit(d("a=b"), 1, 0))},
 	} {
 		if _, err := s.ShouldRateLimit(context.Background(), req); err == nil {
 			t.Errorf("%d descriptors in %q: no error", len(req.Descriptors), req.Domain)
 		}
 	}
+}
+
+// TestBadInputDecides (issue 19: no way around a limit through an error):
+// each input the server used to refuse with INVALID_ARGUMENT, which Envoy
+// (failure_mode_deny: false) turns into an unlimited pass, now gets a
+// decision that counts.
+func TestBadInputDecides(t *testing.T) {
+	long := strings.Repeat("x", MaxKeyBytes)
+	t.Run("descriptor longer than MaxKeyBytes is counted under its hash", func(t *testing.T) {
+		s, clk := newTestServer(t, "testdata/reference.yaml", false)
+		run(t, s, clk, "ref", []step{
+			{0, 0, ds(d("basic=" + long + "a")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+			{0, 2, ds(d("basic=" + long + "a")), ok, []st{{ok, "3/SECOND", 0, 1}}},
+			{0, 0, ds(d("basic=" + long + "a")), over, []st{{over, "3/SECOND", 0, 1}}},
+			// Another long value has its own counter, and so has a short one.
+			{0, 0, ds(d("basic=" + long + "b")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+			{0, 0, ds(d("basic=x")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+		})
+		if k := hashedKey("basic=" + long); len(k) != len("#sha256:")+64 || strings.Contains(k, "=") {
+			t.Errorf("hashedKey = %q: want a fixed-size key without '='", k)
+		}
+	})
+	t.Run("descriptors beyond MaxDescriptors with a limit are over it, uncounted", func(t *testing.T) {
+		s, clk := newTestServer(t, "testdata/reference.yaml", false)
+		descs := repeat(d("nothing=here"), MaxDescriptors+3)
+		descs[0] = d("basic=m")
+		descs[MaxDescriptors] = d("basic=n")
+		descs[MaxDescriptors+1] = d("internal=x")
+		want := append([]st{{ok, "3/SECOND", 2, 1}}, fill(st{ok, "", 0, 0}, MaxDescriptors-1)...)
+		want = append(want, st{over, "3/SECOND", 0, 1}, st{ok, "", math.MaxUint32, 0}, st{ok, "", 0, 0})
+		run(t, s, clk, "ref", []step{
+			{0, 0, descs, over, want},
+			// basic=n was not counted.
+			{0, 0, ds(d("basic=n")), ok, []st{{ok, "3/SECOND", 2, 1}}},
+		})
+		// An unknown domain has no limits, however many descriptors.
+		run(t, s, clk, "elsewhere", []step{{0, 0, repeat(d("basic=x"), MaxDescriptors+1), ok, fill(st{ok, "", 0, 0}, MaxDescriptors+1)}})
+	})
+	t.Run("override with an unknown unit applies the configured limit", func(t *testing.T) {
+		s, clk := newTestServer(t, "testdata/reference.yaml", false)
+		run(t, s, clk, "ref", []step{
+			{0, 0, ds(withLimit(d("basic=u"), 100, 0)), ok, []st{{ok, "3/SECOND", 2, 1}}},
+			{0, 2, ds(withLimit(d("basic=u"), 100, 99)), ok, []st{{ok, "3/SECOND", 0, 1}}},
+			{0, 0, ds(withLimit(d("basic=u"), 100, 0)), over, []st{{over, "3/SECOND", 0, 1}}},
+		})
+	})
+}
+
+// TestGlobalQuotaMode: with QUOTA_MODE every descriptor is a quota one; a
+// descriptor without a limit passes and so keeps the request OK.
+func TestGlobalQuotaMode(t *testing.T) {
+	s, clk := newTestServer(t, "testdata/reference.yaml", false)
+	s.Load(s.domainList(), Options{QuotaMode: true})
+	run(t, s, clk, "ref", []step{
+		{0, 0, ds(d("remote_address=50.0.0.5")), over, []st{{over, "0/SECOND", 0, 1}}},
+		{0, 0, ds(d("remote_address=50.0.0.5"), d("nothing=here")), ok, []st{{over, "0/SECOND", 0, 1}, {ok, "", 0, 0}}},
+		{0, 0, ds(d("remote_address=50.0.0.5"), d("basic=q")), ok, []st{{over, "0/SECOND", 0, 1}, {ok, "3/SECOND", 2, 1}}},
+		// Unlimited descriptors are not counted as quotas.
+		{0, 0, ds(d("remote_address=50.0.0.5"), d("internal=x")), over, []st{{over, "0/SECOND", 0, 1}, {ok, "", math.MaxUint32, 0}}},
+	})
+}
+
+// TestResponseHeaders: the reference's LIMIT_RESPONSE_HEADERS_ENABLED: the
+// headers of the descriptor with the fewest units left, or of the last
+// rate-limit descriptor over its limit.
+func TestResponseHeaders(t *testing.T) {
+	s, clk := newTestServer(t, "testdata/reference.yaml", false)
+	clk.now = t0
+	hdr := func(opts Options, descs ...*rlcommon.RateLimitDescriptor) string {
+		t.Helper()
+		s.Load(s.domainList(), opts)
+		resp, err := s.ShouldRateLimit(context.Background(), &rlv3.RateLimitRequest{Domain: "ref", Descriptors: descs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range resp.ResponseHeadersToAdd {
+			out = append(out, h.Key+": "+h.Value)
+		}
+		return strings.Join(out, ", ")
+	}
+	on := Options{Headers: config.EnvoyHeaders{Enabled: true}}
+	tests := []struct {
+		opts  Options
+		descs []*rlcommon.RateLimitDescriptor
+		want  string
+	}{
+		{Options{}, ds(d("basic=h1")), ""},
+		{on, ds(d("nothing=here")), ""},
+		{on, ds(d("unit=minute"), d("basic=h2")), "RateLimit-Limit: 3, RateLimit-Remaining: 2, RateLimit-Reset: 1"},
+		{on, ds(d("basic=h3"), d("unit=minute"), d("unit=hour")), "RateLimit-Limit: 3, RateLimit-Remaining: 2, RateLimit-Reset: 1"},
+		{on, ds(d("remote_address=50.0.0.5"), d("basic=h4")), "RateLimit-Limit: 0, RateLimit-Remaining: 0, RateLimit-Reset: 1"},
+		{Options{Headers: config.EnvoyHeaders{Enabled: true, Limit: "X-L", Remaining: "X-R", Reset: "X-T"}}, ds(d("basic=h5")), "X-L: 3, X-R: 2, X-T: 1"},
+	}
+	for i, tt := range tests {
+		if got := hdr(tt.opts, tt.descs...); got != tt.want {
+			t.Errorf("%d: headers %q, want %q", i, got, tt.want)
+		}
+	}
+}
+
+// domainList returns the loaded domains, to reload them with other options.
+func (s *Server) domainList() []config.Domain {
+	var out []config.Domain
+	for _, d := range s.snap.Load().domains {
+		out = append(out, d.cfg)
+	}
+	return out
 }

@@ -248,6 +248,9 @@ func DecodeCheck(data []byte, allowLease bool) (one *checkBody, batch []checkBod
 		}
 		*one = checkBody{}
 	}
+	if err := invalidText(data); err != nil {
+		return nil, nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if data[0] == '[' {

@@ -33,6 +33,9 @@ type Metrics struct {
 	FailClosed *prometheus.CounterVec
 	// Fallback counts decisions made by the local fallback limiter.
 	Fallback *prometheus.CounterVec
+	// FallbackShare is what the fallback limiter divides limits by: the
+	// instances sharing the store.
+	FallbackShare prometheus.Gauge
 	// Requests counts API requests by api (http, grpc, envoy), method and
 	// code.
 	Requests *prometheus.CounterVec
@@ -67,6 +70,9 @@ func New() *Metrics {
 		Fallback: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_fallback_decisions_total", Help: "Decisions made by the local fallback limiter because the store failed.",
 		}, []string{"policy"}),
+		FallbackShare: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_fallback_share", Help: "What on_store_error: fallback divides limits by: the weir serve instances sharing the store.",
+		}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_requests_total", Help: "API requests, by API, method and status code.",
 		}, []string{"api", "method", "code"}),
@@ -90,7 +96,7 @@ func New() *Metrics {
 	})
 	info.Set(1)
 	m.Registry.MustRegister(m.Decisions, m.EnvoyDescriptors, m.StoreDuration, m.FailOpen, m.FailClosed,
-		m.Fallback, m.Requests, m.ConfigReloads, m.ConfigLastReload, m.Ready, info,
+		m.Fallback, m.FallbackShare, m.Requests, m.ConfigReloads, m.ConfigLastReload, m.Ready, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -93,6 +95,8 @@ type Service struct {
 
 	localMu sync.Mutex
 	locals  map[localKey]*localquota.Store // kept across reloads; closed by Close
+	// peers is the number of live instances last counted (0: unknown).
+	peers atomic.Int64
 }
 
 // localKey names the local-quota store of a policy: one per policy and
@@ -100,6 +104,21 @@ type Service struct {
 type localKey struct {
 	policy string
 	local  config.Local
+}
+
+// SetPeers records the number of live instances sharing the store, the
+// service itself included (package peers counts them). Policies with
+// on_store_error: fallback divide their limits by it, or by
+// server.fallback_instances when that is larger.
+func (s *Service) SetPeers(n int64) {
+	s.peers.Store(n)
+	s.m.FallbackShare.Set(float64(s.FallbackShare()))
+}
+
+// FallbackShare is what the fallback limits are divided by: the larger of
+// the live instances last counted and server.fallback_instances, at least 1.
+func (s *Service) FallbackShare() int64 {
+	return max(1, s.peers.Load(), s.Config().Server.FallbackInstances)
 }
 
 // SetParallel lets up to n checks of one batch be decided at once (see
@@ -140,7 +159,10 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 	if m == nil {
 		m = metrics.New()
 	}
-	s := &Service{store: newTimedStore(store, m), fallback: fallback, m: m, parallel: 1, locals: map[localKey]*localquota.Store{}}
+	s := &Service{store: newTimedStore(store, m), m: m, parallel: 1, locals: map[localKey]*localquota.Store{}}
+	if fallback != nil {
+		s.fallback = sharedStore{Store: fallback, share: s.FallbackShare}
+	}
 	if err := m.Registry.Register(localCollector{s}); err != nil {
 		return nil, err
 	}
@@ -149,6 +171,7 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 		return nil, err
 	}
 	s.snap.Store(snap)
+	m.FallbackShare.Set(float64(s.FallbackShare()))
 	return s, nil
 }
 
@@ -177,7 +200,10 @@ func (s *Service) Compile(cfg *config.Config) (*Compiled, error) {
 
 // Apply swaps in a compiled policy set. In-flight requests finish under
 // the policies they started with.
-func (s *Service) Apply(c *Compiled) { s.snap.Store(c.snap) }
+func (s *Service) Apply(c *Compiled) {
+	s.snap.Store(c.snap)
+	s.m.FallbackShare.Set(float64(s.FallbackShare()))
+}
 
 func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 	if cfg == nil {
@@ -333,8 +359,8 @@ func (s *Service) lookup(req *Request) (*policy, string, error) {
 		return nil, "", fieldErr("fields", "at most %d fields (got %d)", MaxFields, len(req.Fields))
 	}
 	for k, v := range req.Fields {
-		if len(v) > config.MaxKeyLength || !utf8.ValidString(v) {
-			return nil, "", fieldErr("fields."+clip(k), "must be valid UTF-8 of at most %d bytes", config.MaxKeyLength)
+		if !utf8.ValidString(v) {
+			return nil, "", fieldErr("fields."+clip(k), "must be valid UTF-8")
 		}
 	}
 	if !utf8.ValidString(req.Key) {
@@ -351,10 +377,25 @@ func (s *Service) lookup(req *Request) (*policy, string, error) {
 		}
 		return nil, "", err
 	}
-	if len(key) > config.MaxKeyLength {
-		return nil, "", fieldErr("key", "longer than %d bytes", config.MaxKeyLength)
+	return p, longKey(key), nil
+}
+
+// longKey returns key when it is at most config.MaxKeyLength bytes, and
+// otherwise a fixed-size stand-in: the key's first bytes (up to 190, cut
+// at a character boundary), "#sha256:" and the SHA-256 of the whole key in
+// hex. A stand-in is longer than config.MaxKeyLength, so it is never a
+// key used as it is; two long keys share one only if SHA-256 collides. A
+// caller that fails open on errors cannot pass a limit with a long key.
+func longKey(key string) string {
+	if len(key) <= config.MaxKeyLength {
+		return key
 	}
-	return p, key, nil
+	sum := sha256.Sum256([]byte(key))
+	head := key[:190]
+	for len(head) > 0 && !utf8.ValidString(head) {
+		head = head[:len(head)-1]
+	}
+	return head + "#sha256:" + hex.EncodeToString(sum[:])
 }
 
 func clip(s string) string {
