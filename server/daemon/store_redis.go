@@ -37,6 +37,13 @@ func openRedis(ctx context.Context, raw string) (weir.Store, string, func() erro
 	// A retried script call could charge a decision twice (R16): the store
 	// never retries, so neither may the client, whatever the URL says.
 	opt.MaxRetries = -1
+	// Every call the store makes directly (Ping for /readyz and the
+	// store-ready metric, Del for reset, the script calls of its workers)
+	// ends at a context deadline, the store's own. Without this option
+	// go-redis ignores those deadlines on the socket and waits for its
+	// ReadTimeout (3 s by default): /readyz would hang while Redis is
+	// stalled (SIGSTOP, a stuck host) instead of answering 503 (issue 16.1).
+	opt.ContextTimeoutEnabled = true
 	client := redis.NewClient(opt)
 	s, err := redisstore.New(client, sopts...)
 	if err != nil {

@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-go/weir/redisstore/redistest"
+)
+
+// Issue 16.1: with Redis stopped (SIGSTOP: connections open, nothing
+// answers), /readyz answers 503 near the store's deadline instead of
+// hanging until the client's read timeout. The URL sets that read timeout
+// to 20 s, so a client that ignores context deadlines would make /readyz
+// take 2 s (its own budget) at least and the ping 20 s; the bound below is
+// an upper bound on how long the answer may take, with room for a busy
+// machine, never a lower bound on progress.
+func TestReadyzRedisStalled(t *testing.T) {
+	rs := redistest.Start(t)
+	cfg := filepath.Join(t.TempDir(), "weir.yaml")
+	os.WriteFile(cfg, []byte("policies:\n  p:\n    limits: [\"100/s\"]\n"), 0o600)
+	s := start(t, "--config", cfg, "--store", "redis://"+rs.Addr+"/0?deadline=100ms&read_timeout=20s&write_timeout=20s")
+	if r := s.do("GET", "/readyz", "", ""); r.Code != http.StatusOK {
+		t.Fatalf("readyz with Redis running: %d %s", r.Code, r.Body)
+	}
+	rs.Pause()
+	defer rs.Resume()
+	for i := range 3 {
+		begin := time.Now()
+		r := s.do("GET", "/readyz", "", "")
+		took := time.Since(begin)
+		t.Logf("readyz %d with Redis stopped: %d in %v: %s", i, r.Code, took, strings.TrimSpace(string(r.Body)))
+		if r.Code != http.StatusServiceUnavailable {
+			t.Fatalf("readyz with Redis stopped: %d %s, want 503", r.Code, r.Body)
+		}
+		if took > 1500*time.Millisecond {
+			t.Fatalf("readyz took %v with a 100ms store deadline: the client does not honour context deadlines", took)
+		}
+	}
+	// Reset (admin) reaches Redis directly too: it must also end at the
+	// store's deadline.
+	begin := time.Now()
+	r := s.post("/v1/reset", `{"policy":"p","key":"k"}`)
+	if took := time.Since(begin); r.Code != http.StatusServiceUnavailable || took > 1500*time.Millisecond {
+		t.Fatalf("reset with Redis stopped: %d in %v (%s), want 503 near the 100ms deadline", r.Code, took, r.Body)
+	}
+	rs.Resume()
+	eventually(t, "readyz 200 after Redis resumed", func() bool { return s.do("GET", "/readyz", "", "").Code == http.StatusOK })
+}
