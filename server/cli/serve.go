@@ -63,6 +63,7 @@ still need an --admin-token. The pprof listener stays loopback plain HTTP.`,
 	f.StringVar(&o.Debug, "debug", "", "pprof listen address, loopback only (default off)")
 	f.StringArrayVar(&o.Tokens, "token", nil, "bearer token for the decision APIs (repeatable; env:NAME reads $NAME)")
 	f.StringArrayVar(&o.AdminTokens, "admin-token", nil, "bearer token with the admin scope: reset, reload (repeatable)")
+	f.StringArrayVar(&o.MetricsTokens, "metrics-token", nil, "bearer token required by GET /metrics (repeatable; admin tokens work too); default: /metrics is open")
 	f.BoolVar(&o.Insecure, "insecure", false, "allow non-loopback listeners without tokens")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate (and intermediates): serve HTTPS and gRPC over TLS; re-read on change")
 	f.StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")

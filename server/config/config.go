@@ -53,6 +53,10 @@ type Server struct {
 	// AdminTokens are bearer tokens accepted everywhere, including the
 	// admin operations (reset, reload).
 	AdminTokens []string `yaml:"admin_tokens"`
+	// MetricsTokens, when any is set, protect GET /metrics: a scrape then
+	// needs one of them or an admin token. Without them /metrics is open
+	// (it shows policy names, Envoy domains and counts, never a key).
+	MetricsTokens []string `yaml:"metrics_tokens"`
 	// TLS names the PEM files of the listeners' TLS. The --tls-* flags,
 	// when any is given, replace the whole section.
 	TLS TLS `yaml:"tls"`
@@ -253,6 +257,9 @@ func checkServer(file string, s *Server) error {
 	}
 	if s.AdminTokens, err = Tokens(s.AdminTokens); err != nil {
 		return &Error{File: file, Msg: "server admin_tokens: " + err.Error()}
+	}
+	if s.MetricsTokens, err = Tokens(s.MetricsTokens); err != nil {
+		return &Error{File: file, Msg: "server metrics_tokens: " + err.Error()}
 	}
 	t := &s.TLS
 	if err := t.Check(func(field string) string { return "server.tls." + strings.ReplaceAll(field, "-", "_") }); err != nil {

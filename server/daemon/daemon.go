@@ -79,6 +79,9 @@ type Options struct {
 	HTTP, GRPC, Debug string
 	// Tokens and AdminTokens add bearer tokens to the config's.
 	Tokens, AdminTokens []string
+	// MetricsTokens add bearer tokens that protect GET /metrics (with the
+	// config's server.metrics_tokens). With none, /metrics is open.
+	MetricsTokens []string
 	// Insecure allows non-loopback listeners without tokens.
 	Insecure bool
 	// TLSCert and TLSKey are PEM files: with them the HTTP listener serves
@@ -157,11 +160,20 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("--admin-token%w", err)
 	}
+	flagMetrics, err := config.Tokens(o.MetricsTokens)
+	if err != nil {
+		return fmt.Errorf("--metrics-token%w", err)
+	}
 	tlsr, err := LoadTLS(o, cfg, log)
 	if err != nil {
 		return err
 	}
-	auth := service.NewAuth(slices.Concat(cfg.Server.Tokens, flagTokens), append(cfg.Server.AdminTokens, flagAdmin...))
+	adminTokens := slices.Concat(cfg.Server.AdminTokens, flagAdmin)
+	auth := service.NewAuth(slices.Concat(cfg.Server.Tokens, flagTokens), adminTokens)
+	var metricsAuth *service.Auth // nil: /metrics is open
+	if mt := slices.Concat(cfg.Server.MetricsTokens, flagMetrics); len(mt) > 0 {
+		metricsAuth = service.NewAuth(mt, adminTokens)
+	}
 	if tlsr != nil && tlsr.MutualTLS() {
 		// A verified client certificate grants the decision scope.
 		auth = auth.WithClientCerts()
@@ -207,12 +219,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	var draining atomic.Bool
+	ping := func(ctx context.Context) error {
+		err := svc.Ping(ctx)
+		m.StoreReady.Set(boolGauge(err == nil))
+		return err
+	}
 	ready := func(ctx context.Context) error {
 		if draining.Load() {
 			return errors.New("shutting down")
 		}
-		return svc.Ping(ctx)
+		return ping(ctx)
 	}
+	_ = ping(ctx)
 	r := &reloader{o: o, svc: svc, env: env, m: m, log: log, tls: tlsr}
 	r.remember(cfg)
 
@@ -242,7 +260,8 @@ func Run(ctx context.Context, o Options) error {
 			return errors.Join(tlsErr, r.reload("api"))
 		},
 		Envoy:     env.JSONHandler(httpapi.MaxBodyBytes),
-		Dashboard: dash,
+		Dashboard:   dash,
+		MetricsAuth: metricsAuth,
 	})
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	hs := &http.Server{
@@ -339,6 +358,7 @@ func Run(ctx context.Context, o Options) error {
 	stopWatch := make(chan struct{})
 	wg.Go(func() { r.watch(hup, stopWatch) })
 	wg.Go(func() { tuneGC(stopWatch, 100*time.Millisecond) })
+	wg.Go(func() { probeStore(stopWatch, StoreProbeInterval, ping) })
 
 	tlsMode := "off"
 	switch {
@@ -389,6 +409,34 @@ func Run(ctx context.Context, o Options) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// StoreProbeInterval is how often the daemon pings its store to keep
+// weir_store_ready current between /readyz calls.
+const StoreProbeInterval = time.Second
+
+// probeStore calls ping every interval until stop is closed. Each ping is
+// bounded by the store's own deadline (and a second at most).
+func probeStore(stop <-chan struct{}, interval time.Duration, ping func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = ping(ctx)
+			cancel()
+		}
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func first(vs ...string) string {
@@ -591,7 +639,8 @@ func (r *reloader) reloadTLS(reason string) error {
 func serverEqual(a, b config.Server) bool {
 	return a.HTTP == b.HTTP && a.GRPC == b.GRPC && a.Debug == b.Debug && a.Store == b.Store &&
 		strings.Join(a.Tokens, "\x00") == strings.Join(b.Tokens, "\x00") &&
-		strings.Join(a.AdminTokens, "\x00") == strings.Join(b.AdminTokens, "\x00") && a.TLS == b.TLS
+		strings.Join(a.AdminTokens, "\x00") == strings.Join(b.AdminTokens, "\x00") &&
+		strings.Join(a.MetricsTokens, "\x00") == strings.Join(b.MetricsTokens, "\x00") && a.TLS == b.TLS
 }
 
 func (r *reloader) watch(hup <-chan os.Signal, stop <-chan struct{}) {

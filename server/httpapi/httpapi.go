@@ -39,6 +39,9 @@ type Options struct {
 	// served by it (a page without data that asks for a token) instead of
 	// the JSON 401.
 	Dashboard http.Handler
+	// MetricsAuth, when set, protects GET /metrics: a scrape needs a token
+	// it grants (any scope). Nil leaves /metrics open.
+	MetricsAuth *service.Auth
 	// Gate bounds the requests in flight; a full gate sheds with 503.
 	Gate *service.Gate
 	// Logger receives errors; nil means slog.Default().
@@ -68,7 +71,20 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /healthz", a.readyz)
 	mux.HandleFunc("GET /healthcheck", a.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Service.Metrics().Registry, promhttp.HandlerOpts{}))
+	var prom http.Handler = promhttp.HandlerFor(o.Service.Metrics().Registry, promhttp.HandlerOpts{})
+	if o.MetricsAuth != nil && o.MetricsAuth.Enabled() {
+		open := prom
+		prom = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if o.MetricsAuth.Scope(r.Header.Get("Authorization")) == service.ScopeNone {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+				a.count(r, http.StatusUnauthorized)
+				writeError(w, http.StatusUnauthorized, "unauthenticated", "", "/metrics needs a metrics or admin bearer token")
+				return
+			}
+			open.ServeHTTP(w, r)
+		})
+	}
+	mux.Handle("GET /metrics", prom)
 	if o.Envoy != nil {
 		mux.Handle("POST /json", a.guard(service.ScopeDecide, o.Envoy.ServeHTTP))
 	}
