@@ -259,7 +259,7 @@ func Run(ctx context.Context, o Options) error {
 			tlsErr := r.reloadTLS("api")
 			return errors.Join(tlsErr, r.reload("api"))
 		},
-		Envoy:     env.JSONHandler(httpapi.MaxBodyBytes),
+		Envoy:       env.JSONHandler(httpapi.MaxBodyBytes),
 		Dashboard:   dash,
 		MetricsAuth: metricsAuth,
 	})
