@@ -480,6 +480,9 @@ func Load(o Options) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckStoreLimits(cfg, first(o.Store, cfg.Server.Store, "memory")); err != nil {
+		return nil, err
+	}
 	if len(o.EnvoyPaths) > 0 {
 		domains, files, err := config.LoadEnvoy(o.EnvoyPaths...)
 		if err != nil {

@@ -2,13 +2,16 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/redisstore"
+	"github.com/weir-go/weir/server/config"
 )
 
 // openRedis opens a Redis store. Besides go-redis's URL options it takes
@@ -58,4 +61,37 @@ func openRedis(ctx context.Context, raw string) (weir.Store, string, func() erro
 		return nil, "", nil, fmt.Errorf("--store %s: %w", desc, err)
 	}
 	return s, desc, func() error { s.Close(); return client.Close() }, nil
+}
+
+// CheckStoreLimits reports the first limit of cfg that the store named by
+// storeURL cannot hold (issue 16.5: Redis refuses quotas and bursts above
+// 2^51), as a *config.Error naming the file, the line and the key, so that
+// weir config check, start-up and a reload refuse it instead of answering
+// every request to the policy with a 400. Envoy limits (requests_per_unit
+// is a uint32) always fit. The memory and SQLite stores hold every valid
+// limit.
+func CheckStoreLimits(cfg *config.Config, storeURL string) error {
+	if !strings.HasPrefix(storeURL, "redis://") && !strings.HasPrefix(storeURL, "rediss://") {
+		return nil
+	}
+	for _, p := range cfg.Policies {
+		for i, l := range p.Limits {
+			err := redisstore.CheckLimit(l)
+			if err == nil {
+				continue
+			}
+			var fe *weir.FieldError
+			field, reason := "limits", err.Error()
+			if errors.As(err, &fe) {
+				field, reason = fe.Field, fe.Reason
+			}
+			line := 0
+			if i < len(p.LimitLines) {
+				line = p.LimitLines[i]
+			}
+			return &config.Error{File: cfg.Source, Line: line,
+				Msg: fmt.Sprintf("policy %q: limits[%d] (%s): %s %s", p.Name, i, l.Name, field, reason)}
+		}
+	}
+	return nil
 }
