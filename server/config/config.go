@@ -175,7 +175,7 @@ type raw struct {
 
 type rawEnvoy struct {
 	Files      []yaml.Node `yaml:"files"`
-	ShadowMode bool     `yaml:"shadow_mode"`
+	ShadowMode bool        `yaml:"shadow_mode"`
 }
 
 type rawPolicy struct {
