@@ -72,6 +72,7 @@ still need an --admin-token. The pprof listener stays loopback plain HTTP.`,
 	f.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "on shutdown, how long in-flight requests may take")
 	f.DurationVar(&o.ReloadInterval, "reload-interval", 2*time.Second, "how often to check configuration files for changes (negative: never)")
 	f.DurationVar(&o.HeaderTimeout, "read-header-timeout", daemon.ReadHeaderTimeout, "how long a client may take to send request headers")
+	f.IntVar(&o.MaxIdleConns, "max-idle-conns", daemon.MaxIdleConns, "idle HTTP keep-alive connections kept; past it a connection going idle is closed (negative: no cap)")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 4096, "requests served at once before shedding with 503 / RESOURCE_EXHAUSTED (negative: no bound)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "json", "log format: json or text")

@@ -57,7 +57,14 @@ const (
 
 // Listener limits (S4, S5).
 const (
-	MaxHeaderBytes    = 16 << 10
+	// MaxHeaderBytes is the most an HTTP request's line and headers may
+	// take together: 16 KiB. net/http allows MaxHeaderBytes plus 4096
+	// bytes of read-ahead, so the server sets MaxHeaderBytes-4096.
+	MaxHeaderBytes = 16 << 10
+	// MaxIdleConns is the default cap on idle HTTP keep-alive
+	// connections (each holds about 16 KiB of buffers): past it, a
+	// connection that goes idle is closed (--max-idle-conns).
+	MaxIdleConns      = 1024
 	MaxRecvMsgSize    = 256 << 10
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 10 * time.Second
@@ -107,6 +114,10 @@ type Options struct {
 	// across HTTP and gRPC; more are shed at once with 503 /
 	// RESOURCE_EXHAUSTED (default 4096; negative: no bound).
 	MaxInFlight int
+	// MaxIdleConns caps the HTTP keep-alive connections held idle; a
+	// connection that goes idle past the cap is closed (default
+	// MaxIdleConns; negative: no cap).
+	MaxIdleConns int
 	// HeaderTimeout bounds how long a client may take to send request
 	// headers, and a new gRPC connection its handshake (default 5s; S5).
 	HeaderTimeout time.Duration
@@ -136,6 +147,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 4096
+	}
+	if o.MaxIdleConns == 0 {
+		o.MaxIdleConns = MaxIdleConns
 	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = ReadHeaderTimeout
@@ -270,8 +284,9 @@ func Run(ctx context.Context, o Options) error {
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
+		MaxHeaderBytes:    MaxHeaderBytes - 4096, // net/http adds 4096 (see MaxHeaderBytes)
 		ErrorLog:          httpErrorLog(log),
+		ConnState:         idleCap(o.MaxIdleConns),
 	}
 	hs.RegisterOnShutdown(dash.Close)
 	reqs := newCodeCounters(m.Requests, "grpc")
@@ -409,6 +424,33 @@ func Run(ctx context.Context, o Options) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// idleCap returns an http.Server.ConnState hook that closes a connection
+// going idle when max connections are idle already (nil: no cap). A
+// connection that leaves the idle state (a new request, closed, hijacked)
+// frees its place.
+func idleCap(max int) func(net.Conn, http.ConnState) {
+	if max < 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	idle := make(map[net.Conn]struct{})
+	return func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		if st != http.StateIdle {
+			delete(idle, c)
+			mu.Unlock()
+			return
+		}
+		if len(idle) >= max {
+			mu.Unlock()
+			c.Close()
+			return
+		}
+		idle[c] = struct{}{}
+		mu.Unlock()
+	}
 }
 
 // StoreProbeInterval is how often the daemon pings its store to keep
