@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +21,18 @@ import (
 	"github.com/weir-go/weir/server/service"
 )
 
-// MaxBodyBytes is the largest request body accepted (S4).
-const MaxBodyBytes = 64 << 10
+// Request body limits (S4).
+const (
+	// MaxBodyBytes is the largest body of a single-object request
+	// (acquire, release, reset) and of Envoy's POST /json.
+	MaxBodyBytes = 64 << 10
+	// MaxBatchBodyBytes is the largest body of POST /v1/check, which may
+	// carry a batch of up to service.MaxBatch (1000) checks: 256 KiB, the
+	// gRPC API's message limit, so a batch that fits one API fits the
+	// other, and 1000 checks have 262 bytes each (a 40-byte key with two
+	// fields takes about 110).
+	MaxBatchBodyBytes = 256 << 10
+)
 
 // Options configure the handler.
 type Options struct {
@@ -111,7 +122,30 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /dashboard/", data)
 	}
 	mux.HandleFunc("GET /{$}", a.index)
+	// Everything no route takes, in the API's error shape: the catch-all
+	// matches only what the routes above do not, so the hot paths pay
+	// nothing for it.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { unmatched(mux, w, r) })
 	return mux
+}
+
+// unmatched answers 405 with Allow when another method of the path has a
+// route, and 404 otherwise, as {"error":{...}}.
+func unmatched(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := mux.Handler(r2); p != "/" && p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "", "no such endpoint: "+r.URL.Path)
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 }
 
 func (a *api) index(w http.ResponseWriter, r *http.Request) {
@@ -229,16 +263,16 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readBody reads the body with the size limit: 413 before reading when the
 // declared length is too large, and when the actual body is.
-func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
-	if r.ContentLength > MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, limit int64) bool {
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", limit))
 		return false
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", limit))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "invalid_argument", "", "reading body: "+err.Error())
@@ -290,10 +324,122 @@ func DecodeCheck(data []byte, allowLease bool) (one *checkBody, batch []checkBod
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, nil, &weir.FieldError{Field: "body", Reason: "trailing data after the JSON value"}
 	}
+	if err := strictMembers(data); err != nil {
+		return nil, nil, err
+	}
 	if err := checkLease(one, batch, allowLease); err != nil {
 		return nil, nil, err
 	}
 	return one, batch, nil
+}
+
+// checkFields are the members of a check body, spelled exactly.
+var checkFields = []string{"policy", "key", "fields", "cost", "lease", "wait_ms"}
+
+// strictMembers refuses what encoding/json lets through in a body it
+// decoded: a member whose name matches a field only when case is ignored
+// ("Policy"), and a member given twice (encoding/json keeps the last), at
+// the top level and in "fields". data is valid JSON of the check shape.
+func strictMembers(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil // decoded already: cannot happen
+	}
+	if tok == json.Delim('[') {
+		for i := 0; dec.More(); i++ {
+			if _, err := dec.Token(); err != nil {
+				return nil
+			}
+			if err := strictObject(dec, fmt.Sprintf("checks[%d].", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return strictObject(dec, "")
+}
+
+// strictObject reads an object's members after its '{'.
+func strictObject(dec *json.Decoder, prefix string) error {
+	var seen [6]bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		i := slices.Index(checkFields, name)
+		if i < 0 {
+			for _, f := range checkFields {
+				if strings.EqualFold(f, name) {
+					return &weir.FieldError{Field: prefix + name, Reason: fmt.Sprintf("unknown field (field names are exact: %q)", f)}
+				}
+			}
+			return &weir.FieldError{Field: prefix + name, Reason: "unknown field"}
+		}
+		if seen[i] {
+			return &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
+		}
+		seen[i] = true
+		if name == "fields" {
+			if err := strictFields(dec, prefix+"fields."); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := skipValue(dec); err != nil {
+			return nil
+		}
+	}
+	_, _ = dec.Token() // '}'
+	return nil
+}
+
+// strictFields reads the "fields" object (or null), refusing a repeated
+// name.
+func strictFields(dec *json.Decoder, prefix string) error {
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil // null
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
+		}
+		seen[name] = true
+		if err := skipValue(dec); err != nil {
+			return nil
+		}
+	}
+	_, _ = dec.Token() // '}'
+	return nil
+}
+
+// skipValue reads one value, however nested.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }
 
 func checkLease(one *checkBody, batch []checkBody, allowLease bool) error {
@@ -350,7 +496,11 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBa
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if !readBody(w, r, buf) {
+	limit := int64(MaxBodyBytes)
+	if allowBatch {
+		limit = MaxBatchBodyBytes
+	}
+	if !readBody(w, r, buf, limit) {
 		return nil, nil, false
 	}
 	one, batch, err := DecodeCheck(buf.Bytes(), allowLease)
@@ -502,10 +652,12 @@ func (a *api) fail(w http.ResponseWriter, err error) {
 	}
 }
 
+// writeJSON writes b, a JSON value, and the newline that ends every JSON
+// body of the API.
 func writeJSON(w http.ResponseWriter, b []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonCT
-	w.Write(b)
+	w.Write(append(b, '\n'))
 }
 
 var jsonCT = []string{"application/json"}
