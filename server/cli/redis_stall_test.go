@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,4 +51,45 @@ func TestReadyzRedisStalled(t *testing.T) {
 	}
 	rs.Resume()
 	eventually(t, "readyz 200 after Redis resumed", func() bool { return s.do("GET", "/readyz", "", "").Code == http.StatusOK })
+}
+
+// Issue 16.6: during an outage the server logs the state change and
+// summaries, not one line per failed request: 500 requests answered 503
+// with Redis gone produce a handful of lines, and the recovery one line.
+func TestOutageLogsAreBounded(t *testing.T) {
+	rs := redistest.Start(t)
+	cfg := filepath.Join(t.TempDir(), "weir.yaml")
+	os.WriteFile(cfg, []byte("policies:\n  p:\n    limits: [\"100/s\"]\n    on_store_error: error\n"), 0o600)
+	s := start(t, "--config", cfg, "--store", "redis://"+rs.Addr+"/0?deadline=100ms")
+	if r := s.post("/v1/check", `{"policy":"p","key":"k"}`); r.Code != http.StatusOK {
+		t.Fatalf("check with Redis up: %d %s", r.Code, r.Body)
+	}
+	before := len(strings.Split(s.logs.String(), "\n"))
+	rs.Kill()
+	failed := 0
+	for range 500 {
+		r := s.post("/v1/check", `{"policy":"p","key":"k"}`)
+		if r.Code == http.StatusServiceUnavailable {
+			failed++
+		}
+	}
+	if failed != 500 {
+		t.Fatalf("%d of 500 checks failed with Redis gone, want 500", failed)
+	}
+	outage := strings.Split(s.logs.String(), "\n")[before-1:]
+	t.Logf("%d log lines during the outage:\n%s", len(outage), strings.Join(outage, "\n"))
+	if len(outage) > 12 {
+		t.Errorf("%d log lines for 500 failed requests: want a bounded number (state change, summaries)", len(outage))
+	}
+	if !strings.Contains(strings.Join(outage, "\n"), `"msg":"store failing"`) {
+		t.Errorf("no \"store failing\" line")
+	}
+	rs.Restart()
+	eventually(t, "a \"store recovered\" line", func() bool { return strings.Contains(s.logs.String(), `"msg":"store recovered"`) })
+	// Every failed request was counted, not dropped: the recovery line's
+	// total covers the 500 (and the readiness pings that failed).
+	m := regexp.MustCompile(`"msg":"store recovered","failures_total":(\d+)`).FindStringSubmatch(s.logs.String())
+	if n, _ := strconv.Atoi(m[1]); n < 500 {
+		t.Errorf("store recovered after %d failures, want at least 500", n)
+	}
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/weir-go/weir/server/gen/weirv1"
 	"github.com/weir-go/weir/server/grpcapi"
 	"github.com/weir-go/weir/server/httpapi"
+	"github.com/weir-go/weir/server/lograte"
 	"github.com/weir-go/weir/server/metrics"
 	"github.com/weir-go/weir/server/service"
 	"github.com/weir-go/weir/server/tlsconf"
@@ -207,6 +208,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("--debug %s: the pprof listener must be a loopback address", debugAddr)
 	}
 
+	if strings.HasPrefix(storeURL, "redis") {
+		routeRedisLogs(log)
+	}
 	store, storeDesc, closeStore, err := OpenStore(ctx, storeURL)
 	if err != nil {
 		return err
@@ -233,9 +237,17 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	var draining atomic.Bool
+	// Store failures are logged as state changes and periodic summaries,
+	// never once per request (issue 16.6).
+	storeLog := lograte.NewStore(log, 0, nil)
 	ping := func(ctx context.Context) error {
 		err := svc.Ping(ctx)
 		m.StoreReady.Set(boolGauge(err == nil))
+		if err != nil {
+			storeLog.Fail(err)
+		} else {
+			storeLog.OK()
+		}
 		return err
 	}
 	ready := func(ctx context.Context) error {
@@ -276,6 +288,7 @@ func Run(ctx context.Context, o Options) error {
 		Envoy:       env.JSONHandler(httpapi.MaxBodyBytes),
 		Dashboard:   dash,
 		MetricsAuth: metricsAuth,
+		StoreLog:    storeLog,
 	})
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	hs := &http.Server{

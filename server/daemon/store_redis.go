@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/redisstore"
 	"github.com/weir-go/weir/server/config"
+	"github.com/weir-go/weir/server/lograte"
 )
 
 // openRedis opens a Redis store. Besides go-redis's URL options it takes
@@ -61,6 +63,15 @@ func openRedis(ctx context.Context, raw string) (weir.Store, string, func() erro
 		return nil, "", nil, fmt.Errorf("--store %s: %w", desc, err)
 	}
 	return s, desc, func() error { s.Close(); return client.Close() }, nil
+}
+
+// routeRedisLogs sends the Redis client's own log lines (go-redis logs
+// through one process-wide logger: pool dial failures, reconnects) to log
+// as warnings with "source":"redis", each kind of line at most once per
+// lograte.DefaultEvery with a count of the ones held back, instead of
+// unstructured lines on stderr, one per failed dial.
+func routeRedisLogs(log *slog.Logger) {
+	redis.SetLogger(lograte.RedisLogger{T: lograte.NewThrottle(log, slog.LevelWarn, 0, nil)})
 }
 
 // CheckStoreLimits reports the first limit of cfg that the store named by

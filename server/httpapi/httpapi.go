@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/server/lograte"
 	"github.com/weir-go/weir/server/service"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	// MetricsAuth, when set, protects GET /metrics: a scrape needs a token
 	// it grants (any scope). Nil leaves /metrics open.
 	MetricsAuth *service.Auth
+	// StoreLog receives store failures, logged as state changes and
+	// periodic summaries (nil: one built on Logger).
+	StoreLog *lograte.Store
 	// Gate bounds the requests in flight; a full gate sheds with 503.
 	Gate *service.Gate
 	// Logger receives errors; nil means slog.Default().
@@ -69,6 +73,9 @@ type api struct {
 func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.StoreLog == nil {
+		o.StoreLog = lograte.NewStore(o.Logger, 0, nil)
 	}
 	a := &api{Options: o, reqs: o.Service.Metrics().Requests}
 	mux := http.NewServeMux()
@@ -339,107 +346,152 @@ var checkFields = []string{"policy", "key", "fields", "cost", "lease", "wait_ms"
 // strictMembers refuses what encoding/json lets through in a body it
 // decoded: a member whose name matches a field only when case is ignored
 // ("Policy"), and a member given twice (encoding/json keeps the last), at
-// the top level and in "fields". data is valid JSON of the check shape.
+// the top level, in each check of a batch, and in "fields". data is valid
+// JSON that encoding/json decoded into the check shape, so the scan only
+// reads member names and skips values; it allocates only for a name
+// written with escapes.
 func strictMembers(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil // decoded already: cannot happen
-	}
-	if tok == json.Delim('[') {
-		for i := 0; dec.More(); i++ {
-			if _, err := dec.Token(); err != nil {
-				return nil
-			}
-			if err := strictObject(dec, fmt.Sprintf("checks[%d].", i)); err != nil {
-				return err
-			}
-		}
+	i := skipWS(data, 0)
+	if i >= len(data) {
 		return nil
 	}
-	return strictObject(dec, "")
-}
-
-// strictObject reads an object's members after its '{'.
-func strictObject(dec *json.Decoder, prefix string) error {
-	var seen [6]bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		name, _ := tok.(string)
-		i := slices.Index(checkFields, name)
-		if i < 0 {
-			for _, f := range checkFields {
-				if strings.EqualFold(f, name) {
-					return &weir.FieldError{Field: prefix + name, Reason: fmt.Sprintf("unknown field (field names are exact: %q)", f)}
-				}
-			}
-			return &weir.FieldError{Field: prefix + name, Reason: "unknown field"}
-		}
-		if seen[i] {
-			return &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
-		}
-		seen[i] = true
-		if name == "fields" {
-			if err := strictFields(dec, prefix+"fields."); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := skipValue(dec); err != nil {
-			return nil
-		}
+	if data[i] != '[' {
+		_, err := strictObject(data, i, "")
+		return err
 	}
-	_, _ = dec.Token() // '}'
-	return nil
-}
-
-// strictFields reads the "fields" object (or null), refusing a repeated
-// name.
-func strictFields(dec *json.Decoder, prefix string) error {
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil // null
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
+	i = skipWS(data, i+1)
+	for n := 0; i < len(data) && data[i] != ']'; n++ {
+		var err error
+		if data[i] == '{' {
+			i, err = strictObject(data, i, "checks["+strconv.Itoa(n)+"].")
+		} else {
+			i = skipJSON(data, i)
 		}
-		name, _ := tok.(string)
-		if seen[name] {
-			return &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
-		}
-		seen[name] = true
-		if err := skipValue(dec); err != nil {
-			return nil
-		}
-	}
-	_, _ = dec.Token() // '}'
-	return nil
-}
-
-// skipValue reads one value, however nested.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
 		if err != nil {
 			return err
 		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
 		}
 	}
+	return nil
+}
+
+// strictObject checks the object at data[i] ('{') and returns the index
+// after it. prefix names the object in errors ("checks[3].").
+func strictObject(data []byte, i int, prefix string) (int, error) {
+	var seen [6]bool
+	i = skipWS(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		name, next := memberName(data, i)
+		k := slices.Index(checkFields, name)
+		if k < 0 {
+			for _, f := range checkFields {
+				if strings.EqualFold(f, name) {
+					return 0, &weir.FieldError{Field: prefix + name, Reason: fmt.Sprintf("unknown field (field names are exact: %q)", f)}
+				}
+			}
+			return 0, &weir.FieldError{Field: prefix + name, Reason: "unknown field"}
+		}
+		if seen[k] {
+			return 0, &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
+		}
+		seen[k] = true
+		i = skipWS(data, next)
+		i = skipWS(data, i+1) // ':'
+		if name == "fields" && i < len(data) && data[i] == '{' {
+			var err error
+			if i, err = strictFields(data, i, prefix+"fields."); err != nil {
+				return 0, err
+			}
+		} else {
+			i = skipJSON(data, i)
+		}
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
+	}
+	return i + 1, nil
+}
+
+// strictFields checks the "fields" object at data[i] for a repeated name.
+func strictFields(data []byte, i int, prefix string) (int, error) {
+	var seen map[string]bool
+	i = skipWS(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		name, next := memberName(data, i)
+		if seen == nil {
+			seen = make(map[string]bool)
+		}
+		if seen[name] {
+			return 0, &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
+		}
+		seen[name] = true
+		i = skipWS(data, next)
+		i = skipJSON(data, skipWS(data, i+1))
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
+	}
+	return i + 1, nil
+}
+
+// memberName reads the string at data[i] and returns it unescaped and the
+// index after it.
+func memberName(data []byte, i int) (string, int) {
+	end := skipJSON(data, i)
+	raw := data[i:end]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), end
+	}
+	var name string
+	_ = json.Unmarshal(raw, &name)
+	return name, end
+}
+
+// skipJSON returns the index after the value at data[i] (valid JSON).
+func skipJSON(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		for j := i + 1; j < len(data); j++ {
+			switch data[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(data)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				j = skipJSON(data, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(data)
+	}
+	for j := i; j < len(data); j++ {
+		switch data[j] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return j
+		}
+	}
+	return len(data)
 }
 
 func checkLease(one *checkBody, batch []checkBody, allowLease bool) error {
@@ -642,7 +694,7 @@ func (a *api) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, service.ErrPermission):
 		writeError(w, http.StatusForbidden, "permission_denied", "", err.Error())
 	case errors.Is(err, weir.ErrUnavailable):
-		a.Logger.Warn("store unavailable", "err", err)
+		a.StoreLog.Fail(err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "the rate-limit store is unavailable")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "request cancelled or timed out")
