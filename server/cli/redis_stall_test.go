@@ -38,6 +38,9 @@ func TestReadyzRedisStalled(t *testing.T) {
 		if r.Code != http.StatusServiceUnavailable {
 			t.Fatalf("readyz with Redis stopped: %d %s, want 503", r.Code, r.Body)
 		}
+		if strings.Contains(string(r.Body), rs.Addr) || strings.Contains(string(r.Body), "127.0.0.1") {
+			t.Errorf("the open probe's answer names an address: %s", r.Body)
+		}
 		if took > 1500*time.Millisecond {
 			t.Fatalf("readyz took %v with a 100ms store deadline: the client does not honour context deadlines", took)
 		}

@@ -242,6 +242,12 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
+		if errors.Is(err, weir.ErrUnavailable) {
+			// The probe is open to anyone: the store's error can name
+			// addresses, so it goes to the logs (lograte), not here.
+			io.WriteString(w, "not ready: the rate-limit store is unavailable\n")
+			return
+		}
 		fmt.Fprintf(w, "not ready: %v\n", err)
 		return
 	}
