@@ -2,6 +2,7 @@ package lograte
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -89,11 +90,11 @@ func TestThrottle(t *testing.T) {
 	th := NewThrottle(logger(&b), slog.LevelWarn, 10*time.Second, c.now)
 	r := RedisLogger{th}
 	for range 1000 {
-		r.Printf(nil, "pool: dial %s: %v", "127.0.0.1:6379", "connection refused")
+		r.Printf(context.Background(), "pool: dial %s: %v", "127.0.0.1:6379", "connection refused")
 		th.Log("other", "other line")
 	}
 	c.add(10 * time.Second)
-	r.Printf(nil, "pool: dial %s: %v", "127.0.0.1:6379", "connection refused")
+	r.Printf(context.Background(), "pool: dial %s: %v", "127.0.0.1:6379", "connection refused")
 	got := lines(&b)
 	if len(got) != 3 {
 		t.Fatalf("%d lines, want 3:\n%s", len(got), b.String())
