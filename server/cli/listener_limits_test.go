@@ -85,7 +85,7 @@ func TestIdleConnCap(t *testing.T) {
 	// connection is watched, not whether the test passes.
 	closed := 0
 	for _, c := range conns {
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	}
 	res := make(chan error, len(conns))
 	for _, c := range conns {

@@ -16,10 +16,11 @@ import (
 // Issue 16.1: with Redis stopped (SIGSTOP: connections open, nothing
 // answers), /readyz answers 503 near the store's deadline instead of
 // hanging until the client's read timeout. The URL sets that read timeout
-// to 20 s, so a client that ignores context deadlines would make /readyz
-// take 2 s (its own budget) at least and the ping 20 s; the bound below is
-// an upper bound on how long the answer may take, with room for a busy
-// machine, never a lower bound on progress.
+// to 20 s, so with a client that ignores context deadlines the ping takes
+// 20 s (the probe outlives the server's 10 s write timeout: EOF). The 5 s
+// bound below is an upper bound on how long the answer may take, with room
+// for a busy machine (measured 100-200 ms at load 30-40), never a lower
+// bound on progress.
 func TestReadyzRedisStalled(t *testing.T) {
 	rs := redistest.Start(t)
 	cfg := filepath.Join(t.TempDir(), "weir.yaml")
@@ -41,7 +42,7 @@ func TestReadyzRedisStalled(t *testing.T) {
 		if strings.Contains(string(r.Body), rs.Addr) || strings.Contains(string(r.Body), "127.0.0.1") {
 			t.Errorf("the open probe's answer names an address: %s", r.Body)
 		}
-		if took > 1500*time.Millisecond {
+		if took > 5*time.Second {
 			t.Fatalf("readyz took %v with a 100ms store deadline: the client does not honour context deadlines", took)
 		}
 	}
@@ -49,8 +50,8 @@ func TestReadyzRedisStalled(t *testing.T) {
 	// store's deadline.
 	begin := time.Now()
 	r := s.post("/v1/reset", `{"policy":"p","key":"k"}`)
-	if took := time.Since(begin); r.Code != http.StatusServiceUnavailable || took > 1500*time.Millisecond {
-		t.Fatalf("reset with Redis stopped: %d in %v (%s), want 503 near the 100ms deadline", r.Code, took, r.Body)
+	if took := time.Since(begin); r.Code != http.StatusServiceUnavailable || took > 5*time.Second {
+		t.Fatalf("reset with Redis stopped: %d in %v (%s), want 503 near the 100ms deadline (bound 5 s)", r.Code, took, r.Body)
 	}
 	rs.Resume()
 	eventually(t, "readyz 200 after Redis resumed", func() bool { return s.do("GET", "/readyz", "", "").Code == http.StatusOK })
