@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -362,14 +361,14 @@ func strictMembers(data []byte) error {
 		return nil
 	}
 	if data[i] != '[' {
-		_, err := strictObject(data, i, "")
+		_, err := strictObject(data, i, -1)
 		return err
 	}
 	i = skipWS(data, i+1)
 	for n := 0; i < len(data) && data[i] != ']'; n++ {
 		var err error
 		if data[i] == '{' {
-			i, err = strictObject(data, i, "checks["+strconv.Itoa(n)+"].")
+			i, err = strictObject(data, i, n)
 		} else {
 			i = skipJSON(data, i)
 		}
@@ -384,31 +383,46 @@ func strictMembers(data []byte) error {
 	return nil
 }
 
-// strictObject checks the object at data[i] ('{') and returns the index
-// after it. prefix names the object in errors ("checks[3].").
-func strictObject(data []byte, i int, prefix string) (int, error) {
+// memberPath names a member in errors: "key", or "checks[3].key" in a
+// batch (item >= 0).
+func memberPath(item int, name string) string {
+	if item < 0 {
+		return name
+	}
+	return "checks[" + strconv.Itoa(item) + "]." + name
+}
+
+// strictObject checks the object at data[i] ('{'), item item of a batch
+// (-1: not a batch), and returns the index after it.
+func strictObject(data []byte, i, item int) (int, error) {
 	var seen [6]bool
 	i = skipWS(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		name, next := memberName(data, i)
-		k := slices.Index(checkFields, name)
+		k := -1
+		for j, f := range checkFields {
+			if string(name) == f {
+				k = j
+				break
+			}
+		}
 		if k < 0 {
 			for _, f := range checkFields {
-				if strings.EqualFold(f, name) {
-					return 0, &weir.FieldError{Field: prefix + name, Reason: fmt.Sprintf("unknown field (field names are exact: %q)", f)}
+				if strings.EqualFold(f, string(name)) {
+					return 0, &weir.FieldError{Field: memberPath(item, string(name)), Reason: fmt.Sprintf("unknown field (field names are exact: %q)", f)}
 				}
 			}
-			return 0, &weir.FieldError{Field: prefix + name, Reason: "unknown field"}
+			return 0, &weir.FieldError{Field: memberPath(item, string(name)), Reason: "unknown field"}
 		}
 		if seen[k] {
-			return 0, &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
+			return 0, &weir.FieldError{Field: memberPath(item, string(name)), Reason: "given more than once"}
 		}
 		seen[k] = true
 		i = skipWS(data, next)
 		i = skipWS(data, i+1) // ':'
-		if name == "fields" && i < len(data) && data[i] == '{' {
+		if k == 2 && i < len(data) && data[i] == '{' { // "fields"
 			var err error
-			if i, err = strictFields(data, i, prefix+"fields."); err != nil {
+			if i, err = strictFields(data, i, item); err != nil {
 				return 0, err
 			}
 		} else {
@@ -423,18 +437,38 @@ func strictObject(data []byte, i int, prefix string) (int, error) {
 }
 
 // strictFields checks the "fields" object at data[i] for a repeated name.
-func strictFields(data []byte, i int, prefix string) (int, error) {
-	var seen map[string]bool
+// A handful of names is compared in place; more go to a map.
+func strictFields(data []byte, i, item int) (int, error) {
+	var few [16][]byte
+	var n int
+	var many map[string]bool
 	i = skipWS(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		name, next := memberName(data, i)
-		if seen == nil {
-			seen = make(map[string]bool)
+		dup := false
+		if many != nil {
+			dup = many[string(name)]
+			many[string(name)] = true
+		} else {
+			for _, f := range few[:n] {
+				if bytes.Equal(f, name) {
+					dup = true
+				}
+			}
+			if n < len(few) {
+				few[n] = name
+				n++
+			} else {
+				many = make(map[string]bool)
+				for _, f := range few {
+					many[string(f)] = true
+				}
+				many[string(name)] = true
+			}
 		}
-		if seen[name] {
-			return 0, &weir.FieldError{Field: prefix + name, Reason: "given more than once"}
+		if dup {
+			return 0, &weir.FieldError{Field: memberPath(item, "fields."+string(name)), Reason: "given more than once"}
 		}
-		seen[name] = true
 		i = skipWS(data, next)
 		i = skipJSON(data, skipWS(data, i+1))
 		i = skipWS(data, i)
@@ -445,17 +479,17 @@ func strictFields(data []byte, i int, prefix string) (int, error) {
 	return i + 1, nil
 }
 
-// memberName reads the string at data[i] and returns it unescaped and the
-// index after it.
-func memberName(data []byte, i int) (string, int) {
+// memberName reads the string at data[i] and returns it unescaped (in
+// place when it has no escapes) and the index after it.
+func memberName(data []byte, i int) ([]byte, int) {
 	end := skipJSON(data, i)
 	raw := data[i:end]
 	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), end
+		return raw[1 : len(raw)-1], end
 	}
 	var name string
 	_ = json.Unmarshal(raw, &name)
-	return name, end
+	return []byte(name), end
 }
 
 // skipJSON returns the index after the value at data[i] (valid JSON).
