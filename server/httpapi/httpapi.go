@@ -419,7 +419,7 @@ func strictObject(data []byte, i, item int) (int, error) {
 		}
 		seen[k] = true
 		i = skipWS(data, next)
-		i = skipWS(data, i+1) // ':'
+		i = skipWS(data, i+1)                          // ':'
 		if k == 2 && i < len(data) && data[i] == '{' { // "fields"
 			var err error
 			if i, err = strictFields(data, i, item); err != nil {
