@@ -91,3 +91,22 @@ func TestMetricsToken(t *testing.T) {
 		t.Errorf("/metrics without metrics tokens: %d, want 200 (open by default)", r.Code)
 	}
 }
+
+// Every JSON answer of the HTTP listener ends with a newline, errors and
+// the dashboard's data included.
+func TestJSONBodiesEndWithNewline(t *testing.T) {
+	s := start(t)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/policies", ""},
+		{"GET", "/dashboard/policies", ""},
+		{"POST", "/v1/check", `{"policy":"api","key":"k"}`},
+		{"POST", "/v1/check", `{"policy":"api","key":"k","key":"j"}`},
+		{"GET", "/v1/nope", ""},
+		{"PUT", "/v1/check", ""},
+	} {
+		r := s.do(c.method, c.path, c.body, "")
+		if !strings.HasSuffix(string(r.Body), "}\n") {
+			t.Errorf("%s %s: %d %q does not end with }\\n", c.method, c.path, r.Code, r.Body)
+		}
+	}
+}
