@@ -2,8 +2,8 @@
 // the streaming endpoint of Weir's examples, the counterpart of a Flask
 // view that returns a generator.
 //
-//	go run ./examples/stream -addr 127.0.0.1:8080
-//	curl -s localhost:8080/records | head -c 300
+//	go run ./examples/stream                  # listens on 127.0.0.1:8091
+//	curl -s localhost:8091/records | head -c 300
 //
 // GET /records answers a JSON array of 400,000 records. Each record is
 // built and encoded when it is its turn to be sent, and written through

@@ -95,7 +95,7 @@ func newHandler(n int, perClient, total int64) (http.Handler, error) {
 }
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	addr := flag.String("addr", "127.0.0.1:8091", "listen address (8091: clear of weir serve's 8080 and 8081)")
 	n := flag.Int("records", 400_000, "number of records in the array")
 	rate := flag.Int64("rate", 32<<10, "bytes per second per client")
 	total := flag.Int64("total", 10<<20, "bytes per second for all clients together")

@@ -25,8 +25,8 @@
 //
 // Try it:
 //
-//	go run ./examples/webapp -addr 127.0.0.1:8080
-//	curl -i -u alice:pizza http://127.0.0.1:8080/pizza
+//	go run ./examples/webapp                  # listens on 127.0.0.1:8090
+//	curl -i -u alice:pizza http://127.0.0.1:8090/pizza
 //
 // A thin main wires flags and signals to run, which the tests call.
 package main

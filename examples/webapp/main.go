@@ -40,7 +40,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("webapp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8090", "address to listen on (8090: clear of weir serve's 8080 and 8081)")
 	fs.StringVar(&c.store, "store", "memory", "where limiter state lives: memory or redis")
 	fs.StringVar(&c.redisAddr, "redis", "localhost:6379", "Redis address, with -store redis")
 	if err := fs.Parse(args); err != nil {

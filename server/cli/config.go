@@ -15,18 +15,26 @@ func init() { subcommands = append(subcommands, configCommand) }
 func configCommand(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
 	var envoy []string
+	var store string
 	check := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a policy file (the Envoy and TLS files it names too) without serving",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := daemon.Load(daemon.Options{ConfigPath: args[0], EnvoyPaths: envoy})
+			// Everything is validated before anything is printed: "ok"
+			// only when all of it is.
+			cfg, err := daemon.Load(daemon.Options{ConfigPath: args[0], EnvoyPaths: envoy, Store: store})
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}
 			// Build the limiters too: the same validation a reload does.
 			if _, err := service.New(nopStore{}, nopStore{}, cfg, nil); err != nil {
 				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			// The server section's TLS files, loaded as weir serve loads them.
+			tlsr, err := daemon.LoadTLS(daemon.Options{}, cfg, nil)
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
 			}
 			fmt.Fprintf(stdio.Stdout, "%s: ok (%d policies", args[0], len(cfg.Policies))
 			if len(cfg.Envoy) > 0 {
@@ -47,11 +55,6 @@ func configCommand(stdio IO) *cobra.Command {
 			for _, d := range cfg.Envoy {
 				fmt.Fprintf(stdio.Stdout, "  envoy domain %s (%s)\n", d.Name, d.File)
 			}
-			// The server section's TLS files, loaded as weir serve loads them.
-			tlsr, err := daemon.LoadTLS(daemon.Options{}, cfg, nil)
-			if err != nil {
-				return &ExitError{Code: 1, Err: err}
-			}
 			if tlsr != nil {
 				leaf := tlsr.Certificate().Leaf
 				fmt.Fprintf(stdio.Stdout, "  tls: %s, valid until %s", leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339))
@@ -63,6 +66,7 @@ func configCommand(stdio IO) *cobra.Command {
 			return nil
 		},
 	}
+	check.Flags().StringVar(&store, "store", "", "check the limits against this store (as weir serve --store); default: the file's server.store, else memory")
 	check.Flags().StringArrayVar(&envoy, "envoy-config", nil, "also validate these envoyproxy/ratelimit files or directories")
 	cmd.AddCommand(check)
 	return cmd

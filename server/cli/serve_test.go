@@ -193,11 +193,12 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// S4: bodies over 64 KiB are 413, whether declared or streamed; gRPC
-// messages over 256 KiB are RESOURCE_EXHAUSTED.
+// S4: /v1/check bodies over 256 KiB and other bodies over 64 KiB are 413,
+// whether declared or streamed; gRPC messages over 256 KiB are
+// RESOURCE_EXHAUSTED.
 func TestSizeLimits(t *testing.T) {
 	s := start(t)
-	big := `{"policy":"api","key":"k","fields":{"a":"` + strings.Repeat("x", 70<<10) + `"}}`
+	big := `{"policy":"api","key":"k","fields":{"a":"` + strings.Repeat("x", 260<<10) + `"}}`
 	if r := s.post("/v1/check", big); r.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("declared oversize body: %d", r.Code)
 	}
@@ -211,8 +212,11 @@ func TestSizeLimits(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("streamed oversize body: %d", resp.StatusCode)
 	}
-	if r := s.post("/json", big); r.Code != http.StatusRequestEntityTooLarge {
-		t.Errorf("/json oversize: %d", r.Code)
+	mid := `{"policy":"api","key":"k","fields":{"a":"` + strings.Repeat("x", 70<<10) + `"}}`
+	for _, path := range []string{"/json", "/v1/acquire", "/v1/reset"} {
+		if r := s.post(path, mid); r.Code != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s oversize: %d", path, r.Code)
+		}
 	}
 	c := weirv1.NewWeirClient(s.dial())
 	_, err = c.Check(context.Background(), &weirv1.CheckRequest{Policy: "api", Key: strings.Repeat("k", 300<<10)})

@@ -61,6 +61,10 @@ type Server struct {
 	// AdminTokens are bearer tokens accepted everywhere, including the
 	// admin operations (reset, reload).
 	AdminTokens []string `yaml:"admin_tokens"`
+	// MetricsTokens, when any is set, protect GET /metrics: a scrape then
+	// needs one of them or an admin token. Without them /metrics is open
+	// (it shows policy names, Envoy domains and counts, never a key).
+	MetricsTokens []string `yaml:"metrics_tokens"`
 	// TLS names the PEM files of the listeners' TLS. The --tls-* flags,
 	// when any is given, replace the whole section.
 	TLS TLS `yaml:"tls"`
@@ -109,6 +113,9 @@ type Policy struct {
 	// admitted only if all admit). Each Name is the short name given in the
 	// config or the limit's text form.
 	Limits []weir.Limit
+	// LimitLines holds each limit's line in the configuration file (0 for
+	// built-in text), so that a later check can name it.
+	LimitLines []int
 	// Key renders the state key from a caller's key and fields.
 	Key *Template
 	// Shadow evaluates and counts, but always answers allowed.
@@ -194,7 +201,7 @@ type raw struct {
 }
 
 type rawEnvoy struct {
-	Files           []string      `yaml:"files"`
+	Files           []yaml.Node   `yaml:"files"`
 	ShadowMode      bool          `yaml:"shadow_mode"`
 	QuotaMode       bool          `yaml:"quota_mode"`
 	ResponseHeaders *EnvoyHeaders `yaml:"response_headers"`
@@ -335,9 +342,18 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 		base := filepath.Dir(file)
 		var paths []string
-		for _, p := range r.Envoy.Files {
+		for i, n := range r.Envoy.Files {
+			if n.Kind != yaml.ScalarNode || n.Value == "" {
+				return nil, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("envoy.files[%d]: want a file or directory path", i)}
+			}
+			p := n.Value
 			if !filepath.IsAbs(p) && file != "" {
 				p = filepath.Join(base, p)
+			}
+			// A path that cannot be read is this file's error: name it,
+			// its line and the key, not only the missing path.
+			if _, err := os.Stat(p); err != nil {
+				return nil, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("envoy.files[%d] %q: %v", i, n.Value, errors.Unwrap(err))}
 			}
 			paths = append(paths, p)
 		}
@@ -360,6 +376,9 @@ func checkServer(file string, s *Server) error {
 	}
 	if s.AdminTokens, err = Tokens(s.AdminTokens); err != nil {
 		return &Error{File: file, Msg: "server admin_tokens: " + err.Error()}
+	}
+	if s.MetricsTokens, err = Tokens(s.MetricsTokens); err != nil {
+		return &Error{File: file, Msg: "server metrics_tokens: " + err.Error()}
 	}
 	t := &s.TLS
 	if err := t.Check(func(field string) string { return "server.tls." + strings.ReplaceAll(field, "-", "_") }); err != nil {
@@ -407,7 +426,9 @@ func decodeStrict(file string, data []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return nil // empty file: all defaults
 		}
-		return yamlError(file, err)
+		var root yaml.Node
+		_ = yaml.Unmarshal(data, &root)
+		return yamlError(file, err, &root, "")
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -416,7 +437,10 @@ func decodeStrict(file string, data []byte, v any) error {
 	return nil
 }
 
-func yamlError(file string, err error) error {
+// yamlError rewrites a decoding error as an *Error. root is the node that
+// was decoded (nil when unknown) and prefix its key path, so that a type
+// error names the key whose value has the wrong type.
+func yamlError(file string, err error, root *yaml.Node, prefix string) error {
 	var ce *Error
 	if errors.As(err, &ce) {
 		if ce.File == "" {
@@ -433,7 +457,7 @@ func yamlError(file string, err error) error {
 		}
 		if m := lineRe.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return &Error{File: file, Line: line, Msg: m[2]}
+			return &Error{File: file, Line: line, Msg: typeMessage(root, prefix, line, m[2])}
 		}
 		return &Error{File: file, Msg: msg}
 	}
@@ -463,7 +487,7 @@ func parsePolicies(file string, n *yaml.Node, c *Config) error {
 		}
 		seen[name] = true
 		var rp rawPolicy
-		if err := decodeNodeStrict(file, vn, &rp); err != nil {
+		if err := decodeNodeStrict(file, vn, &rp, "policies."+name); err != nil {
 			return err
 		}
 		p, err := buildPolicy(file, name, vn.Line, &rp)
@@ -476,17 +500,17 @@ func parsePolicies(file string, n *yaml.Node, c *Config) error {
 	return nil
 }
 
-// decodeNodeStrict decodes a node with unknown keys rejected: yaml.v3's
-// Node.Decode does not honour KnownFields, so the node is re-encoded and
-// decoded by a strict decoder, keeping line numbers by offsetting.
-func decodeNodeStrict(file string, n *yaml.Node, v any) error {
+// decodeNodeStrict decodes a node with unknown keys rejected (yaml.v3's
+// Node.Decode does not honour KnownFields, so the keys are checked first).
+// path is the node's key path, for type errors.
+func decodeNodeStrict(file string, n *yaml.Node, v any, path string) error {
 	if n.Kind == yaml.MappingNode {
 		if err := checkKeys(file, n, v); err != nil {
 			return err
 		}
 	}
 	if err := n.Decode(v); err != nil {
-		return yamlError(file, err)
+		return yamlError(file, err, n, path)
 	}
 	return nil
 }
@@ -538,7 +562,7 @@ func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
 	names := map[string]bool{}
 	for i := range nodes {
 		n := &nodes[i]
-		l, err := parseLimitNode(file, n)
+		l, err := parseLimitNode(file, n, fmt.Sprintf("policies.%s.limits[%d]", name, i))
 		if err != nil {
 			return p, err
 		}
@@ -548,6 +572,7 @@ func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
 		}
 		names[l.Name] = true
 		p.Limits = append(p.Limits, l)
+		p.LimitLines = append(p.LimitLines, n.Line)
 	}
 	tmpl := rp.Key
 	if tmpl == "" {
@@ -586,7 +611,7 @@ func parseLocal(file, name string, n *yaml.Node) (*Local, error) {
 		return nil, &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("policy %q: local: want a mapping ({hold: 100ms} or {optimistic: 10ms})", name)}
 	}
 	var rl rawLocal
-	if err := decodeNodeStrict(file, n, &rl); err != nil {
+	if err := decodeNodeStrict(file, n, &rl, "policies."+name+".local"); err != nil {
 		return nil, err
 	}
 	l := &Local{Hold: 100 * time.Millisecond}
@@ -606,7 +631,8 @@ func parseLocal(file, name string, n *yaml.Node) (*Local, error) {
 	return l, nil
 }
 
-func parseLimitNode(file string, n *yaml.Node) (weir.Limit, error) {
+
+func parseLimitNode(file string, n *yaml.Node, path string) (weir.Limit, error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		l, err := weir.ParseLimit(n.Value)
@@ -616,7 +642,7 @@ func parseLimitNode(file string, n *yaml.Node) (weir.Limit, error) {
 		return l, nil
 	case yaml.MappingNode:
 		var rl rawLimit
-		if err := decodeNodeStrict(file, n, &rl); err != nil {
+		if err := decodeNodeStrict(file, n, &rl, path); err != nil {
 			return weir.Limit{}, err
 		}
 		l := weir.Limit{Name: rl.Name, Quota: rl.Quota, Burst: rl.Burst}
@@ -645,3 +671,82 @@ func parseLimitNode(file string, n *yaml.Node) (weir.Limit, error) {
 }
 
 func trimWeir(err error) string { return strings.TrimPrefix(err.Error(), "weir: ") }
+
+var cannotUnmarshal = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
+
+// typeMessage rewrites yaml.v3's "cannot unmarshal !!str `x` into int64"
+// as "policies.api.limits[0].quota: want a whole number, got text "x"",
+// naming the key found at line under root.
+func typeMessage(root *yaml.Node, prefix string, line int, msg string) string {
+	m := cannotUnmarshal.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	key, ok := keyAt(root, line, prefix)
+	if !ok {
+		key = prefix
+	}
+	got := map[string]string{"str": "text", "int": "a number", "float": "a number", "bool": "true/false", "map": "a mapping", "seq": "a list", "null": "nothing"}[m[1]]
+	if got == "" {
+		got = "!!" + m[1]
+	}
+	if m[2] != "" && m[1] != "map" && m[1] != "seq" {
+		got += " " + strconv.Quote(m[2])
+	}
+	want := m[3]
+	switch {
+	case strings.HasPrefix(want, "[]"):
+		want = "a list"
+	case strings.HasPrefix(want, "map["), strings.HasPrefix(want, "config."), strings.HasPrefix(want, "struct"):
+		want = "a mapping"
+	case strings.HasPrefix(want, "int"), strings.HasPrefix(want, "uint"):
+		want = "a whole number"
+	case want == "bool":
+		want = "true or false"
+	case want == "string":
+		want = "text"
+	}
+	if key == "" {
+		return fmt.Sprintf("want %s, got %s", want, got)
+	}
+	return fmt.Sprintf("%s: want %s, got %s", key, want, got)
+}
+
+// keyAt returns the key path, below n (whose path is path), of the deepest
+// value that starts on line.
+func keyAt(n *yaml.Node, line int, path string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) > 0 {
+			return keyAt(n.Content[0], line, path)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if deeper, ok := keyAt(v, line, p); ok {
+				return deeper, true
+			}
+			if v.Line == line {
+				return p, true
+			}
+		}
+	case yaml.SequenceNode:
+		for i, v := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if deeper, ok := keyAt(v, line, p); ok {
+				return deeper, true
+			}
+			if v.Line == line && v.Kind != yaml.ScalarNode {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}

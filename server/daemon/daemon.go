@@ -37,6 +37,7 @@ import (
 	"github.com/weir-go/weir/server/gen/weirv1"
 	"github.com/weir-go/weir/server/grpcapi"
 	"github.com/weir-go/weir/server/httpapi"
+	"github.com/weir-go/weir/server/lograte"
 	"github.com/weir-go/weir/server/metrics"
 	"github.com/weir-go/weir/server/service"
 	"github.com/weir-go/weir/server/tlsconf"
@@ -57,7 +58,14 @@ const (
 
 // Listener limits (S4, S5).
 const (
-	MaxHeaderBytes    = 16 << 10
+	// MaxHeaderBytes is the most an HTTP request's line and headers may
+	// take together: 16 KiB. net/http allows MaxHeaderBytes plus 4096
+	// bytes of read-ahead, so the server sets MaxHeaderBytes-4096.
+	MaxHeaderBytes = 16 << 10
+	// MaxIdleConns is the default cap on idle HTTP keep-alive
+	// connections (each holds about 16 KiB of buffers): past it, a
+	// connection that goes idle is closed (--max-idle-conns).
+	MaxIdleConns      = 1024
 	MaxRecvMsgSize    = 256 << 10
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 10 * time.Second
@@ -79,6 +87,9 @@ type Options struct {
 	HTTP, GRPC, Debug string
 	// Tokens and AdminTokens add bearer tokens to the config's.
 	Tokens, AdminTokens []string
+	// MetricsTokens add bearer tokens that protect GET /metrics (with the
+	// config's server.metrics_tokens). With none, /metrics is open.
+	MetricsTokens []string
 	// Insecure allows non-loopback listeners without tokens.
 	Insecure bool
 	// TLSCert and TLSKey are PEM files: with them the HTTP listener serves
@@ -104,6 +115,10 @@ type Options struct {
 	// across HTTP and gRPC; more are shed at once with 503 /
 	// RESOURCE_EXHAUSTED (default 4096; negative: no bound).
 	MaxInFlight int
+	// MaxIdleConns caps the HTTP keep-alive connections held idle; a
+	// connection that goes idle past the cap is closed (default
+	// MaxIdleConns; negative: no cap).
+	MaxIdleConns int
 	// HeaderTimeout bounds how long a client may take to send request
 	// headers, and a new gRPC connection its handshake (default 5s; S5).
 	HeaderTimeout time.Duration
@@ -134,6 +149,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 4096
 	}
+	if o.MaxIdleConns == 0 {
+		o.MaxIdleConns = MaxIdleConns
+	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = ReadHeaderTimeout
 	}
@@ -157,11 +175,20 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("--admin-token%w", err)
 	}
+	flagMetrics, err := config.Tokens(o.MetricsTokens)
+	if err != nil {
+		return fmt.Errorf("--metrics-token%w", err)
+	}
 	tlsr, err := LoadTLS(o, cfg, log)
 	if err != nil {
 		return err
 	}
-	auth := service.NewAuth(slices.Concat(cfg.Server.Tokens, flagTokens), append(cfg.Server.AdminTokens, flagAdmin...))
+	adminTokens := slices.Concat(cfg.Server.AdminTokens, flagAdmin)
+	auth := service.NewAuth(slices.Concat(cfg.Server.Tokens, flagTokens), adminTokens)
+	var metricsAuth *service.Auth // nil: /metrics is open
+	if mt := slices.Concat(cfg.Server.MetricsTokens, flagMetrics); len(mt) > 0 {
+		metricsAuth = service.NewAuth(mt, adminTokens)
+	}
 	if tlsr != nil && tlsr.MutualTLS() {
 		// A verified client certificate grants the decision scope.
 		auth = auth.WithClientCerts()
@@ -181,6 +208,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("--debug %s: the pprof listener must be a loopback address", debugAddr)
 	}
 
+	if strings.HasPrefix(storeURL, "redis") {
+		routeRedisLogs(log)
+	}
 	store, storeDesc, closeStore, err := OpenStore(ctx, storeURL)
 	if err != nil {
 		return err
@@ -214,12 +244,26 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	var draining atomic.Bool
+	// Store failures are logged as state changes and periodic summaries,
+	// never once per request (issue 16.6).
+	storeLog := lograte.NewStore(log, 0, nil)
+	ping := func(ctx context.Context) error {
+		err := svc.Ping(ctx)
+		m.StoreReady.Set(boolGauge(err == nil))
+		if err != nil {
+			storeLog.Fail(err)
+		} else {
+			storeLog.OK()
+		}
+		return err
+	}
 	ready := func(ctx context.Context) error {
 		if draining.Load() {
 			return errors.New("shutting down")
 		}
-		return svc.Ping(ctx)
+		return ping(ctx)
 	}
+	_ = ping(ctx)
 	r := &reloader{o: o, svc: svc, env: env, m: m, log: log, tls: tlsr}
 	r.remember(cfg)
 
@@ -248,8 +292,10 @@ func Run(ctx context.Context, o Options) error {
 			tlsErr := r.reloadTLS("api")
 			return errors.Join(tlsErr, r.reload("api"))
 		},
-		Envoy:     env.JSONHandler(httpapi.MaxBodyBytes),
-		Dashboard: dash,
+		Envoy:       env.JSONHandler(httpapi.MaxBodyBytes),
+		Dashboard:   dash,
+		MetricsAuth: metricsAuth,
+		StoreLog:    storeLog,
 	})
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	hs := &http.Server{
@@ -258,8 +304,9 @@ func Run(ctx context.Context, o Options) error {
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
+		MaxHeaderBytes:    MaxHeaderBytes - 4096, // net/http adds 4096 (see MaxHeaderBytes)
 		ErrorLog:          httpErrorLog(log),
+		ConnState:         idleCap(o.MaxIdleConns),
 	}
 	hs.RegisterOnShutdown(dash.Close)
 	reqs := newCodeCounters(m.Requests, "grpc")
@@ -348,6 +395,7 @@ func Run(ctx context.Context, o Options) error {
 	stopWatch := make(chan struct{})
 	wg.Go(func() { r.watch(hup, stopWatch) })
 	wg.Go(func() { tuneGC(stopWatch, 100*time.Millisecond) })
+	wg.Go(func() { probeStore(stopWatch, StoreProbeInterval, ping) })
 
 	tlsMode := "off"
 	switch {
@@ -400,6 +448,61 @@ func Run(ctx context.Context, o Options) error {
 	return runErr
 }
 
+// idleCap returns an http.Server.ConnState hook that closes a connection
+// going idle when max connections are idle already (nil: no cap). A
+// connection that leaves the idle state (a new request, closed, hijacked)
+// frees its place.
+func idleCap(max int) func(net.Conn, http.ConnState) {
+	if max < 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	idle := make(map[net.Conn]struct{})
+	return func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		if st != http.StateIdle {
+			delete(idle, c)
+			mu.Unlock()
+			return
+		}
+		if len(idle) >= max {
+			mu.Unlock()
+			c.Close()
+			return
+		}
+		idle[c] = struct{}{}
+		mu.Unlock()
+	}
+}
+
+// StoreProbeInterval is how often the daemon pings its store to keep
+// weir_store_ready current between /readyz calls.
+const StoreProbeInterval = time.Second
+
+// probeStore calls ping every interval until stop is closed. Each ping is
+// bounded by the store's own deadline (and a second at most).
+func probeStore(stop <-chan struct{}, interval time.Duration, ping func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = ping(ctx)
+			cancel()
+		}
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func first(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {
@@ -439,6 +542,9 @@ func Load(o Options) (*config.Config, error) {
 		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckStoreLimits(cfg, first(o.Store, cfg.Server.Store, "memory")); err != nil {
 		return nil, err
 	}
 	if len(o.EnvoyPaths) > 0 {
@@ -600,7 +706,8 @@ func (r *reloader) reloadTLS(reason string) error {
 func serverEqual(a, b config.Server) bool {
 	return a.HTTP == b.HTTP && a.GRPC == b.GRPC && a.Debug == b.Debug && a.Store == b.Store &&
 		strings.Join(a.Tokens, "\x00") == strings.Join(b.Tokens, "\x00") &&
-		strings.Join(a.AdminTokens, "\x00") == strings.Join(b.AdminTokens, "\x00") && a.TLS == b.TLS
+		strings.Join(a.AdminTokens, "\x00") == strings.Join(b.AdminTokens, "\x00") &&
+		strings.Join(a.MetricsTokens, "\x00") == strings.Join(b.MetricsTokens, "\x00") && a.TLS == b.TLS
 }
 
 func (r *reloader) watch(hup <-chan os.Signal, stop <-chan struct{}) {

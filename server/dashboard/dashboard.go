@@ -123,7 +123,7 @@ func (d *Dashboard) policies(w http.ResponseWriter) {
 	b, _ := json.Marshal(out)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(b)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // Snapshot is one event: totals by policy and outcome, and Envoy

@@ -10,8 +10,10 @@ import (
 // in canonical form). Anything else, including every malformed input,
 // reports ok false and the caller falls back to encoding/json, which gives
 // the precise error. When ok, the result equals encoding/json's (the
-// differential fuzz test FuzzDecodeFast checks it).
+// differential fuzz test FuzzDecodeFast checks it). A member given twice
+// also reports ok false: the strict decoder refuses it.
 func decodeFast(data []byte, out *checkBody) (ok bool) {
+	var seen uint8
 	i := skipWS(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
@@ -30,6 +32,21 @@ func decodeFast(data []byte, out *checkBody) (ok bool) {
 			return false
 		}
 		i = skipWS(data, i+1)
+		bit := uint8(0)
+		switch string(name) {
+		case "policy":
+			bit = 1
+		case "key":
+			bit = 2
+		case "lease":
+			bit = 4
+		case "cost":
+			bit = 8
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
 		switch string(name) {
 		case "policy", "key", "lease":
 			var v []byte

@@ -17,11 +17,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/server/lograte"
 	"github.com/weir-go/weir/server/service"
 )
 
-// MaxBodyBytes is the largest request body accepted (S4).
-const MaxBodyBytes = 64 << 10
+// Request body limits (S4).
+const (
+	// MaxBodyBytes is the largest body of a single-object request
+	// (acquire, release, reset) and of Envoy's POST /json.
+	MaxBodyBytes = 64 << 10
+	// MaxBatchBodyBytes is the largest body of POST /v1/check, which may
+	// carry a batch of up to service.MaxBatch (1000) checks: 256 KiB, the
+	// gRPC API's message limit, so a batch that fits one API fits the
+	// other, and 1000 checks have 262 bytes each (a 40-byte key with two
+	// fields takes about 110).
+	MaxBatchBodyBytes = 256 << 10
+)
 
 // Options configure the handler.
 type Options struct {
@@ -39,6 +50,12 @@ type Options struct {
 	// served by it (a page without data that asks for a token) instead of
 	// the JSON 401.
 	Dashboard http.Handler
+	// MetricsAuth, when set, protects GET /metrics: a scrape needs a token
+	// it grants (any scope). Nil leaves /metrics open.
+	MetricsAuth *service.Auth
+	// StoreLog receives store failures, logged as state changes and
+	// periodic summaries (nil: one built on Logger).
+	StoreLog *lograte.Store
 	// Gate bounds the requests in flight; a full gate sheds with 503.
 	Gate *service.Gate
 	// Logger receives errors; nil means slog.Default().
@@ -56,6 +73,9 @@ func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.StoreLog == nil {
+		o.StoreLog = lograte.NewStore(o.Logger, 0, nil)
+	}
 	a := &api{Options: o, reqs: o.Service.Metrics().Requests}
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/check", a.guard(service.ScopeDecide, a.check))
@@ -68,7 +88,20 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /healthz", a.readyz)
 	mux.HandleFunc("GET /healthcheck", a.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Service.Metrics().Registry, promhttp.HandlerOpts{}))
+	var prom http.Handler = promhttp.HandlerFor(o.Service.Metrics().Registry, promhttp.HandlerOpts{})
+	if o.MetricsAuth != nil && o.MetricsAuth.Enabled() {
+		open := prom
+		prom = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if o.MetricsAuth.Scope(r.Header.Get("Authorization")) == service.ScopeNone {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+				a.count(r, http.StatusUnauthorized)
+				writeError(w, http.StatusUnauthorized, "unauthenticated", "", "/metrics needs a metrics or admin bearer token")
+				return
+			}
+			open.ServeHTTP(w, r)
+		})
+	}
+	mux.Handle("GET /metrics", prom)
 	if o.Envoy != nil {
 		mux.Handle("POST /json", a.guard(service.ScopeDecide, o.Envoy.ServeHTTP))
 	}
@@ -95,7 +128,30 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /dashboard/", data)
 	}
 	mux.HandleFunc("GET /{$}", a.index)
+	// Everything no route takes, in the API's error shape: the catch-all
+	// matches only what the routes above do not, so the hot paths pay
+	// nothing for it.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { unmatched(mux, w, r) })
 	return mux
+}
+
+// unmatched answers 405 with Allow when another method of the path has a
+// route, and 404 otherwise, as {"error":{...}}.
+func unmatched(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := mux.Handler(r2); p != "/" && p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "", "no such endpoint: "+r.URL.Path)
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "", fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 }
 
 func (a *api) index(w http.ResponseWriter, r *http.Request) {
@@ -185,6 +241,12 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
+		if errors.Is(err, weir.ErrUnavailable) {
+			// The probe is open to anyone: the store's error can name
+			// addresses, so it goes to the logs (lograte), not here.
+			io.WriteString(w, "not ready: the rate-limit store is unavailable\n")
+			return
+		}
 		fmt.Fprintf(w, "not ready: %v\n", err)
 		return
 	}
@@ -213,16 +275,16 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readBody reads the body with the size limit: 413 before reading when the
 // declared length is too large, and when the actual body is.
-func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
-	if r.ContentLength > MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, limit int64) bool {
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", limit))
 		return false
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body larger than %d bytes", limit))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "invalid_argument", "", "reading body: "+err.Error())
@@ -277,10 +339,202 @@ func DecodeCheck(data []byte, allowLease bool) (one *checkBody, batch []checkBod
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, nil, &weir.FieldError{Field: "body", Reason: "trailing data after the JSON value"}
 	}
+	if err := strictMembers(data); err != nil {
+		return nil, nil, err
+	}
 	if err := checkLease(one, batch, allowLease); err != nil {
 		return nil, nil, err
 	}
 	return one, batch, nil
+}
+
+// checkFields are the members of a check body, spelled exactly.
+var checkFields = []string{"policy", "key", "fields", "cost", "lease", "wait_ms"}
+
+// strictMembers refuses what encoding/json lets through in a body it
+// decoded: a member whose name matches a field only when case is ignored
+// ("Policy"), and a member given twice (encoding/json keeps the last), at
+// the top level, in each check of a batch, and in "fields". data is valid
+// JSON that encoding/json decoded into the check shape, so the scan only
+// reads member names and skips values; it allocates only for a name
+// written with escapes.
+func strictMembers(data []byte) error {
+	i := skipWS(data, 0)
+	if i >= len(data) {
+		return nil
+	}
+	if data[i] != '[' {
+		_, err := strictObject(data, i, -1)
+		return err
+	}
+	i = skipWS(data, i+1)
+	for n := 0; i < len(data) && data[i] != ']'; n++ {
+		var err error
+		if data[i] == '{' {
+			i, err = strictObject(data, i, n)
+		} else {
+			i = skipJSON(data, i)
+		}
+		if err != nil {
+			return err
+		}
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
+	}
+	return nil
+}
+
+// memberPath names a member in errors: "key", or "checks[3].key" in a
+// batch (item >= 0).
+func memberPath(item int, name string) string {
+	if item < 0 {
+		return name
+	}
+	return "checks[" + strconv.Itoa(item) + "]." + name
+}
+
+// strictObject checks the object at data[i] ('{'), item item of a batch
+// (-1: not a batch), and returns the index after it.
+func strictObject(data []byte, i, item int) (int, error) {
+	var seen [6]bool
+	i = skipWS(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		name, next := memberName(data, i)
+		k := -1
+		for j, f := range checkFields {
+			if string(name) == f {
+				k = j
+				break
+			}
+		}
+		if k < 0 {
+			for _, f := range checkFields {
+				if strings.EqualFold(f, string(name)) {
+					return 0, &weir.FieldError{Field: memberPath(item, string(name)), Reason: fmt.Sprintf("unknown field (field names are exact: %q)", f)}
+				}
+			}
+			return 0, &weir.FieldError{Field: memberPath(item, string(name)), Reason: "unknown field"}
+		}
+		if seen[k] {
+			return 0, &weir.FieldError{Field: memberPath(item, string(name)), Reason: "given more than once"}
+		}
+		seen[k] = true
+		i = skipWS(data, next)
+		i = skipWS(data, i+1)                          // ':'
+		if k == 2 && i < len(data) && data[i] == '{' { // "fields"
+			var err error
+			if i, err = strictFields(data, i, item); err != nil {
+				return 0, err
+			}
+		} else {
+			i = skipJSON(data, i)
+		}
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
+	}
+	return i + 1, nil
+}
+
+// strictFields checks the "fields" object at data[i] for a repeated name.
+// A handful of names is compared in place; more go to a map.
+func strictFields(data []byte, i, item int) (int, error) {
+	var few [16][]byte
+	var n int
+	var many map[string]bool
+	i = skipWS(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		name, next := memberName(data, i)
+		dup := false
+		if many != nil {
+			dup = many[string(name)]
+			many[string(name)] = true
+		} else {
+			for _, f := range few[:n] {
+				if bytes.Equal(f, name) {
+					dup = true
+				}
+			}
+			if n < len(few) {
+				few[n] = name
+				n++
+			} else {
+				many = make(map[string]bool)
+				for _, f := range few {
+					many[string(f)] = true
+				}
+				many[string(name)] = true
+			}
+		}
+		if dup {
+			return 0, &weir.FieldError{Field: memberPath(item, "fields."+string(name)), Reason: "given more than once"}
+		}
+		i = skipWS(data, next)
+		i = skipJSON(data, skipWS(data, i+1))
+		i = skipWS(data, i)
+		if i < len(data) && data[i] == ',' {
+			i = skipWS(data, i+1)
+		}
+	}
+	return i + 1, nil
+}
+
+// memberName reads the string at data[i] and returns it unescaped (in
+// place when it has no escapes) and the index after it.
+func memberName(data []byte, i int) ([]byte, int) {
+	end := skipJSON(data, i)
+	raw := data[i:end]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1], end
+	}
+	var name string
+	_ = json.Unmarshal(raw, &name)
+	return []byte(name), end
+}
+
+// skipJSON returns the index after the value at data[i] (valid JSON).
+func skipJSON(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		for j := i + 1; j < len(data); j++ {
+			switch data[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(data)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(data); j++ {
+			switch data[j] {
+			case '"':
+				j = skipJSON(data, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(data)
+	}
+	for j := i; j < len(data); j++ {
+		switch data[j] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return j
+		}
+	}
+	return len(data)
 }
 
 func checkLease(one *checkBody, batch []checkBody, allowLease bool) error {
@@ -337,7 +591,11 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBa
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if !readBody(w, r, buf) {
+	limit := int64(MaxBodyBytes)
+	if allowBatch {
+		limit = MaxBatchBodyBytes
+	}
+	if !readBody(w, r, buf, limit) {
 		return nil, nil, false
 	}
 	one, batch, err := DecodeCheck(buf.Bytes(), allowLease)
@@ -479,7 +737,7 @@ func (a *api) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, service.ErrPermission):
 		writeError(w, http.StatusForbidden, "permission_denied", "", err.Error())
 	case errors.Is(err, weir.ErrUnavailable):
-		a.Logger.Warn("store unavailable", "err", err)
+		a.StoreLog.Fail(err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "the rate-limit store is unavailable")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "", "request cancelled or timed out")
@@ -489,10 +747,12 @@ func (a *api) fail(w http.ResponseWriter, err error) {
 	}
 }
 
+// writeJSON writes b, a JSON value, and the newline that ends every JSON
+// body of the API.
 func writeJSON(w http.ResponseWriter, b []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonCT
-	w.Write(b)
+	w.Write(append(b, '\n'))
 }
 
 var jsonCT = []string{"application/json"}

@@ -45,6 +45,10 @@ type Metrics struct {
 	ConfigLastReload prometheus.Gauge
 	// Ready is 1 while the server is ready and 0 while draining.
 	Ready prometheus.Gauge
+	// StoreReady is 1 while the store answers pings and 0 while it does
+	// not: what /readyz sees of the store, for alerts (weir_ready stays 1
+	// while the store is down, since the server still answers).
+	StoreReady prometheus.Gauge
 }
 
 // New returns the metrics registered on a new registry.
@@ -85,6 +89,9 @@ func New() *Metrics {
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weir_ready", Help: "1 while the server accepts traffic, 0 while starting or draining.",
 		}),
+		StoreReady: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_store_ready", Help: "1 while the store answered its last ping (every second, and on each /readyz), 0 when it failed.",
+		}),
 	}
 	version := "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
@@ -96,7 +103,7 @@ func New() *Metrics {
 	})
 	info.Set(1)
 	m.Registry.MustRegister(m.Decisions, m.EnvoyDescriptors, m.StoreDuration, m.FailOpen, m.FailClosed,
-		m.Fallback, m.FallbackShare, m.Requests, m.ConfigReloads, m.ConfigLastReload, m.Ready, info,
+		m.Fallback, m.FallbackShare, m.Requests, m.ConfigReloads, m.ConfigLastReload, m.Ready, m.StoreReady, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

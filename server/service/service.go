@@ -581,6 +581,11 @@ func (s *Service) Acquire(ctx context.Context, req *Request) (Result, error) {
 	if req.Cost == 0 {
 		return Result{}, fieldErr("cost", "must be at least 1 to acquire")
 	}
+	if len(p.conc) == 0 {
+		// A lease of a rate limit would hold nothing: refuse it rather
+		// than answer a lease that release cannot undo.
+		return Result{}, fieldErr("policy", "%q has no concurrency limit: acquire and release are for concurrency policies (algo=concurrency); use check for rate limits", p.cfg.Name)
+	}
 	if req.Wait < 0 {
 		return Result{}, fieldErr("wait_ms", "must not be negative")
 	}
