@@ -3,6 +3,7 @@ package httplimit
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -77,3 +78,99 @@ func TestClientMatrix(t *testing.T) {
 }
 
 var _ http.Handler = (*upstream)(nil)
+
+// Several processes, one upstream: three Transports (each its own state,
+// as in three processes) share one store, each drives a Pool of 20
+// workers. Told the limit, the upstream never receives more than its
+// quota in any window (no 429) and is filled; not told, each probes once
+// and then paces on the shared timeline.
+func TestClientSharedStore(t *testing.T) {
+	for _, told := range []bool{true, false} {
+		t.Run(fmt.Sprintf("told=%v", told), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &upstream{quota: 4, window: time.Second, latency: 200 * time.Millisecond}
+				store := newStore()
+				const procs, n = 3, 100
+				var wg sync.WaitGroup
+				ledgers := make([]*jobLedger, procs)
+				for i := range procs {
+					tr := &Transport{Base: &handlerTransport{h: up}, Store: store, Timeout: 30 * time.Second}
+					if told {
+						tr.Limit = weir.PerSecond(4)
+					}
+					ledgers[i] = newLedger()
+					p := &Pool{Transport: tr, Workers: 20, Done: ledgers[i].record}
+					jobs := makeJobs(t, n)
+					wg.Go(func() {
+						if undone, err := p.Run(t.Context(), jobs); err != nil || len(undone) != 0 {
+							t.Errorf("Run: %d undone, %v", len(undone), err)
+						}
+						verifyNothingLost(t, n, ledgers[i], nil, jobs)
+					})
+				}
+				wg.Wait()
+				admitted, limited, most := up.counts()
+				u := up.utilisation()
+				t.Logf("utilisation %.2f%%, %d admitted, %d × 429, at most %d received in a window", 100*u, admitted, limited, most)
+				for i, l := range ledgers {
+					if l.codes[200] != n {
+						t.Errorf("process %d: codes %v", i, l.codes)
+					}
+				}
+				if told && (limited != 0 || most > 4) {
+					t.Errorf("told: %d × 429, %d received in one window; want none over the limit", limited, most)
+				}
+				if limited*100 > admitted+limited {
+					t.Errorf("%d × 429 of %d (> 1%%)", limited, admitted+limited)
+				}
+				if want := map[bool]float64{true: 0.98, false: 0.95}[told]; u < want {
+					t.Errorf("utilisation %.2f%%, want >= %.0f%%", 100*u, 100*want)
+				}
+			})
+		})
+	}
+}
+
+// An upstream that sends no rate fields, only 429 and Retry-After: the
+// transport converges from its 429s (AIMD). Measured in fake time; the
+// bounds below are the measured figures with some room (docs/http.md).
+func TestClientAIMD(t *testing.T) {
+	for _, c := range []struct {
+		quota   int
+		window  time.Duration
+		latency time.Duration
+		jobs    int
+		minUtil float64
+		max429  float64
+	}{
+		{4, time.Second, 0, 400, 0.65, 0.08},                      // measured 73.2%, 5.7%
+		{4, time.Second, 200 * time.Millisecond, 400, 0.65, 0.08}, // measured 70.5%, 5.9%
+		{100, time.Second, 0, 4000, 0.60, 0.02},                   // measured 65.7%, 0.25%
+		{10, time.Minute, 0, 100, 0.90, 0.20},                     // measured 107% (bursts), 16%
+	} {
+		t.Run(fmt.Sprintf("%dper%v/latency=%v", c.quota, c.window, c.latency), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &upstream{quota: c.quota, window: c.window, latency: c.latency, noFields: true}
+				tr := &Transport{Base: &handlerTransport{h: up}, Timeout: 30 * time.Second}
+				ledger := newLedger()
+				p := &Pool{Transport: tr, Workers: 40, Done: ledger.record}
+				jobs := makeJobs(t, c.jobs)
+				start := time.Now()
+				if undone, err := p.Run(t.Context(), jobs); err != nil || len(undone) != 0 {
+					t.Fatalf("Run: %d undone, %v", len(undone), err)
+				}
+				verifyNothingLost(t, c.jobs, ledger, nil, jobs)
+				admitted, limited, _ := up.counts()
+				u := up.utilisation()
+				share := float64(limited) / float64(admitted+limited)
+				t.Logf("utilisation %.2f%%, %d admitted, %d × 429 (%.2f%%), %v; %+v", 100*u, admitted, limited, 100*share, time.Since(start), tr.Pace("api.example"))
+				if ledger.codes[200] != c.jobs {
+					t.Fatalf("codes %v", ledger.codes)
+				}
+				if u < c.minUtil || share > c.max429 {
+					t.Errorf("utilisation %.2f%% (want >= %.0f%%), 429s %.2f%% (want <= %.0f%%)", 100*u, 100*c.minUtil, 100*share, 100*c.max429)
+				}
+			})
+		})
+	}
+}

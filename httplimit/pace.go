@@ -72,10 +72,15 @@ func (p Pace) Interval() time.Duration {
 	return (p.Window + p.Margin) / time.Duration(p.Quota)
 }
 
-// limit is the token bucket (burst 1) that spaces sends at p.
+// limit is the token bucket (burst 1) that spaces sends at p. Its period
+// is rounded up to the microsecond, as stores count in microseconds.
 func (p Pace) limit() weir.Limit {
-	return weir.Limit{Name: paceName, Quota: p.Quota, Period: p.Window + p.Margin, Burst: 1}
+	period := (p.Window + p.Margin + time.Microsecond - 1).Truncate(time.Microsecond)
+	return weir.Limit{Name: paceName, Quota: p.Quota, Period: min(period, maxPacePeriod), Burst: 1}
 }
+
+// maxPacePeriod is the longest period a store takes (100 years).
+const maxPacePeriod = 100 * 365 * 24 * time.Hour
 
 // answer is what one response says, read by readAnswer.
 type answer struct {
@@ -144,8 +149,8 @@ type pacer struct {
 
 	// The round-trip estimator of RFC 6298 (srtt, rttvar), and the same
 	// for how late a sender woke for its slot.
-	srtt, rttvar time.Duration
-	rttSamples   int
+	srtt, rttvar  time.Duration
+	rttSamples    int
 	late, latevar time.Duration
 
 	// bump is margin added by 429s met while pacing to a known limit;
@@ -284,6 +289,7 @@ func (p *pacer) observe(a answer) {
 		// without a policy): AIMD from one request per second, in slow
 		// start.
 		p.aimd, p.rate, p.slowStart = true, aimdStart, true
+		return
 	}
 	if !p.aimd || known {
 		return

@@ -112,6 +112,9 @@ type keyState struct {
 	// when no probe is in flight. Guarded by Transport.mu.
 	probe   chan struct{}
 	probeAt time.Time // when the latest probe left
+	// lastSlot is the latest slot this process sent in (local clock).
+	// Used only by the holder of line.
+	lastSlot time.Time
 	// lim paces at limFor; remade when the pace changes. Used only by the
 	// holder of line.
 	lim    *weir.Limiter
@@ -135,6 +138,10 @@ func (t *Transport) init() error {
 				t.initErr = &weir.FieldError{Field: "Transport.Limit", Reason: "a concurrency limit is not a rate"}
 			case l.Quota <= 0 || l.Period <= 0:
 				t.initErr = &weir.FieldError{Field: "Transport.Limit", Reason: fmt.Sprintf("needs a positive Quota and Period (got %d per %v)", l.Quota, l.Period)}
+			default:
+				if err := l.Validate(); err != nil {
+					t.initErr = &weir.FieldError{Field: "Transport.Limit", Reason: err.Error()}
+				}
 			}
 		}
 		switch {
@@ -266,12 +273,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(send)
 			return nil, err
 		}
-		out, cancel := send, context.CancelFunc(func() {})
-		if t.Timeout > 0 {
-			var actx context.Context
-			actx, cancel = context.WithTimeout(ctx, t.Timeout)
-			out = send.WithContext(actx)
-		}
+		out, cancel := t.withTimeout(send)
 		sent := time.Now()
 		resp, err := t.base().RoundTrip(out)
 		if err != nil {
@@ -327,6 +329,16 @@ func (t *Transport) take(ctx context.Context, ks *keyState, key string, first bo
 		return tk.done, nil
 	}
 	return t.waitTurn(ctx, ks, key)
+}
+
+// withTimeout returns r with the attempt's deadline, if Timeout is set,
+// and the function that ends it.
+func (t *Transport) withTimeout(r *http.Request) (*http.Request, context.CancelFunc) {
+	if t.Timeout <= 0 {
+		return r, func() {}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), t.Timeout)
+	return r.WithContext(ctx), cancel
 }
 
 // cancelBody ends an attempt's deadline when its body is closed.
@@ -395,10 +407,15 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 				close(ch)
 			}), nil
 		}
-		// The probes left before the pace was known: the first paced send
-		// keeps one interval from the latest, so that it counts as the
-		// first send of the timeline.
-		if first := probeAt.Add(pace.Interval()); first.After(now) {
+		// Probes left before the pace was known, and a pace that just
+		// slowed down (a policy learnt, a margin widened) has slots taken
+		// at the old one: the next send keeps one interval of the new pace
+		// from the latest send of this process, probe or paced.
+		latest := probeAt
+		if ks.lastSlot.After(latest) {
+			latest = ks.lastSlot
+		}
+		if first := latest.Add(pace.Interval()); !latest.IsZero() && first.After(now) {
 			if err := sleep(ctx, first.Sub(now)); err != nil {
 				return nil, err
 			}
@@ -424,6 +441,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			return nil, err
 		}
 		now = time.Now()
+		ks.lastSlot = slot
 		t.mu.Lock()
 		ks.p.woke(slot, now)
 		paused = ks.p.paused
