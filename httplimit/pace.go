@@ -79,6 +79,25 @@ func (p Pace) limit() weir.Limit {
 	return weir.Limit{Name: paceName, Quota: p.Quota, Period: min(period, maxPacePeriod), Burst: 1}
 }
 
+// guard is the sliding log that checks each send when it leaves: never
+// more than Quota sends in any Window+Margin of the store's clock, however
+// late the senders woke for their slots. nil-equivalent (Quota 0) above
+// maxGuard, where a log would be too large to keep.
+func (p Pace) guard() weir.Limit {
+	if p.Quota > maxGuard {
+		return weir.Limit{}
+	}
+	l := p.limit()
+	return weir.Limit{Name: guardName, Algorithm: weir.SlidingWindowLog, Quota: l.Quota, Period: l.Period}
+}
+
+// guardName names the guard's log in the store; maxGuard is the largest
+// quota guarded (the log keeps one entry per send in the window).
+const (
+	guardName = "httplimit.sent"
+	maxGuard  = 10000
+)
+
 // maxPacePeriod is the longest period a store takes (100 years).
 const maxPacePeriod = 100 * 365 * 24 * time.Hour
 

@@ -119,6 +119,9 @@ type keyState struct {
 	// holder of line.
 	lim    *weir.Limiter
 	limFor weir.Limit
+	// glim is the guard (Pace.guard) at glimFor.
+	glim    *weir.Limiter
+	glimFor weir.Limit
 	seen   time.Time // last use, for pruning; guarded by Transport.mu
 }
 
@@ -449,7 +452,35 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		if paused.After(now) {
 			continue // a pause learnt while asleep: this slot is lost
 		}
+		if err := t.guard(ctx, ks, key, pace.guard()); err != nil {
+			return nil, err
+		}
 		return func() {}, nil
+	}
+}
+
+// guard takes a unit of the guard's log at the send, waiting while the
+// log is full: sends that woke late for their slots (a busy machine, or
+// another process) never put more than the limit in one window.
+func (t *Transport) guard(ctx context.Context, ks *keyState, key string, g weir.Limit) error {
+	if g.Quota == 0 {
+		return nil
+	}
+	if ks.glim == nil || ks.glimFor != g {
+		l, err := weir.NewLimiter(t.store, g)
+		if err != nil {
+			return err
+		}
+		ks.glim, ks.glimFor = l, g
+	}
+	for {
+		d, err := ks.glim.Allow(ctx, key)
+		if err != nil || d.Allowed {
+			return err
+		}
+		if err := sleep(ctx, max(d.RetryAfter, time.Microsecond)); err != nil {
+			return err
+		}
 	}
 }
 
