@@ -28,7 +28,7 @@ func TestClientMatrix(t *testing.T) {
 		jobs    int
 	}{
 		{"4per1s", 4, time.Second, 40, 200},
-		{"100per1s", 100, time.Second, 400, 2000},
+		{"100per1s", 100, time.Second, 400, 4000},
 		{"10per1m", 10, time.Minute, 40, 100},
 	}
 	for _, lim := range limits {

@@ -79,6 +79,11 @@ func (p Pace) limit() weir.Limit {
 	return weir.Limit{Name: paceName, Quota: p.Quota, Period: min(period, maxPacePeriod), Burst: 1}
 }
 
+// probeGuard is the guard's log as a probe takes it: any number of probes
+// pass, and each is recorded, so that the guard of a pace learnt later,
+// in this process or another, counts them.
+var probeGuard = weir.Limit{Name: guardName, Algorithm: weir.SlidingWindowLog, Quota: maxGuard, Period: time.Hour}
+
 // guard is the sliding log that checks each send when it leaves: never
 // more than Quota sends in any Window+Margin of the store's clock, however
 // late the senders woke for their slots. nil-equivalent (Quota 0) above
@@ -192,7 +197,7 @@ type pacer struct {
 func (p *pacer) pace() Pace {
 	var best Pace
 	consider := func(src string, q int64, w time.Duration) {
-		c := Pace{Source: src, Quota: q, Window: w, Margin: p.margin(w)}
+		c := Pace{Source: src, Quota: q, Window: w, Margin: p.margin(w, q)}
 		// c is slower when its interval is longer: compare (w+m)/q.
 		if best.Quota == 0 || float64(c.Window+c.Margin)*float64(best.Quota) > float64(best.Window+best.Margin)*float64(c.Quota) {
 			best = c
@@ -213,14 +218,25 @@ func (p *pacer) pace() Pace {
 	return best
 }
 
-// margin is what is added to a window of w between a send and the send
-// that reuses its slot: twice the round trip's variation plus how late
-// senders wake (mean and twice its variation), at least w/1000 (and 1µs),
+// margin is what is added to a window of w (quota q) between a send and
+// the send that reuses its slot: twice the round trip's variation plus how
+// late sends leave after their slots (mean and twice its variation), at
+// least startMargin (w/50) until 2q answers are in and w/1000 (and 1µs) always,
 // at most w/10, plus what 429s added.
-func (p *pacer) margin(w time.Duration) time.Duration {
+func (p *pacer) margin(w time.Duration, q int64) time.Duration {
 	m := 2*p.rttvar + p.late + 2*p.latevar
+	m = max(m, p.startMargin(w, q))
 	m = min(max(m, w/1000, time.Microsecond), w/10)
 	return m + min(p.bump, w/10)
+}
+
+// startMargin covers what is not measured yet at first contact (new
+// connections, a cold store): w/50 until 2q answers are in.
+func (p *pacer) startMargin(w time.Duration, q int64) time.Duration {
+	if int64(p.rttSamples) >= 2*q {
+		return 0
+	}
+	return w / 50
 }
 
 // woke records that a sender meant to leave at slot left at now.

@@ -149,10 +149,10 @@ func TestPoolGracefulShutdown(t *testing.T) {
 		if ledger.codes[200] != 5 || ledger.codes[-1] != 0 {
 			t.Fatalf("codes %v: want the 5 requests in flight to finish with 200", ledger.codes)
 		}
-		// Sends are 100.1 ms apart (10 per second plus the 1 ms margin):
-		// the fifth left at 400.4 ms and took 2 s.
-		if got := p.Stats().Elapsed; got != 2*time.Second+400400*time.Microsecond {
-			t.Fatalf("Run took %v, want 2.4004s", got)
+		// Sends are 102 ms apart (10 per second plus the first-contact
+		// margin of 1/50): the fifth left at 408 ms and took 2 s.
+		if got := p.Stats().Elapsed; got != 2408*time.Millisecond {
+			t.Fatalf("Run took %v, want 2.408s", got)
 		}
 		if st := p.Stats(); st.Queued != 0 || st.InFlight != 0 {
 			t.Fatalf("stats after Run: %+v", st)

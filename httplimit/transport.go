@@ -397,7 +397,11 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 				t.mu.Unlock()
 				continue
 			}
+			if _, err := t.guard(ctx, ks, key, probeGuard); err != nil {
+				return nil, err
+			}
 			ch := make(chan struct{})
+			now = time.Now()
 			t.mu.Lock()
 			ks.probe, ks.probeAt = ch, now
 			t.mu.Unlock()
@@ -438,50 +442,58 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		if !res.OK() { // cannot happen without a MaxWait; never send unpaced
 			return nil, &weir.LimitError{Decision: res.Decision()}
 		}
-		slot := res.TimeToAct()
+		// The slot counted from the answer's arrival, not from the call:
+		// a store that answers late (Redis under load) must not make the
+		// send early.
+		slot := time.Now().Add(res.Decision().Delay)
 		if err := sleep(ctx, time.Until(slot)); err != nil {
 			_ = res.Cancel(context.WithoutCancel(ctx))
 			return nil, err
 		}
-		now = time.Now()
 		ks.lastSlot = slot
 		t.mu.Lock()
-		ks.p.woke(slot, now)
 		paused = ks.p.paused
 		t.mu.Unlock()
-		if paused.After(now) {
+		if paused.After(time.Now()) {
 			continue // a pause learnt while asleep: this slot is lost
 		}
-		if err := t.guard(ctx, ks, key, pace.guard()); err != nil {
+		if wait, err := t.guard(ctx, ks, key, pace.guard()); err != nil {
 			return nil, err
+		} else if wait > 0 {
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		// How late the send leaves after its slot (the wake-up and the
+		// guard's round trip) varies, and the variation is margin.
+		t.mu.Lock()
+		ks.p.woke(slot, time.Now())
+		t.mu.Unlock()
 		return func() {}, nil
 	}
 }
 
-// guard takes a unit of the guard's log at the send, waiting while the
-// log is full: sends that woke late for their slots (a busy machine, or
-// another process) never put more than the limit in one window.
-func (t *Transport) guard(ctx context.Context, ks *keyState, key string, g weir.Limit) error {
+// guard takes a unit of the guard's log at the send. When the log is
+// full (sends that woke late for their slots, or probes of other
+// processes, crowd the window), it reports how long until it has room:
+// the sender then waits and takes a new slot, so the line stays paced.
+func (t *Transport) guard(ctx context.Context, ks *keyState, key string, g weir.Limit) (time.Duration, error) {
 	if g.Quota == 0 {
-		return nil
+		return 0, nil
 	}
 	if ks.glim == nil || ks.glimFor != g {
 		l, err := weir.NewLimiter(t.store, g)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		ks.glim, ks.glimFor = l, g
 	}
-	for {
-		d, err := ks.glim.Allow(ctx, key)
-		if err != nil || d.Allowed {
-			return err
-		}
-		if err := sleep(ctx, max(d.RetryAfter, time.Microsecond)); err != nil {
-			return err
-		}
+	d, err := ks.glim.Allow(ctx, key)
+	if err != nil || d.Allowed {
+		return 0, err
 	}
+	return max(d.RetryAfter, time.Microsecond), nil
 }
 
 // waitProbe waits until probe is closed or d has passed.

@@ -194,8 +194,8 @@ func TestPacerObserve(t *testing.T) {
 			if got.Source != tt.source || got.Quota != tt.quota || got.Window != tt.window || pause != tt.pause {
 				t.Fatalf("pace %+v, pause %v; want %s %d per %v, pause %v", got, pause, tt.source, tt.quota, tt.window, tt.pause)
 			}
-			if got.Quota > 0 && got.Source != "429s" && got.Margin != max(got.Window/1000, time.Microsecond) {
-				t.Fatalf("margin %v without any variation measured, want Window/1000", got.Margin)
+			if got.Quota > 0 && got.Source != "429s" && got.Margin != got.Window/50 {
+				t.Fatalf("margin %v after one answer, want the first-contact Window/50", got.Margin)
 			}
 		})
 	}
@@ -221,14 +221,14 @@ func TestPacerMargin(t *testing.T) {
 	}
 	p = pacer{told: QuotaPolicy{Quota: 4, Window: time.Second}}
 	p.observe(readAnswer(&http.Response{StatusCode: 429, Header: http.Header{}}, t0, t0))
-	if m := p.pace().Margin; m != 11*time.Millisecond {
-		t.Fatalf("margin %v after a 429, want 1ms + 10ms", m)
+	if m := p.pace().Margin; m != 30*time.Millisecond {
+		t.Fatalf("margin %v after a 429 at first contact, want 20ms + 10ms", m)
 	}
 	for range bumpDecay * 4 {
 		p.observe(readAnswer(ok, t0, t0))
 	}
 	if m := p.pace().Margin; m != 6*time.Millisecond {
-		t.Fatalf("margin %v after %d calm answers, want 1ms + 5ms", m, bumpDecay*4)
+		t.Fatalf("margin %v after %d calm answers, want 1ms + 5ms (first contact over)", m, bumpDecay*4)
 	}
 }
 
@@ -399,8 +399,9 @@ func TestTransportWait(t *testing.T) {
 			t.Fatalf("first Wait: %v after %v", err, time.Since(start))
 		}
 		r2, err := tr.Wait(req)
-		if err != nil || time.Since(start) != 1001*time.Millisecond {
-			t.Fatalf("second Wait: %v after %v, want 1.001s", err, time.Since(start))
+		// One second plus the first-contact margin of 1/50.
+		if err != nil || time.Since(start) != 1020*time.Millisecond {
+			t.Fatalf("second Wait: %v after %v, want 1.02s", err, time.Since(start))
 		}
 		for _, r := range []*http.Request{r1, r2} {
 			resp, err := tr.RoundTrip(r)
@@ -409,7 +410,7 @@ func TestTransportWait(t *testing.T) {
 			}
 			resp.Body.Close()
 		}
-		if time.Since(start) != 1001*time.Millisecond {
+		if time.Since(start) != 1020*time.Millisecond {
 			t.Fatalf("requests with a turn waited: sent at %v", time.Since(start))
 		}
 		resp, err := tr.RoundTrip(r1) // its turn is used: waits for the next
@@ -417,8 +418,8 @@ func TestTransportWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if time.Since(start) != 2002*time.Millisecond || base.sent.Load() != 3 {
-			t.Fatalf("reused turn: sent at %v (%d sends), want 2.002s", time.Since(start), base.sent.Load())
+		if time.Since(start) != 2040*time.Millisecond || base.sent.Load() != 3 {
+			t.Fatalf("reused turn: sent at %v (%d sends), want 2.04s", time.Since(start), base.sent.Load())
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
