@@ -122,7 +122,7 @@ type keyState struct {
 	// glim is the guard (Pace.guard) at glimFor.
 	glim    *weir.Limiter
 	glimFor weir.Limit
-	seen   time.Time // last use, for pruning; guarded by Transport.mu
+	seen    time.Time // last use, for pruning; guarded by Transport.mu
 }
 
 const maxHosts = 4096
