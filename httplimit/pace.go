@@ -224,7 +224,7 @@ func (p *pacer) pace() Pace {
 // least startMargin (w/50) until 2q answers are in and w/1000 (and 1µs) always,
 // at most w/10, plus what 429s added.
 func (p *pacer) margin(w time.Duration, q int64) time.Duration {
-	m := 2*p.rttvar + p.late + 2*p.latevar
+	m := 2*p.rttvar + 2*p.latevar
 	m = max(m, p.startMargin(w, q))
 	m = min(max(m, w/1000, time.Microsecond), w/10)
 	return m + min(p.bump, w/10)
