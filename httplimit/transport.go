@@ -115,14 +115,15 @@ type keyState struct {
 	// lastSlot is the latest slot this process sent in (local clock).
 	// Used only by the holder of line.
 	lastSlot time.Time
-	// lim paces at limFor; remade when the pace changes. Used only by the
-	// holder of line.
-	lim    *weir.Limiter
-	limFor weir.Limit
-	// glim is the guard (Pace.guard) at glimFor.
-	glim    *weir.Limiter
-	glimFor weir.Limit
-	seen    time.Time // last use, for pruning; guarded by Transport.mu
+	// ahead holds a unit per sender that holds a slot or waits in line:
+	// at most pipeline.
+	ahead chan struct{}
+	// lim paces; glim is the guard (Pace.guard) or the probes' log. Both
+	// are remade when the limit changes and used only by the holder of
+	// line.
+	lim, glim *weir.Limiter
+	lastSent  time.Time // the latest send, probe or paced; guarded by Transport.mu
+	seen      time.Time // last use, for pruning; guarded by Transport.mu
 }
 
 const maxHosts = 4096
@@ -185,7 +186,7 @@ func (t *Transport) state(key string, now time.Time) *keyState {
 	ks := t.keys[key]
 	if ks == nil {
 		t.prune(now)
-		ks = &keyState{line: make(chan struct{}, 1)}
+		ks = &keyState{line: make(chan struct{}, 1), ahead: make(chan struct{}, pipeline)}
 		ks.p.maxPause = t.MaxPause
 		if ks.p.maxPause <= 0 {
 			ks.p.maxPause = 10 * time.Minute
@@ -356,108 +357,46 @@ func (b *cancelBody) Close() error {
 	return err
 }
 
-// waitTurn blocks until key may send. Waiters line up in process; the head
-// of the line waits out any pause, then either reserves the next slot of
-// the pace in the store and sleeps until it, or, while no limit is known,
-// goes as a probe once the previous probe is answered (or probeWait has
-// passed). The returned done ends the probe; it must be called once the
-// answer is observed (it does nothing for a paced send).
+// waitTurn blocks until key may send. Waiters line up in process; the
+// head of the line waits out any pause, then either reserves the next slot
+// of the pace in the store, or, while no limit is known, goes as a probe
+// once the previous probe is answered (or probeWait has passed). Up to
+// pipeline senders hold slots and sleep toward them at once, so that one
+// sender waking late does not push back the slots of the others. The
+// returned done ends the probe; it must be called once the answer is
+// observed (it does nothing for a paced send).
 func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (done func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	select {
-	case ks.line <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-ks.line }()
 	for {
+		if err := acquire(ctx, ks.ahead); err != nil {
+			return nil, err
+		}
+		if err := acquire(ctx, ks.line); err != nil {
+			<-ks.ahead
+			return nil, err
+		}
+		s, err := t.nextSlot(ctx, ks, key)
+		<-ks.line
+		if err != nil || s.probe != nil {
+			<-ks.ahead
+			return s.probe, err
+		}
+		if err := sleep(ctx, time.Until(s.at)); err != nil {
+			<-ks.ahead
+			_ = s.res.Cancel(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		<-ks.ahead
 		now := time.Now()
 		t.mu.Lock()
-		paused := ks.p.paused
-		pace := ks.p.pace()
-		probe, probeAt := ks.probe, ks.probeAt
+		paused, pace, lastSent := ks.p.paused, ks.p.pace(), ks.lastSent
 		t.mu.Unlock()
 		if paused.After(now) {
-			if err := sleep(ctx, paused.Sub(now)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if pace.Quota == 0 {
-			if probe != nil {
-				if err := waitProbe(ctx, probe, probeAt.Add(probeWait).Sub(now)); err != nil {
-					return nil, err
-				}
-				t.mu.Lock()
-				if ks.probe == probe {
-					ks.probe = nil // answered or overdue: the next one may go
-				}
-				t.mu.Unlock()
-				continue
-			}
-			if _, err := t.guard(ctx, ks, key, probeGuard); err != nil {
-				return nil, err
-			}
-			ch := make(chan struct{})
-			now = time.Now()
-			t.mu.Lock()
-			ks.probe, ks.probeAt = ch, now
-			t.mu.Unlock()
-			return sync.OnceFunc(func() {
-				t.mu.Lock()
-				if ks.probe == ch {
-					ks.probe = nil
-				}
-				t.mu.Unlock()
-				close(ch)
-			}), nil
-		}
-		// Probes left before the pace was known, and a pace that just
-		// slowed down (a policy learnt, a margin widened) has slots taken
-		// at the old one: the next send keeps one interval of the new pace
-		// from the latest send of this process, probe or paced.
-		latest := probeAt
-		if ks.lastSlot.After(latest) {
-			latest = ks.lastSlot
-		}
-		if first := latest.Add(pace.Interval()); !latest.IsZero() && first.After(now) {
-			if err := sleep(ctx, first.Sub(now)); err != nil {
-				return nil, err
-			}
-		}
-		lim := pace.limit()
-		if ks.lim == nil || ks.limFor != lim {
-			l, err := weir.NewLimiter(t.store, lim)
-			if err != nil {
-				return nil, err
-			}
-			ks.lim, ks.limFor = l, lim
-		}
-		res, err := ks.lim.Reserve(ctx, key, 1)
-		if err != nil {
-			return nil, err
-		}
-		if !res.OK() { // cannot happen without a MaxWait; never send unpaced
-			return nil, &weir.LimitError{Decision: res.Decision()}
-		}
-		// The slot counted from the answer's arrival, not from the call:
-		// a store that answers late (Redis under load) must not make the
-		// send early.
-		slot := time.Now().Add(res.Decision().Delay)
-		if err := sleep(ctx, time.Until(slot)); err != nil {
-			_ = res.Cancel(context.WithoutCancel(ctx))
-			return nil, err
-		}
-		ks.lastSlot = slot
-		t.mu.Lock()
-		paused = ks.p.paused
-		t.mu.Unlock()
-		if paused.After(time.Now()) {
 			continue // a pause learnt while asleep: this slot is lost
 		}
-		if wait, err := t.guard(ctx, ks, key, pace.guard()); err != nil {
+		if pace.limit() != s.pace && now.Before(lastSent.Add(pace.Interval())) {
+			continue // the pace slowed since the slot was taken: take a new one
+		}
+		if wait, err := guard(ctx, s.guard, key); err != nil {
 			return nil, err
 		} else if wait > 0 {
 			if err := sleep(ctx, wait); err != nil {
@@ -467,29 +406,152 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		}
 		// How late the send leaves after its slot (the wake-up and the
 		// guard's round trip) varies, and the variation is margin.
+		now = time.Now()
 		t.mu.Lock()
-		ks.p.woke(slot, time.Now())
+		ks.p.woke(s.at, now)
+		ks.lastSent = now
 		t.mu.Unlock()
 		return func() {}, nil
 	}
 }
 
-// guard takes a unit of the guard's log at the send. When the log is
+// pipeline is how many paced senders of one key hold a slot at once.
+const pipeline = 4
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// slot is a send slot taken by nextSlot: a probe (probe ends it), or a
+// reservation of the pace at the local instant at, with the guard to take
+// when it comes.
+type slot struct {
+	probe func()
+	at    time.Time
+	res   *weir.Reservation
+	pace  weir.Limit
+	guard *weir.Limiter
+}
+
+// nextSlot takes the next slot of key; the caller holds ks.line.
+func (t *Transport) nextSlot(ctx context.Context, ks *keyState, key string) (slot, error) {
+	for {
+		now := time.Now()
+		t.mu.Lock()
+		paused := ks.p.paused
+		pace := ks.p.pace()
+		probe, probeAt := ks.probe, ks.probeAt
+		t.mu.Unlock()
+		if paused.After(now) {
+			if err := sleep(ctx, paused.Sub(now)); err != nil {
+				return slot{}, err
+			}
+			continue
+		}
+		if pace.Quota == 0 {
+			if probe != nil {
+				if err := waitProbe(ctx, probe, probeAt.Add(probeWait).Sub(now)); err != nil {
+					return slot{}, err
+				}
+				t.mu.Lock()
+				if ks.probe == probe {
+					ks.probe = nil // answered or overdue: the next one may go
+				}
+				t.mu.Unlock()
+				continue
+			}
+			g, err := t.limiter(&ks.glim, probeGuard)
+			if err != nil {
+				return slot{}, err
+			}
+			if _, err := guard(ctx, g, key); err != nil {
+				return slot{}, err
+			}
+			ch := make(chan struct{})
+			now = time.Now()
+			t.mu.Lock()
+			ks.probe, ks.probeAt, ks.lastSent = ch, now, now
+			t.mu.Unlock()
+			return slot{probe: sync.OnceFunc(func() {
+				t.mu.Lock()
+				if ks.probe == ch {
+					ks.probe = nil
+				}
+				t.mu.Unlock()
+				close(ch)
+			})}, nil
+		}
+		// Probes left before the pace was known, and a pace that just
+		// slowed down (a policy learnt, a margin widened) has slots taken
+		// at the old one: the next slot keeps one interval of the new pace
+		// from the latest slot of this process, probe or paced.
+		latest := probeAt
+		if ks.lastSlot.After(latest) {
+			latest = ks.lastSlot
+		}
+		if first := latest.Add(pace.Interval()); !latest.IsZero() && first.After(now) {
+			if err := sleep(ctx, first.Sub(now)); err != nil {
+				return slot{}, err
+			}
+		}
+		lim := pace.limit()
+		l, err := t.limiter(&ks.lim, lim)
+		if err != nil {
+			return slot{}, err
+		}
+		var g *weir.Limiter
+		if gl := pace.guard(); gl.Quota > 0 {
+			if g, err = t.limiter(&ks.glim, gl); err != nil {
+				return slot{}, err
+			}
+		}
+		res, err := l.Reserve(ctx, key, 1)
+		if err != nil {
+			return slot{}, err
+		}
+		if !res.OK() { // cannot happen without a MaxWait; never send unpaced
+			return slot{}, &weir.LimitError{Decision: res.Decision()}
+		}
+		// The slot counted from the answer's arrival, not from the call:
+		// a store that answers late (Redis under load) must not make the
+		// send early.
+		at := time.Now().Add(res.Decision().Delay)
+		ks.lastSlot = at
+		return slot{at: at, res: res, pace: lim, guard: g}, nil
+	}
+}
+
+// limiter returns *cache if it limits by l, else a new limiter for l on
+// the transport's store, kept in *cache. The caller holds the key's line.
+func (t *Transport) limiter(cache **weir.Limiter, l weir.Limit) (*weir.Limiter, error) {
+	if c := *cache; c != nil && c.Limits()[0] == l {
+		return c, nil
+	}
+	c, err := weir.NewLimiter(t.store, l)
+	if err != nil {
+		return nil, err
+	}
+	*cache = c
+	return c, nil
+}
+
+// guard takes a unit of the guard's log g at the send. When the log is
 // full (sends that woke late for their slots, or probes of other
 // processes, crowd the window), it reports how long until it has room:
 // the sender then waits and takes a new slot, so the line stays paced.
-func (t *Transport) guard(ctx context.Context, ks *keyState, key string, g weir.Limit) (time.Duration, error) {
-	if g.Quota == 0 {
+func guard(ctx context.Context, g *weir.Limiter, key string) (time.Duration, error) {
+	if g == nil {
 		return 0, nil
 	}
-	if ks.glim == nil || ks.glimFor != g {
-		l, err := weir.NewLimiter(t.store, g)
-		if err != nil {
-			return 0, err
-		}
-		ks.glim, ks.glimFor = l, g
-	}
-	d, err := ks.glim.Allow(ctx, key)
+	d, err := g.Allow(ctx, key)
 	if err != nil || d.Allowed {
 		return 0, err
 	}

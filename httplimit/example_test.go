@@ -1,0 +1,112 @@
+package httplimit_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/httplimit"
+	"github.com/weir-go/weir/memstore"
+)
+
+func ExampleNew() {
+	lim, err := weir.NewLimiter(memstore.New(),
+		weir.PerSecond(2).WithName("burst"),
+		weir.PerDay(1000).WithName("daily"))
+	if err != nil {
+		panic(err)
+	}
+	mw, err := httplimit.New(httplimit.Policy{Limiter: lim, Key: httplimit.BasicAuthUser()})
+	if err != nil {
+		panic(err)
+	}
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "pizza") })
+	h := mw.Handler(app)
+
+	for range 3 {
+		r := httptest.NewRequest("GET", "/pizza", nil)
+		r.SetBasicAuth("alice", "secret")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Printf("%d RateLimit: %s; Retry-After: %q\n", w.Code, w.Header().Get("RateLimit"), w.Header().Get("Retry-After"))
+		if w.Code == http.StatusOK {
+			fmt.Println("    RateLimit-Policy:", w.Header().Get("RateLimit-Policy"))
+		}
+	}
+	// Output:
+	// 200 RateLimit: "burst";r=1;t=1, "daily";r=999;t=87; Retry-After: ""
+	//     RateLimit-Policy: "burst";q=2;w=1, "daily";q=1000;w=86400
+	// 200 RateLimit: "burst";r=0;t=1, "daily";r=998;t=173; Retry-After: ""
+	//     RateLimit-Policy: "burst";q=2;w=1, "daily";q=1000;w=86400
+	// 429 RateLimit: "burst";r=0;t=1; Retry-After: "1"
+}
+
+func ExampleClientIP() {
+	key, err := httplimit.ClientIP(httplimit.IPConfig{TrustedProxies: []string{"10.0.0.0/8"}})
+	if err != nil {
+		panic(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.1.2.3:5678" // the load balancer
+	r.Header.Set("X-Forwarded-For", "203.0.113.1, 2001:db8:1:2::77, 10.9.9.9")
+	fmt.Println(key(r))
+	r.RemoteAddr = "198.51.100.7:5678" // not a trusted proxy: its header is ignored
+	fmt.Println(key(r))
+	// Output:
+	// ip:2001:db8:1:2::/64 <nil>
+	// ip:198.51.100.7 <nil>
+}
+
+// A client told the API's published limit: requests leave evenly spaced,
+// each at least a second (plus a measured margin) after the send whose
+// slot it reuses, and Timeout starts at each send, not in the line.
+func ExampleTransport() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Policy", `"api";q=100;w=1`)
+		fmt.Fprintln(w, "ok")
+	}))
+	defer server.Close()
+
+	tr := &httplimit.Transport{
+		Base:    server.Client().Transport,
+		Limit:   weir.PerSecond(100), // the API's published limit; leave it out to learn it
+		Timeout: 30 * time.Second,
+	}
+	client := &http.Client{Transport: tr}
+	resp, err := client.Get(server.URL)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status, tr.Pace(strings.TrimPrefix(server.URL, "http://")).PerSecond())
+	// Output: 200 OK 100
+}
+
+// The recommended setup for a batch of calls: a Pool of many workers over
+// a Transport that learns the API's limit (or is told it), with a Timeout
+// that starts at each send. Jobs answered 429 go back in the queue.
+func ExamplePool() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Policy", `"api";q=1000;w=1`)
+	}))
+	defer server.Close()
+
+	jobs := make(chan *httplimit.Job, 5)
+	for i := range 5 {
+		req, _ := http.NewRequest("GET", server.URL, nil)
+		jobs <- &httplimit.Job{ID: int64(i), Request: req}
+	}
+	close(jobs)
+	pool := &httplimit.Pool{
+		Transport: &httplimit.Transport{Base: server.Client().Transport, Timeout: 30 * time.Second},
+		Workers:   40,
+	}
+	undone, err := pool.Run(context.Background(), jobs)
+	st := pool.Stats()
+	fmt.Println(st.Done, st.OK, st.Limited, len(undone), err, st.Source)
+	// Output: 5 5 0 0 <nil> RateLimit-Policy
+}
