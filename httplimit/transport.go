@@ -277,6 +277,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(send)
 			return nil, err
 		}
+		// Each attempt costs one unit of the pace, taken above and learnt
+		// from below: costs estimated before the send and settled after
+		// the answer (issue 21) belong between take and observe.
 		out, cancel := t.withTimeout(send)
 		sent := time.Now()
 		resp, err := t.base().RoundTrip(out)
@@ -360,9 +363,10 @@ func (b *cancelBody) Close() error {
 // waitTurn blocks until key may send. Waiters line up in process; the
 // head of the line waits out any pause, then either reserves the next slot
 // of the pace in the store, or, while no limit is known, goes as a probe
-// once the previous probe is answered (or probeWait has passed). Up to
-// pipeline senders hold slots and sleep toward them at once, so that one
-// sender waking late does not push back the slots of the others. The
+// once the previous probe is answered (or probeWait has passed). Senders
+// take their slots up to horizon ahead and sleep toward them together (at
+// most pipeline of them), so that one sender waking late does not push
+// back the slots of the others. The
 // returned done ends the probe; it must be called once the answer is
 // observed (it does nothing for a paced send).
 func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (done func(), err error) {
@@ -375,6 +379,14 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			return nil, err
 		}
 		s, err := t.nextSlot(ctx, ks, key)
+		if err == nil && s.probe == nil {
+			// Slots are taken at most horizon ahead: enough that a sender
+			// waking late does not push back the others, few enough that a
+			// pause learnt meanwhile loses little of the timeline.
+			if err = sleep(ctx, time.Until(s.at)-horizon); err != nil {
+				_ = s.res.Cancel(context.WithoutCancel(ctx))
+			}
+		}
 		<-ks.line
 		if err != nil || s.probe != nil {
 			<-ks.ahead
@@ -415,8 +427,12 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 	}
 }
 
-// pipeline is how many paced senders of one key hold a slot at once.
-const pipeline = 4
+// pipeline is how many paced senders of one key may hold a slot at once;
+// horizon is how far ahead of its slot a sender takes it.
+const (
+	pipeline = 64
+	horizon  = 200 * time.Millisecond
+)
 
 func acquire(ctx context.Context, sem chan struct{}) error {
 	if err := ctx.Err(); err != nil {
