@@ -253,9 +253,6 @@ func absDur(d time.Duration) time.Duration {
 	return d
 }
 
-// known reports whether the transport may pace (true) or must probe.
-func (p *pacer) known() bool { return p.pace().Quota > 0 }
-
 // observe learns from one answer.
 func (p *pacer) observe(a answer) {
 	if a.cached {
