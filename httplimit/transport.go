@@ -112,9 +112,10 @@ type keyState struct {
 	// when no probe is in flight. Guarded by Transport.mu.
 	probe   chan struct{}
 	probeAt time.Time // when the latest probe left
-	// lastSlot is the latest slot this process sent in (local clock).
-	// Used only by the holder of line.
-	lastSlot time.Time
+	// lastSlot is the latest slot this process took (local clock), at a
+	// pace of lastInterval. Used only by the holder of line.
+	lastSlot     time.Time
+	lastInterval time.Duration
 	// ahead holds a unit per sender that holds a slot or waits in line:
 	// at most pipeline.
 	ahead chan struct{}
@@ -405,7 +406,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		if paused.After(now) {
 			continue // a pause learnt while asleep: this slot is lost
 		}
-		if pace.limit() != s.pace && now.Before(lastSent.Add(pace.Interval())) {
+		if iv := pace.Interval(); iv > s.interval+s.interval/10 && now.Before(lastSent.Add(iv)) {
 			continue // the pace slowed since the slot was taken: take a new one
 		}
 		if wait, err := guard(ctx, s.guard, key); err != nil {
@@ -450,11 +451,11 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 // reservation of the pace at the local instant at, with the guard to take
 // when it comes.
 type slot struct {
-	probe func()
-	at    time.Time
-	res   *weir.Reservation
-	pace  weir.Limit
-	guard *weir.Limiter
+	probe    func()
+	at       time.Time
+	res      *weir.Reservation
+	interval time.Duration // of the pace it was taken at
+	guard    *weir.Limiter
 }
 
 // nextSlot takes the next slot of key; the caller holds ks.line.
@@ -509,8 +510,12 @@ func (t *Transport) nextSlot(ctx context.Context, ks *keyState, key string) (slo
 		// slowed down (a policy learnt, a margin widened) has slots taken
 		// at the old one: the next slot keeps one interval of the new pace
 		// from the latest slot of this process, probe or paced.
-		latest := probeAt
-		if ks.lastSlot.After(latest) {
+		// (At a steady pace the store's timeline alone spaces the slots.)
+		var latest time.Time
+		switch iv := pace.Interval(); {
+		case ks.lastSlot.IsZero():
+			latest = probeAt
+		case iv > ks.lastInterval+ks.lastInterval/10:
 			latest = ks.lastSlot
 		}
 		if first := latest.Add(pace.Interval()); !latest.IsZero() && first.After(now) {
@@ -540,8 +545,8 @@ func (t *Transport) nextSlot(ctx context.Context, ks *keyState, key string) (slo
 		// a store that answers late (Redis under load) must not make the
 		// send early.
 		at := time.Now().Add(res.Decision().Delay)
-		ks.lastSlot = at
-		return slot{at: at, res: res, pace: lim, guard: g}, nil
+		ks.lastSlot, ks.lastInterval = at, pace.Interval()
+		return slot{at: at, res: res, interval: pace.Interval(), guard: g}, nil
 	}
 }
 
