@@ -409,12 +409,27 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		if iv := pace.Interval(); iv > s.interval+s.interval/10 && now.Before(lastSent.Add(iv)) {
 			continue // the pace slowed since the slot was taken: take a new one
 		}
-		if wait, err := guard(ctx, s.guard, key); err != nil {
-			return nil, err
-		} else if wait > 0 {
+		// The guard: a short wait (less than an interval; this send's
+		// earlier one left late) keeps the slot, a long one (the window is
+		// crowded by other processes or probes) takes a new one.
+		retake := false
+		for {
+			wait, err := guard(ctx, s.guard, key)
+			if err != nil {
+				return nil, err
+			}
+			if wait == 0 {
+				break
+			}
 			if err := sleep(ctx, wait); err != nil {
 				return nil, err
 			}
+			if wait > s.interval {
+				retake = true
+				break
+			}
+		}
+		if retake {
 			continue
 		}
 		// How late the send leaves after its slot (the wake-up and the
@@ -566,8 +581,7 @@ func (t *Transport) limiter(cache **weir.Limiter, l weir.Limit) (*weir.Limiter, 
 
 // guard takes a unit of the guard's log g at the send. When the log is
 // full (sends that woke late for their slots, or probes of other
-// processes, crowd the window), it reports how long until it has room:
-// the sender then waits and takes a new slot, so the line stays paced.
+// processes, crowd the window), it reports how long until it has room.
 func guard(ctx context.Context, g *weir.Limiter, key string) (time.Duration, error) {
 	if g == nil {
 		return 0, nil
