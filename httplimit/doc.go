@@ -35,13 +35,24 @@
 //
 // # Client
 //
-// [Transport] is an http.RoundTripper that waits for a unit of a limiter
-// before each request (per host by default; any store, so processes can
-// share one outgoing budget) and adapts to what servers say: Retry-After,
-// RateLimit and RateLimit-Policy (draft-08+ and draft-07) and
-// X-RateLimit-*. It can retry idempotent requests after a 429 or 503.
+// [Transport] is an http.RoundTripper that keeps a client within an
+// upstream's rate limit and fills it: requests leave evenly spaced, each at
+// least a window (plus a measured margin) after the send whose slot it
+// reuses, at the limit the caller tells it (Transport.Limit) or the one the
+// upstream advertises (RateLimit-Policy, draft-11 and draft-07, or
+// X-RateLimit-*), learnt from a first probe; an upstream that says nothing
+// is followed by additive increase, multiplicative decrease from its 429s.
+// The pace lives in any [weir.Store] (Transport.Store), so processes that
+// share one pace together. Transport.Timeout starts at each send, so
+// waiting for a turn never spends it; [Transport.Wait] takes the turn apart
+// from the send. It can retry idempotent requests after a 429 or 503.
 //
-// [Pool] drains a channel of [Job] values with many workers under a shared
-// limit, paced evenly, putting limited jobs back in the queue, and keeps
-// [Stats] (throughput, latency percentiles, retries).
+// [Pool] drains a channel of [Job] values with many workers through a
+// Transport, handing a job to it only when it may be sent, putting 429s
+// back in the queue, and keeps [Stats] (done, 429s, in flight, queued,
+// achieved rate against the limit, latency percentiles).
+//
+//	tr := &httplimit.Transport{Limit: weir.PerSecond(4), Timeout: 30 * time.Second}
+//	pool := &httplimit.Pool{Transport: tr, Workers: 40}
+//	undone, err := pool.Run(ctx, jobs)
 package httplimit

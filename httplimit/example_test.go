@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"time"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/httplimit"
@@ -59,6 +61,9 @@ func ExampleClientIP() {
 	// ip:198.51.100.7 <nil>
 }
 
+// A client told the API's published limit: requests leave evenly spaced,
+// each at least a second (plus a measured margin) after the send whose
+// slot it reuses, and Timeout starts at each send, not in the line.
 func ExampleTransport() {
 	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("RateLimit-Policy", `"api";q=100;w=1`)
@@ -66,36 +71,42 @@ func ExampleTransport() {
 	}))
 	defer server.Close()
 
-	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(50).WithBurst(5))
-	if err != nil {
-		panic(err)
+	tr := &httplimit.Transport{
+		Base:    server.Client().Transport,
+		Limit:   weir.PerSecond(100), // the API's published limit; leave it out to learn it
+		Timeout: 30 * time.Second,
 	}
-	client := &http.Client{Transport: &httplimit.Transport{Limiter: lim, Retries: 2}}
+	client := &http.Client{Transport: tr}
 	resp, err := client.Get(server.URL)
 	if err != nil {
 		panic(err)
 	}
 	resp.Body.Close()
-	fmt.Println(resp.Status)
-	// Output: 200 OK
+	fmt.Println(resp.Status, tr.Pace(strings.TrimPrefix(server.URL, "http://")).PerSecond())
+	// Output: 200 OK 100
 }
 
+// The recommended setup for a batch of calls: a Pool of many workers over
+// a Transport that learns the API's limit (or is told it), with a Timeout
+// that starts at each send. Jobs answered 429 go back in the queue.
 func ExamplePool() {
-	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Policy", `"api";q=1000;w=1`)
+	}))
 	defer server.Close()
 
-	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(1000).WithBurst(10))
-	if err != nil {
-		panic(err)
-	}
 	jobs := make(chan *httplimit.Job, 5)
 	for i := range 5 {
 		req, _ := http.NewRequest("GET", server.URL, nil)
 		jobs <- &httplimit.Job{ID: int64(i), Request: req}
 	}
 	close(jobs)
-	pool := &httplimit.Pool{Limiter: lim, Workers: 3, Client: server.Client()}
+	pool := &httplimit.Pool{
+		Transport: &httplimit.Transport{Base: server.Client().Transport, Timeout: 30 * time.Second},
+		Workers:   40,
+	}
 	undone, err := pool.Run(context.Background(), jobs)
-	fmt.Println(pool.Stats().Processed, len(undone), err)
-	// Output: 5 0 <nil>
+	st := pool.Stats()
+	fmt.Println(st.Done, st.OK, st.Limited, len(undone), err, st.Source)
+	// Output: 5 5 0 0 <nil> RateLimit-Policy
 }

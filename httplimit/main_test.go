@@ -77,6 +77,9 @@ func (t *handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if req.Body != nil {
 		req.Body.Close()
 	}
+	if err := req.Context().Err(); err != nil {
+		return nil, err // the caller gave up before the answer
+	}
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil

@@ -25,33 +25,28 @@ type Job struct {
 	Attempts int
 }
 
-// A Pool sends jobs with many workers under a shared rate: Workers
-// goroutines take jobs from a channel, each waits for a unit of Limiter
-// (and of Concurrency, if set) and sends its job with Client.
+// A Pool sends jobs with many workers as fast as an upstream allows:
+// Workers goroutines take jobs from a channel, each waits for its job's
+// turn from Transport ([Transport.Wait]: the upstream's pace, learnt or
+// told, shared through its Store) and only then sends it, so a job's
+// Transport.Timeout starts at its send, never in the line.
 //
-// With a token-bucket Limiter of burst 1, waiting workers reserve their
-// turns in order, so requests leave evenly spaced (GCRA pacing) rather than
-// in bursts of Workers. A job answered 429 Too Many Requests (or 503 with a
-// Retry-After) is put back at the front of the queue, and every worker
-// pauses for the Retry-After, so no job is dropped for being limited.
+// A job answered 429 Too Many Requests (or 503 with a Retry-After) is put
+// back at the front of the queue, and the Transport pauses the upstream
+// for the Retry-After, so no job is dropped for being limited.
 //
 // When the context ends the pool stops taking jobs; jobs already sent
-// finish (their requests do not inherit the cancellation, so give Client a
-// Timeout), and jobs taken but not sent are returned by Run. Stats can be
-// read while Run works.
+// finish (their requests do not inherit the cancellation, so give the
+// Transport a Timeout), and jobs taken but not sent are returned by Run.
+// Stats can be read while Run works.
 type Pool struct {
-	// Client sends the requests. nil means http.DefaultClient.
-	Client *http.Client
-	// Limiter is the shared rate: each attempt waits for one unit under
-	// Key. A token bucket with burst 1 gives the most even spacing. nil
-	// means no rate limit.
-	Limiter *weir.Limiter
-	// Key is the Limiter key; "" means "pool".
-	Key string
-	// Concurrency, if set, is a limiter with a Concurrency limit: each
-	// attempt holds one unit of it under Key while in flight.
-	Concurrency *weir.Limiter
-	// Workers is the number of goroutines; 0 means 1.
+	// Transport paces and sends the jobs. nil means a Transport with
+	// defaults (it learns the upstream's limit; no Timeout).
+	Transport *Transport
+	// Workers is the number of goroutines; 0 means 1. Jobs wait for their
+	// turn in Transport, not in a queue of the pool, so many more workers
+	// than the rate (a rate times the upstream's latency, and more) keep
+	// the upstream's limit full.
 	Workers int
 	// MaxAttempts bounds the attempts of a job that keeps being limited;
 	// 0 means no bound.
@@ -63,53 +58,73 @@ type Pool struct {
 
 	started   atomic.Int64 // unix ns of Run's start
 	stopped   atomic.Int64 // unix ns of Run's end, 0 while running
-	processed atomic.Int64
+	done      atomic.Int64
+	ok        atomic.Int64
 	failed    atomic.Int64
 	retries   atomic.Int64
 	limited   atomic.Int64
+	sent      atomic.Int64
+	inflight  atomic.Int64
+	queued    atomic.Int64
+	lastKey   atomic.Pointer[string]
 	hist      histogram
-
-	pauseMu sync.Mutex
-	paused  time.Time
+	sendMu    sync.Mutex
+	firstSend time.Time // of an attempt that was not answered 429
+	lastSend  time.Time
+	admitted  int64 // attempts not answered 429
+	defOnce   sync.Once
+	def       *Transport // when Transport is nil
 }
 
-// Stats are a pool's counters.
+// Stats are a pool's counters: the statistics line ([Stats.String]) as a
+// struct for metrics.
 type Stats struct {
-	Processed int64         // jobs finished (Done called), whatever their status
-	Failed    int64         // jobs finished with an error, not a response
-	Retries   int64         // attempts put back in the queue after a 429 or 503
-	Limited   int64         // 429 responses received
-	Elapsed   time.Duration // since Run started (until it returned)
-	// Mean, P50 and P99 are job latencies: from the moment a worker took
-	// the job for its last attempt to the response, including the wait for
-	// the limiter.
+	Done     int64 // jobs finished (Done called), whatever their status
+	OK       int64 // jobs finished with a response below 400
+	Failed   int64 // jobs finished with an error, not a response
+	Limited  int64 // 429 responses received
+	Retries  int64 // attempts put back in the queue after a 429 or 503
+	Sent     int64 // attempts sent
+	InFlight int64 // attempts sent and not yet answered
+	Queued   int64 // jobs taken from the channel and not yet sent
+	Elapsed  time.Duration
+	// Rate is the achieved rate: attempts not answered 429, per second,
+	// from the first such send to the last (as the upstream counts them).
+	Rate float64
+	// Limit is the limit the Transport paces to, in requests per second
+	// (0 while unknown), for the key of the latest job; Source says where
+	// it comes from (see [Pace]).
+	Limit  float64
+	Source string
+	// Mean, P50 and P99 are attempt latencies, from the send to the
+	// response: the wait for the turn is not in them.
 	Mean, P50, P99 time.Duration
 }
 
-// Throughput is Processed per second of Elapsed.
-func (s Stats) Throughput() float64 {
-	if s.Elapsed <= 0 {
-		return 0
-	}
-	return float64(s.Processed) / s.Elapsed.Seconds()
-}
-
-// String formats s as
+// String formats s as one line, for example
 //
-//	[60] requests processed in [16.0] seconds with average time [1033.0] ms, total throughput: [3.75] rps, p50 [1000.0] ms, p99 [2000.0] ms, retries [0]
+//	done 200 (ok 200, failed 0), 429s 0, retries 0, in flight 1, queued 39, rate 3.99/s of 4.00/s (99.8%, told), latency avg 200.0ms p99 201.0ms, 50.0s
 func (s Stats) String() string {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	return fmt.Sprintf("[%d] requests processed in [%.1f] seconds with average time [%.1f] ms, total throughput: [%.2f] rps, p50 [%.1f] ms, p99 [%.1f] ms, retries [%d]",
-		s.Processed, s.Elapsed.Seconds(), ms(s.Mean), s.Throughput(), ms(s.P50), ms(s.P99), s.Retries)
+	limit := "unknown"
+	if s.Limit > 0 {
+		limit = fmt.Sprintf("%.2f/s (%.1f%%, %s)", s.Limit, 100*s.Rate/s.Limit, s.Source)
+	}
+	return fmt.Sprintf("done %d (ok %d, failed %d), 429s %d, retries %d, in flight %d, queued %d, rate %.2f/s of %s, latency avg %.1fms p99 %.1fms, %.1fs",
+		s.Done, s.OK, s.Failed, s.Limited, s.Retries, s.InFlight, s.Queued, s.Rate, limit, ms(s.Mean), ms(s.P99), s.Elapsed.Seconds())
 }
 
 // Stats returns the pool's counters so far.
 func (p *Pool) Stats() Stats {
 	s := Stats{
-		Processed: p.processed.Load(),
-		Failed:    p.failed.Load(),
-		Retries:   p.retries.Load(),
-		Limited:   p.limited.Load(),
+		Done:     p.done.Load(),
+		OK:       p.ok.Load(),
+		Failed:   p.failed.Load(),
+		Retries:  p.retries.Load(),
+		Limited:  p.limited.Load(),
+		Sent:     p.sent.Load(),
+		InFlight: p.inflight.Load(),
+		Queued:   p.queued.Load(),
 	}
 	if start := p.started.Load(); start != 0 {
 		end := p.stopped.Load()
@@ -118,11 +133,28 @@ func (p *Pool) Stats() Stats {
 		}
 		s.Elapsed = time.Duration(end - start)
 	}
+	p.sendMu.Lock()
+	if span := p.lastSend.Sub(p.firstSend); p.admitted > 1 && span > 0 {
+		s.Rate = float64(p.admitted-1) / span.Seconds()
+	}
+	p.sendMu.Unlock()
+	if k := p.lastKey.Load(); k != nil {
+		pace := p.transport().Pace(*k)
+		s.Limit, s.Source = pace.PerSecond(), pace.Source
+	}
 	s.Mean, s.P50, s.P99 = p.hist.summary()
 	return s
 }
 
 var errNoRequest = errors.New("httplimit: job has no request")
+
+func (p *Pool) transport() *Transport {
+	if p.Transport != nil {
+		return p.Transport
+	}
+	p.defOnce.Do(func() { p.def = &Transport{} })
+	return p.def
+}
 
 type outcome struct {
 	job     *Job
@@ -140,6 +172,9 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 	}
 	if p.MaxAttempts < 0 {
 		return nil, &weir.FieldError{Field: "Pool.MaxAttempts", Reason: fmt.Sprintf("must not be negative (got %d)", p.MaxAttempts)}
+	}
+	if err := p.transport().init(); err != nil {
+		return nil, err
 	}
 	n := max(p.Workers, 1)
 	p.started.Store(time.Now().UnixNano())
@@ -175,6 +210,9 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 			}
 			o := <-results
 			inflight--
+			if o.requeue {
+				p.queued.Add(1)
+			}
 			if o.requeue || o.undone {
 				undone = append(undone, o.job)
 			}
@@ -200,11 +238,13 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 			}
 			if j != nil {
 				queue = append(queue, j)
+				p.queued.Add(1)
 			}
 		case o := <-results:
 			inflight--
 			if o.requeue {
 				queue = append([]*Job{o.job}, queue...)
+				p.queued.Add(1)
 			} else if o.undone {
 				undone = append(undone, o.job)
 			}
@@ -214,109 +254,88 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 	close(work)
 	wg.Wait()
 	undone = append(undone, queue...)
+	p.queued.Add(-int64(len(undone)))
 	return undone, ctx.Err()
 }
 
-// attempt sends j once.
+// attempt waits for j's turn and sends it once.
 func (p *Pool) attempt(ctx context.Context, j *Job) outcome {
-	start := time.Now()
-	if err := p.waitPause(ctx); err != nil {
-		return outcome{job: j, undone: true}
-	}
-	key := p.Key
-	if key == "" {
-		key = "pool"
-	}
-	if p.Concurrency != nil {
-		lease, err := p.Concurrency.Acquire(ctx, key, 1)
-		if err != nil {
-			return p.failedWait(ctx, j, err, start)
-		}
-		defer func() { _ = lease.Release(ctx) }()
-	}
-	if p.Limiter != nil {
-		if _, err := p.Limiter.Wait(ctx, key); err != nil {
-			return p.failedWait(ctx, j, err, start)
-		}
-	}
 	if j.Request == nil {
-		p.finish(j, nil, errNoRequest, start)
+		p.queued.Add(-1)
+		p.finish(j, nil, errNoRequest)
 		return outcome{job: j}
 	}
-	// The request runs to completion even if ctx ends now.
-	req, err := rewind(j.Request.WithContext(context.WithoutCancel(ctx)))
+	t := p.transport()
+	key := t.key(j.Request)
+	p.lastKey.Store(&key)
+	// The request runs to completion even if ctx ends after its send.
+	req, err := rewind(j.Request.WithContext(ctx))
 	if err != nil {
-		p.finish(j, nil, err, start)
+		p.queued.Add(-1)
+		p.finish(j, nil, err)
 		return outcome{job: j}
 	}
+	ready, err := t.Wait(req)
+	if err != nil {
+		closeBody(req)
+		if ctx.Err() != nil {
+			return outcome{job: j, undone: true} // still counted as queued until Run returns it
+		}
+		p.queued.Add(-1)
+		p.finish(j, nil, err)
+		return outcome{job: j}
+	}
+	ready = ready.WithContext(context.WithoutCancel(ready.Context()))
+	p.queued.Add(-1)
 	j.Attempts++
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	p.sent.Add(1)
+	p.inflight.Add(1)
+	sent := time.Now()
+	resp, err := t.RoundTrip(ready)
+	p.inflight.Add(-1)
 	if err != nil {
-		p.finish(j, nil, err, start)
+		p.finish(j, nil, err)
 		return outcome{job: j}
 	}
+	p.hist.record(time.Since(sent))
 	limited := resp.StatusCode == http.StatusTooManyRequests
-	ra, hasRA := ParseRetryAfter(resp.Header, time.Now())
+	if !limited {
+		p.sendMu.Lock()
+		if p.admitted == 0 || sent.Before(p.firstSend) {
+			p.firstSend = sent
+		}
+		if sent.After(p.lastSend) {
+			p.lastSend = sent
+		}
+		p.admitted++
+		p.sendMu.Unlock()
+	}
+	_, hasRA := ParseRetryAfter(resp.Header, time.Now())
 	if limited || (resp.StatusCode == http.StatusServiceUnavailable && hasRA) {
 		if limited {
 			p.limited.Add(1)
 		}
-		if !hasRA {
-			ra = time.Second
-		}
-		p.pause(ra)
 		if p.MaxAttempts == 0 || j.Attempts < p.MaxAttempts {
 			drain(resp)
 			p.retries.Add(1)
 			return outcome{job: j, requeue: true}
 		}
 	}
-	p.finish(j, resp, nil, start)
+	p.finish(j, resp, nil)
 	drain(resp)
 	return outcome{job: j}
 }
 
-// failedWait handles an error from a limiter wait. If ctx ended, or will
-// end before the limiter would admit (a deadline), the job is undone: the
-// worker waits for the end so that it does not drain the queue meanwhile.
-// Other errors (a store down, a bad configuration) fail the job.
-func (p *Pool) failedWait(ctx context.Context, j *Job, err error, start time.Time) outcome {
-	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-		<-ctx.Done()
-		return outcome{job: j, undone: true}
-	}
-	p.finish(j, nil, err, start)
-	return outcome{job: j}
-}
-
-func (p *Pool) finish(j *Job, resp *http.Response, err error, start time.Time) {
-	p.hist.record(time.Since(start))
+func (p *Pool) finish(j *Job, resp *http.Response, err error) {
 	if err != nil {
 		p.failed.Add(1)
+	} else if resp.StatusCode < 400 {
+		p.ok.Add(1)
 	}
 	if p.Done != nil {
 		p.Done(j, resp, err)
 	}
-	p.processed.Add(1)
-}
-
-func (p *Pool) pause(d time.Duration) {
-	p.pauseMu.Lock()
-	defer p.pauseMu.Unlock()
-	if until := time.Now().Add(d); until.After(p.paused) {
-		p.paused = until
-	}
-}
-
-func (p *Pool) waitPause(ctx context.Context) error {
-	p.pauseMu.Lock()
-	until := p.paused
-	p.pauseMu.Unlock()
-	return sleep(ctx, time.Until(until))
+	p.done.Add(1)
 }
 
 // histogram records durations in microseconds with about 3% precision:

@@ -1,29 +1,31 @@
 // Command client is the client-side demo of Weir: a worker pool that calls
 // a rate-limited API as fast as the API allows, and no faster.
 //
-// By default it starts a local API that enforces 4 requests per second
-// (token bucket, burst 1) and answers 429 Too Many Requests, with
-// Retry-After, to anything over that. Then 40 workers drain 60 jobs through
-// an httplimit.Pool paced at 4 requests per second: the pool's limiter
-// spaces the requests evenly (one every 250 ms, not 40 at once), a job that
-// still gets a 429 goes back in the queue, and the client's
-// httplimit.Transport reads the API's RateLimit fields to slow down if the
-// API allows less than the pool was told.
+// By default it starts a local API that admits at most 4 requests in any
+// second (an exact sliding log), answers in 200 ms, sends the draft-11
+// RateLimit-Policy and RateLimit fields, and answers 429 Too Many Requests,
+// with Retry-After, to anything over its limit. Then 40 workers drain 60
+// jobs through an httplimit.Pool over an httplimit.Transport, the
+// recommended setup: the transport sends one probe, learns the limit from
+// its answer (or is told it with -rate), and paces the requests evenly,
+// each at least a second plus a measured margin after the send whose slot
+// it reuses; the pool hands a job to it only when it may be sent, so the
+// transport's 30 s Timeout starts at the send.
 //
-// Live statistics are printed every second, and a summary at the end (one
-// run of go run ./examples/client):
+// The statistics line is printed every second, and a summary at the end:
 //
-//	[60] requests processed in [14.9] seconds with average time [6647.8] ms, total throughput: [4.04] rps, p50 [7274.5] ms, p99 [10092.5] ms, retries [0]
-//	429 responses: 0, failed: 0, undone: 0, still queued: 0
+//	done 60 (ok 60, failed 0), 429s 0, retries 0, in flight 0, queued 0, rate 3.98/s of 4.00/s (99.6%, RateLimit-Policy), latency avg 200.0ms p99 198.7ms, 15.0s
+//	jobs: 60 done, 0 failed, 0 undone, 0 still queued
 //
-// The average time includes the wait for a turn: with 40 workers and 4
-// requests per second, most jobs queue for several seconds.
+// (that line is from the in-process test, TestDemo, in fake time; over
+// loopback on a busy machine the rate is lower, see docs/http.md).
 //
-// Flags: -jobs, -workers, -rate (the pool's pace), -server-rate (the local
-// API's limit), -url (call another API instead of starting the local one).
-// Ctrl-C stops the pool gracefully: requests in flight finish and the
-// number of jobs left undone is printed.
+// Flags: -jobs, -workers, -rate (the API's limit as told to the client; 0,
+// the default, learns it), -server-rate and -latency (the local API),
+// -url (call another API instead of starting the local one). Ctrl-C stops
+// the pool gracefully: requests in flight finish and the number of jobs
+// left undone is printed.
 //
 //	go run ./examples/client
-//	go run ./examples/client -rate 8 -server-rate 4   # the transport adapts to 4/s
+//	go run ./examples/client -rate 4 -jobs 200
 package main

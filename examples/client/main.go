@@ -36,8 +36,9 @@ type config struct {
 	url        string
 	jobs       int
 	workers    int
-	rate       int64
+	rate       int64 // the API's limit as told to the client; 0: learn it
 	serverRate int64
+	latency    time.Duration
 	report     time.Duration
 }
 
@@ -48,8 +49,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.url, "url", "", "API to call; empty starts a local API limited to -server-rate")
 	fs.IntVar(&c.jobs, "jobs", 60, "number of requests to send")
 	fs.IntVar(&c.workers, "workers", 40, "number of workers")
-	fs.Int64Var(&c.rate, "rate", 4, "requests per second the pool sends")
-	fs.Int64Var(&c.serverRate, "server-rate", 4, "requests per second the local API allows")
+	fs.Int64Var(&c.rate, "rate", 0, "the API's published limit in requests per second, if known; 0 learns it from the API's answers")
+	fs.Int64Var(&c.serverRate, "server-rate", 4, "requests per second the local API allows (an exact sliding log)")
+	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "the local API's answer time")
 	fs.DurationVar(&c.report, "report", time.Second, "interval of the live statistics")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -57,10 +59,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// newAPI is the demo API: it answers 200 to at most rate requests per
-// second (token bucket, burst 1) in all, and 429 to the rest.
-func newAPI(rate int64) (http.Handler, error) {
-	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(rate).WithBurst(1).WithName("api"))
+// newAPI is the demo API: it admits at most rate requests in any second
+// (an exact sliding log, decided on arrival), answers after latency, and
+// answers 429 with Retry-After to the rest. Every answer carries the
+// RateLimit-Policy and RateLimit fields.
+func newAPI(rate int64, latency time.Duration) (http.Handler, error) {
+	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(rate).WithAlgorithm(weir.SlidingWindowLog).WithName("api"))
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +74,13 @@ func newAPI(rate int64) (http.Handler, error) {
 		return nil, err
 	}
 	return mw.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(latency)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
 		fmt.Fprintln(w, `{"ok":true}`)
 	})), nil
 }
@@ -78,12 +89,12 @@ func newAPI(rate int64) (http.Handler, error) {
 // base carries the requests (nil: the network); without cfg.url the local
 // API is served on 127.0.0.1, or called in process when base is not nil.
 func run(ctx context.Context, cfg config, base http.RoundTripper, out io.Writer) (httplimit.Stats, error) {
-	if cfg.jobs < 0 || cfg.workers < 1 || cfg.rate < 1 || cfg.serverRate < 1 || cfg.report <= 0 {
-		return httplimit.Stats{}, fmt.Errorf("bad flags: -jobs %d -workers %d -rate %d -server-rate %d -report %v", cfg.jobs, cfg.workers, cfg.rate, cfg.serverRate, cfg.report)
+	if cfg.jobs < 0 || cfg.workers < 1 || cfg.rate < 0 || cfg.serverRate < 1 || cfg.latency < 0 || cfg.report <= 0 {
+		return httplimit.Stats{}, fmt.Errorf("bad flags: -jobs %d -workers %d -rate %d -server-rate %d -latency %v -report %v", cfg.jobs, cfg.workers, cfg.rate, cfg.serverRate, cfg.latency, cfg.report)
 	}
 	url := cfg.url
 	if url == "" {
-		api, err := newAPI(cfg.serverRate)
+		api, err := newAPI(cfg.serverRate, cfg.latency)
 		if err != nil {
 			return httplimit.Stats{}, err
 		}
@@ -103,17 +114,14 @@ func run(ctx context.Context, cfg config, base http.RoundTripper, out io.Writer)
 		base = http.DefaultTransport
 	}
 
-	lim, err := weir.NewLimiter(memstore.New(), weir.PerSecond(cfg.rate).WithBurst(1))
-	if err != nil {
-		return httplimit.Stats{}, err
+	// The recommended setup: the Transport paces (to the told limit, or
+	// to what the API advertises, probing first) and its Timeout starts at
+	// each send; the pool hands a job to it only when it may be sent.
+	tr := &httplimit.Transport{Base: base, Timeout: 30 * time.Second}
+	if cfg.rate > 0 {
+		tr.Limit = weir.PerSecond(cfg.rate)
 	}
-	pool := &httplimit.Pool{
-		// The transport learns from the API's RateLimit fields; the pool's
-		// limiter sets the pace.
-		Client:  &http.Client{Transport: &httplimit.Transport{Base: base}, Timeout: 30 * time.Second},
-		Limiter: lim,
-		Workers: cfg.workers,
-	}
+	pool := &httplimit.Pool{Transport: tr, Workers: cfg.workers}
 	jobs := make(chan *httplimit.Job, cfg.jobs)
 	for i := range cfg.jobs {
 		req, err := http.NewRequest("GET", url, nil)
@@ -144,7 +152,7 @@ func run(ctx context.Context, cfg config, base http.RoundTripper, out io.Writer)
 	<-reported
 	st := pool.Stats()
 	fmt.Fprintln(out, st)
-	fmt.Fprintf(out, "429 responses: %d, failed: %d, undone: %d, still queued: %d\n", st.Limited, st.Failed, len(undone), len(jobs))
+	fmt.Fprintf(out, "jobs: %d done, %d failed, %d undone, %d still queued\n", st.Done, st.Failed, len(undone), len(jobs))
 	return st, err
 }
 

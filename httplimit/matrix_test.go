@@ -1,0 +1,176 @@
+package httplimit
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/weir-go/weir"
+)
+
+// The acceptance matrix of the client (issue 17), in fake time: told the
+// limit or not × upstream latency 0, 200 ms, 1 s × limits 4 per second
+// (40 workers), 100 per second (400 workers) and 10 per minute (40
+// workers), through a Pool with the recommended setup (Transport with a
+// 30 s Timeout). In every cell the upstream, an exact sliding log, counts
+// at least 98% of its limit when told and 95% when not, from its first to
+// its last admitted request; no 429 when told, at most 1% when not; every
+// job finished once with a 200, none failed by the client's own queue.
+func TestClientMatrix(t *testing.T) {
+	limits := []struct {
+		name    string
+		quota   int
+		window  time.Duration
+		workers int
+		jobs    int
+	}{
+		{"4per1s", 4, time.Second, 40, 200},
+		{"100per1s", 100, time.Second, 400, 4000},
+		{"10per1m", 10, time.Minute, 40, 100},
+	}
+	for _, lim := range limits {
+		for _, latency := range []time.Duration{0, 200 * time.Millisecond, time.Second} {
+			for _, told := range []bool{true, false} {
+				name := fmt.Sprintf("%s/latency=%v/told=%v", lim.name, latency, told)
+				t.Run(name, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						up := &upstream{quota: lim.quota, window: lim.window, latency: latency}
+						tr := &Transport{Base: &handlerTransport{h: up}, Timeout: 30 * time.Second}
+						if told {
+							tr.Limit = weir.Per(int64(lim.quota), lim.window)
+						}
+						ledger := newLedger()
+						p := &Pool{Transport: tr, Workers: lim.workers, Done: ledger.record}
+						jobs := makeJobs(t, lim.jobs)
+						undone, err := p.Run(t.Context(), jobs)
+						if err != nil || len(undone) != 0 {
+							t.Fatalf("Run: %d undone, %v", len(undone), err)
+						}
+						verifyNothingLost(t, lim.jobs, ledger, undone, jobs)
+						st := p.Stats()
+						admitted, limited, _ := up.counts()
+						u := up.utilisation()
+						t.Logf("utilisation %.2f%%, %d admitted, %d × 429; %v", 100*u, admitted, limited, st)
+						if ledger.codes[200] != lim.jobs || st.Failed != 0 {
+							t.Fatalf("codes %v, %d failed; want %d × 200", ledger.codes, st.Failed, lim.jobs)
+						}
+						want := 0.95
+						if told {
+							want = 0.98
+						}
+						if u < want {
+							t.Errorf("upstream counted %.2f%% of its limit, want >= %.0f%%", 100*u, 100*want)
+						}
+						if told && limited != 0 {
+							t.Errorf("%d × 429 although told the limit", limited)
+						}
+						if limited*100 > admitted+limited {
+							t.Errorf("%d × 429 of %d requests (> 1%%)", limited, admitted+limited)
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+var _ http.Handler = (*upstream)(nil)
+
+// Several processes, one upstream: three Transports (each its own state,
+// as in three processes) share one store, each drives a Pool of 20
+// workers. Told the limit, the upstream never receives more than its
+// quota in any window (no 429) and is filled; not told, each probes once
+// and then paces on the shared timeline.
+func TestClientSharedStore(t *testing.T) {
+	for _, told := range []bool{true, false} {
+		t.Run(fmt.Sprintf("told=%v", told), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &upstream{quota: 4, window: time.Second, latency: 200 * time.Millisecond}
+				store := newStore()
+				const procs, n = 3, 100
+				var wg sync.WaitGroup
+				ledgers := make([]*jobLedger, procs)
+				for i := range procs {
+					tr := &Transport{Base: &handlerTransport{h: up}, Store: store, Timeout: 30 * time.Second}
+					if told {
+						tr.Limit = weir.PerSecond(4)
+					}
+					ledgers[i] = newLedger()
+					p := &Pool{Transport: tr, Workers: 20, Done: ledgers[i].record}
+					jobs := makeJobs(t, n)
+					wg.Go(func() {
+						if undone, err := p.Run(t.Context(), jobs); err != nil || len(undone) != 0 {
+							t.Errorf("Run: %d undone, %v", len(undone), err)
+						}
+						verifyNothingLost(t, n, ledgers[i], nil, jobs)
+					})
+				}
+				wg.Wait()
+				admitted, limited, most := up.counts()
+				u := up.utilisation()
+				t.Logf("utilisation %.2f%%, %d admitted, %d × 429, at most %d received in a window", 100*u, admitted, limited, most)
+				for i, l := range ledgers {
+					if l.codes[200] != n {
+						t.Errorf("process %d: codes %v", i, l.codes)
+					}
+				}
+				if told && (limited != 0 || most > 4) {
+					t.Errorf("told: %d × 429, %d received in one window; want none over the limit", limited, most)
+				}
+				if limited*100 > admitted+limited {
+					t.Errorf("%d × 429 of %d (> 1%%)", limited, admitted+limited)
+				}
+				if want := map[bool]float64{true: 0.98, false: 0.95}[told]; u < want {
+					t.Errorf("utilisation %.2f%%, want >= %.0f%%", 100*u, 100*want)
+				}
+			})
+		})
+	}
+}
+
+// An upstream that sends no rate fields, only 429 and Retry-After: the
+// transport converges from its 429s (AIMD). Measured in fake time; the
+// bounds below are the measured figures with some room (docs/http.md).
+func TestClientAIMD(t *testing.T) {
+	for _, c := range []struct {
+		quota   int
+		window  time.Duration
+		latency time.Duration
+		jobs    int
+		minUtil float64
+		max429  float64
+	}{
+		{4, time.Second, 0, 400, 0.65, 0.08},                      // measured 73.3%, 5.7%
+		{4, time.Second, 200 * time.Millisecond, 400, 0.65, 0.08}, // measured 71.0%, 5.7%
+		{100, time.Second, 0, 4000, 0.60, 0.02},                   // measured 64.7%, 0.25%
+		{10, time.Minute, 0, 100, 0.90, 0.20},                     // measured 107% (bursts), 16%
+	} {
+		t.Run(fmt.Sprintf("%dper%v/latency=%v", c.quota, c.window, c.latency), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &upstream{quota: c.quota, window: c.window, latency: c.latency, noFields: true}
+				tr := &Transport{Base: &handlerTransport{h: up}, Timeout: 30 * time.Second}
+				ledger := newLedger()
+				p := &Pool{Transport: tr, Workers: 40, Done: ledger.record}
+				jobs := makeJobs(t, c.jobs)
+				start := time.Now()
+				if undone, err := p.Run(t.Context(), jobs); err != nil || len(undone) != 0 {
+					t.Fatalf("Run: %d undone, %v", len(undone), err)
+				}
+				verifyNothingLost(t, c.jobs, ledger, nil, jobs)
+				admitted, limited, _ := up.counts()
+				u := up.utilisation()
+				share := float64(limited) / float64(admitted+limited)
+				t.Logf("utilisation %.2f%%, %d admitted, %d × 429 (%.2f%%), %v; %+v", 100*u, admitted, limited, 100*share, time.Since(start), tr.Pace("api.example"))
+				if ledger.codes[200] != c.jobs {
+					t.Fatalf("codes %v", ledger.codes)
+				}
+				if u < c.minUtil || share > c.max429 {
+					t.Errorf("utilisation %.2f%% (want >= %.0f%%), 429s %.2f%% (want <= %.0f%%)", 100*u, 100*c.minUtil, 100*share, 100*c.max429)
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,345 @@
+package httplimit
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weir-go/weir"
+)
+
+// This file is what a Transport knows about one upstream key, as pure
+// logic: every method takes the instants it needs and reads no clock.
+
+// paceName names the pacing state in the store: (paceName, key) is the
+// timeline of sends to one upstream, shared by every Transport on the
+// store. Its numbers change as the transport learns; the state stays.
+const paceName = "httplimit.pace"
+
+// Pacing constants, documented in docs/http.md.
+const (
+	// aimdStart is the rate of an upstream that sends no rate fields, until
+	// its 429s say more: one request per second.
+	aimdStart = 1.0
+	// aimdFloor and aimdCeiling bound the AIMD rate: one request per hour,
+	// a million per second (an upstream that never refuses).
+	aimdFloor   = 1.0 / 3600
+	aimdCeiling = 1e6
+	// aimdDecrease is the multiplicative decrease on a 429.
+	aimdDecrease = 0.75
+	// aimdIncrease is the additive increase per second, as a share of the
+	// rate at the last decrease.
+	aimdIncrease = 0.05
+	// bumpDecay is how many answers in a row without a 429 halve the
+	// margin added by 429s (as a multiple of the policy's quota).
+	bumpDecay = 10
+)
+
+// A Pace is what a [Transport] paces one key's requests to.
+type Pace struct {
+	// Source says where the limit comes from: "told" (Transport.Limit),
+	// "RateLimit-Policy", "X-RateLimit" (the legacy fields), "429s" (an
+	// upstream with no rate fields: additive increase, multiplicative
+	// decrease), or "" while nothing is known (the transport probes with
+	// one request at a time).
+	Source string
+	// Quota per Window is the upstream's limit as known: the slowest of
+	// the told and advertised ones. For "429s", the current estimate as
+	// one request per Window.
+	Quota  int64
+	Window time.Duration
+	// Margin is added to Window between a send and the send that reuses
+	// its slot: Quota requests leave in every Window+Margin, evenly spaced.
+	// It covers the measured variation of the round trip and of the
+	// wake-up of a waiting sender, and grows after a 429.
+	Margin time.Duration
+}
+
+// PerSecond is the known limit in requests per second; 0 if unknown.
+func (p Pace) PerSecond() float64 {
+	if p.Quota <= 0 || p.Window <= 0 {
+		return 0
+	}
+	return float64(p.Quota) / p.Window.Seconds()
+}
+
+// Interval is the spacing of sends, margin included; 0 if unknown.
+func (p Pace) Interval() time.Duration {
+	if p.Quota <= 0 || p.Window <= 0 {
+		return 0
+	}
+	return (p.Window + p.Margin) / time.Duration(p.Quota)
+}
+
+// limit is the token bucket (burst 1) that spaces sends at p. Its period
+// is rounded up to the microsecond, as stores count in microseconds.
+func (p Pace) limit() weir.Limit {
+	period := (p.Window + p.Margin + time.Microsecond - 1).Truncate(time.Microsecond)
+	return weir.Limit{Name: paceName, Quota: p.Quota, Period: min(period, maxPacePeriod), Burst: 1}
+}
+
+// probeGuard is the guard's log as a probe takes it: any number of probes
+// pass, and each is recorded, so that the guard of a pace learnt later,
+// in this process or another, counts them.
+var probeGuard = weir.Limit{Name: guardName, Algorithm: weir.SlidingWindowLog, Quota: maxGuard, Period: time.Hour}
+
+// guard is the sliding log that checks each send when it leaves: never
+// more than Quota sends in any Window+Margin of the store's clock, however
+// late the senders woke for their slots. nil-equivalent (Quota 0) above
+// maxGuard, where a log would be too large to keep.
+func (p Pace) guard() weir.Limit {
+	if p.Quota > maxGuard {
+		return weir.Limit{}
+	}
+	l := p.limit()
+	return weir.Limit{Name: guardName, Algorithm: weir.SlidingWindowLog, Quota: l.Quota, Period: l.Period}
+}
+
+// guardName names the guard's log in the store; maxGuard is the largest
+// quota guarded (the log keeps one entry per send in the window).
+const (
+	guardName = "httplimit.sent"
+	maxGuard  = 10000
+)
+
+// maxPacePeriod is the longest period a store takes (100 years).
+const maxPacePeriod = 100 * 365 * 24 * time.Hour
+
+// answer is what one response says, read by readAnswer.
+type answer struct {
+	sent, at time.Time // the send and the arrival of the response
+	status   int
+	cached   bool          // Age > 0: from a cache, not the upstream
+	policies []QuotaPolicy // request policies with a window
+	statuses []QuotaStatus
+	// retryAfter is the Retry-After of a 429 or 503; -1 without one.
+	retryAfter time.Duration
+	// legacyLimit, legacyLeft and legacyReset are X-RateLimit-*; -1 when
+	// absent. legacyReset is from the response's arrival.
+	legacyLimit, legacyLeft int64
+	legacyReset             time.Duration
+}
+
+// readAnswer parses the fields of resp that pacing uses. Malformed fields
+// are ignored, as the draft says.
+func readAnswer(resp *http.Response, sent, at time.Time) answer {
+	h := resp.Header
+	a := answer{sent: sent, at: at, status: resp.StatusCode, retryAfter: -1, legacyLimit: -1, legacyLeft: -1, legacyReset: -1}
+	if age := strings.TrimSpace(h.Get("Age")); age != "" && age != "0" {
+		a.cached = true
+		return a
+	}
+	if ps, err := ParsePolicies(h); err == nil {
+		for _, p := range ps {
+			if p.Quota > 0 && p.Window > 0 && (p.Unit == "" || p.Unit == "requests" || p.Unit == "request") {
+				a.policies = append(a.policies, p)
+			}
+		}
+	}
+	if ss, err := ParseRateLimit(h); err == nil {
+		a.statuses = ss
+	}
+	if retryable(resp.StatusCode) {
+		if ra, ok := ParseRetryAfter(h, at); ok {
+			a.retryAfter = ra
+		}
+	}
+	if v, err := strconv.ParseInt(strings.TrimSpace(h.Get(HeaderXRateLimitLimit)), 10, 64); err == nil && v > 0 {
+		a.legacyLimit = v
+	}
+	if v, err := strconv.ParseInt(strings.TrimSpace(h.Get(HeaderXRateLimitLeft)), 10, 64); err == nil && v >= 0 {
+		a.legacyLeft = v
+	}
+	if v, err := strconv.ParseInt(strings.TrimSpace(h.Get(HeaderXRateLimitReset)), 10, 64); err == nil && v >= 0 {
+		if v > 1e9 { // Unix seconds, measured from the response's Date
+			now := at
+			if d, err := http.ParseTime(h.Get("Date")); err == nil {
+				now = d
+			}
+			a.legacyReset = max(time.Unix(v, 0).Sub(now), 0)
+		} else {
+			a.legacyReset = seconds(v)
+		}
+	}
+	return a
+}
+
+// pacer is the pure state of one key.
+type pacer struct {
+	told     QuotaPolicy   // Transport.Limit; Quota 0 if not told
+	policies []QuotaPolicy // the last advertised RateLimit-Policy
+	legacy   QuotaPolicy   // from X-RateLimit-Limit and the longest Reset seen
+
+	// The round-trip estimator of RFC 6298 (srtt, rttvar), and the same
+	// for how late a sender woke for its slot.
+	srtt, rttvar  time.Duration
+	rttSamples    int
+	late, latevar time.Duration
+
+	// bump is margin added by 429s met while pacing to a known limit;
+	// calm counts answers since the last such 429.
+	bump time.Duration
+	calm int64
+
+	// AIMD, for an upstream that sends no rate fields.
+	aimd      bool
+	rate      float64 // requests per second
+	slowStart bool
+	ceiling   float64   // the rate at the last decrease
+	decreased time.Time // 429s to sends before this do not decrease again
+
+	paused   time.Time     // send nothing before this
+	maxPause time.Duration // caps a pause; 0: no cap
+}
+
+// pace returns the limit to pace to at the current margins.
+func (p *pacer) pace() Pace {
+	var best Pace
+	consider := func(src string, q int64, w time.Duration) {
+		c := Pace{Source: src, Quota: q, Window: w, Margin: p.margin(w, q)}
+		// c is slower when its interval is longer: compare (w+m)/q.
+		if best.Quota == 0 || float64(c.Window+c.Margin)*float64(best.Quota) > float64(best.Window+best.Margin)*float64(c.Quota) {
+			best = c
+		}
+	}
+	if p.told.Quota > 0 {
+		consider("told", p.told.Quota, p.told.Window)
+	}
+	for _, q := range p.policies {
+		consider(HeaderRateLimitPolicy, q.Quota, q.Window)
+	}
+	if len(p.policies) == 0 && p.legacy.Quota > 0 && p.legacy.Window > 0 {
+		consider("X-RateLimit", p.legacy.Quota, p.legacy.Window)
+	}
+	if best.Quota == 0 && p.aimd {
+		best = Pace{Source: "429s", Quota: 1, Window: time.Duration(float64(time.Second) / p.rate)}
+	}
+	return best
+}
+
+// margin is what is added to a window of w (quota q) between a send and
+// the send that reuses its slot: twice the round trip's variation plus how
+// late sends leave after their slots (mean and twice its variation), at
+// least startMargin (w/50) until 2q answers are in and w/1000 (and 1µs) always,
+// at most w/10, plus what 429s added.
+func (p *pacer) margin(w time.Duration, q int64) time.Duration {
+	m := 2*p.rttvar + 2*p.latevar
+	m = max(m, p.startMargin(w, q))
+	m = min(max(m, w/1000, time.Microsecond), w/10)
+	return m + min(p.bump, w/10)
+}
+
+// startMargin covers what is not measured yet at first contact (new
+// connections, a cold store): w/50 until 2q answers are in.
+func (p *pacer) startMargin(w time.Duration, q int64) time.Duration {
+	if int64(p.rttSamples) >= 2*q {
+		return 0
+	}
+	return w / 50
+}
+
+// woke records that a sender meant to leave at slot left at now.
+func (p *pacer) woke(slot, now time.Time) {
+	d := max(now.Sub(slot), 0)
+	p.latevar = (3*p.latevar + absDur(p.late-d)) / 4
+	p.late = (7*p.late + d) / 8
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// observe learns from one answer.
+func (p *pacer) observe(a answer) {
+	if a.cached {
+		return
+	}
+	rtt := max(a.at.Sub(a.sent), 0)
+	if p.rttSamples == 0 {
+		p.srtt = rtt
+	} else {
+		p.rttvar = (3*p.rttvar + absDur(p.srtt-rtt)) / 4
+		p.srtt = (7*p.srtt + rtt) / 8
+	}
+	p.rttSamples++
+
+	if len(a.policies) > 0 {
+		p.policies = append(p.policies[:0], a.policies...)
+	}
+	if a.legacyLimit > 0 && a.legacyReset > 0 {
+		w := time.Duration(ceilSeconds(a.legacyReset)) * time.Second
+		p.legacy.Quota = a.legacyLimit
+		p.legacy.Window = max(p.legacy.Window, w)
+	}
+	limited := a.status == http.StatusTooManyRequests
+
+	// Pauses: Retry-After always (it takes precedence); otherwise an
+	// exhausted quota only while no limit is known, since at full pace
+	// r=0 is the normal state and the slot of the next send is known.
+	pause := a.retryAfter
+	if pause < 0 && len(p.policies) == 0 && p.legacy.Window == 0 && p.told.Quota == 0 {
+		for _, s := range a.statuses {
+			if s.Remaining == 0 && s.HasReset {
+				pause = max(pause, s.Reset)
+			}
+		}
+		if a.legacyLeft == 0 && a.legacyReset >= 0 {
+			pause = max(pause, a.legacyReset)
+		}
+	}
+	if pause < 0 && limited {
+		pause = time.Second
+	}
+	if pause > 0 {
+		if p.maxPause > 0 {
+			pause = min(pause, p.maxPause)
+		}
+		if until := a.at.Add(pause); until.After(p.paused) {
+			p.paused = until
+		}
+	}
+
+	known := p.told.Quota > 0 || len(p.policies) > 0 || p.legacy.Window > 0
+	switch {
+	case known && limited:
+		// A 429 although paced to a known limit: widen the margin.
+		w := p.pace().Window
+		p.bump = min(max(2*p.bump, w/100), w/10)
+		p.calm = 0
+	case known:
+		p.calm++
+		if q := p.pace().Quota; p.bump > 0 && p.calm >= bumpDecay*q {
+			p.bump /= 2
+			p.calm = 0
+		}
+	case !p.aimd && !limited && a.status < 500:
+		// An answer that gives no limit (no fields, or only RateLimit
+		// without a policy): AIMD from one request per second, in slow
+		// start.
+		p.aimd, p.rate, p.slowStart = true, aimdStart, true
+		return
+	}
+	if !p.aimd || known {
+		return
+	}
+	switch {
+	case limited:
+		if !a.sent.Before(p.decreased) {
+			p.ceiling = p.rate
+			p.rate = max(p.rate*aimdDecrease, aimdFloor)
+			p.slowStart = false
+			p.decreased = a.at
+		}
+	case a.status < 400:
+		if p.slowStart {
+			p.rate += 0.6931471805599453 // doubles every second of successes
+		} else {
+			p.rate += aimdIncrease * p.ceiling / p.rate // per second: 5% of the ceiling
+		}
+		p.rate = min(p.rate, aimdCeiling)
+	}
+}
