@@ -28,9 +28,11 @@ func configCommand(stdio IO) *cobra.Command {
 				return &ExitError{Code: 1, Err: err}
 			}
 			// Build the limiters too: the same validation a reload does.
-			if _, err := service.New(nopStore{}, nopStore{}, cfg, nil); err != nil {
+			svc, err := service.New(nopStore{}, nopStore{}, cfg, nil)
+			if err != nil {
 				return &ExitError{Code: 1, Err: fmt.Errorf("%s: %w", args[0], err)}
 			}
+			svc.Close() // stops the local-quota stores a local: section starts
 			// The server section's TLS files, loaded as weir serve loads them.
 			tlsr, err := daemon.LoadTLS(daemon.Options{}, cfg, nil)
 			if err != nil {

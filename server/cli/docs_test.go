@@ -93,7 +93,7 @@ func TestDocsExampleConfig(t *testing.T) {
 	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err != nil {
 		t.Fatalf("config check of the documented configuration: %v\n%s", err, out.String())
 	}
-	if !strings.HasPrefix(out.String(), cfg+": ok (3 policies, 1 envoy domains)\n") || !strings.Contains(out.String(), "client certificates required") {
+	if !strings.HasPrefix(out.String(), cfg+": ok (4 policies, 1 envoy domains)\n") || !strings.Contains(out.String(), "client certificates required") {
 		t.Errorf("config check printed:\n%s", out.String())
 	}
 
