@@ -13,6 +13,11 @@ import (
 	"github.com/weir-go/weir/redisstore/redistest"
 )
 
+// correctnessDeadline is the store deadline of tests that check what the
+// store decides or writes, not how fast: a busy machine can stall a round
+// trip well past the default 50 ms.
+const correctnessDeadline = 30 * time.Second
+
 // TestBatchPaths checks every field of decisions made in concurrent
 // batches of single token-bucket takes, on both of the script's fast
 // paths: batches whose keys are distinct (each state is saved as it is
@@ -157,7 +162,7 @@ func TestBatchMixedLimits(t *testing.T) {
 func TestMalformedBatchWritesNothing(t *testing.T) {
 	srv := redistest.Start(t)
 	client := srv.Client()
-	s, err := New(client, WithPrefix("mf:"))
+	s, err := New(client, WithPrefix("mf:"), WithDeadline(correctnessDeadline))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +217,7 @@ func frozenStore(t *testing.T, prefix string) *Store {
 	t.Helper()
 	srv := redistest.Start(t)
 	now := time.UnixMicro(1_800_000_000_000_000)
-	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix(prefix))
+	s, err := New(srv.Client(), WithClock(func() time.Time { return now }), WithPrefix(prefix), WithDeadline(correctnessDeadline))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 func TestCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
 	client := c.Client(t)
-	s, err := redisstore.New(client, redisstore.WithPrefix("cl:"), redisstore.WithDeadline(2*time.Second))
+	s, err := redisstore.New(client, redisstore.WithPrefix("cl:"), redisstore.WithDeadline(30*time.Second)) // correctness, not latency
 	if err != nil {
 		t.Fatal(err)
 	}

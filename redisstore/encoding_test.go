@@ -20,7 +20,7 @@ func TestTokenBucketEncoding(t *testing.T) {
 	srv := redistest.Start(t)
 	client := srv.Client()
 	now := time.UnixMicro(1_800_000_000_000_000)
-	s, err := New(client, WithClock(func() time.Time { return now }), WithPrefix("enc:"))
+	s, err := New(client, WithClock(func() time.Time { return now }), WithPrefix("enc:"), WithDeadline(correctnessDeadline))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,22 +20,30 @@ import (
 
 // TestNoScript is R15: the script cache flushed (SCRIPT FLUSH) or lost
 // with a restart under load, on the single-call and the pipelined paths:
-// no NOSCRIPT error reaches a caller.
+// no NOSCRIPT error reaches a caller. The phases move on progress, not on
+// the wall clock: each flush, the restart and the end wait for 100 more
+// decisions, so a busy machine only makes the test slower. The only errors
+// allowed are ErrUnavailable from calls in flight while Redis was down:
+// ended after the kill, started before 100 decisions had succeeded after
+// the restart.
 func TestNoScript(t *testing.T) {
 	for _, pipelined := range []bool{false, true} {
 		t.Run(fmt.Sprintf("pipelined=%v", pipelined), func(t *testing.T) {
 			srv := redistest.Start(t)
-			opts := []redisstore.Option{redisstore.WithDeadline(time.Second)}
+			// A long deadline: only the outage may fail a call, not a
+			// busy machine's stalls.
+			opts := []redisstore.Option{redisstore.WithDeadline(10 * time.Second)}
 			if pipelined {
 				// On a single server, cluster mode splits batches by slot
 				// and sends them in pipelines.
 				opts = append(opts, redisstore.WithCluster(true))
 			}
-			s, err := redisstore.New(srv.Client(), opts...)
+			rs, err := redisstore.New(srv.Client(), opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.Close()
+			defer rs.Close()
+			s := &countingStore{Store: rs}
 			lim := weir.PerSecond(1_000_000).WithName("r15")
 			var n atomic.Int64
 			req := func() *weir.Request {
@@ -44,18 +52,37 @@ func TestNoScript(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan []sample)
 			go func() { done <- load(ctx, s, req, 16, 4000) }()
-			for range 5 {
-				time.Sleep(100 * time.Millisecond)
+			defer func() {
+				if ctx.Err() == nil {
+					cancel()
+					<-done
+				}
+			}()
+			hang := time.Now().Add(time.Minute) // only against a hang
+			progress := func(what string) {
+				t.Helper()
+				for want := s.ok.Load() + 100; s.ok.Load() < want; time.Sleep(5 * time.Millisecond) {
+					if n := s.noScript.Load(); n > 0 {
+						t.Fatalf("%s: %d NOSCRIPT errors reached callers", what, n)
+					}
+					if time.Now().After(hang) {
+						t.Fatalf("%s: no 100 decisions in a minute", what)
+					}
+				}
+			}
+			for i := range 5 {
+				progress(fmt.Sprintf("before flush %d", i))
 				if _, err := srv.Do("SCRIPT", "FLUSH"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(100 * time.Millisecond)
+			progress("before the restart")
 			restartAt := time.Now()
 			srv.Kill()
 			srv.Restart()
-			restarted := time.Now()
-			time.Sleep(1500 * time.Millisecond)
+			progress("after the restart")
+			recovered := time.Now()
+			progress("after recovery")
 			cancel()
 			samples := <-done
 			var ok, down int
@@ -65,21 +92,36 @@ func TestNoScript(t *testing.T) {
 					ok++
 				case strings.Contains(x.err.Error(), "NOSCRIPT"):
 					t.Fatalf("NOSCRIPT reached a caller: %v", x.err)
-				case x.start.After(restartAt.Add(-time.Second)) && x.start.Before(restarted.Add(time.Second)):
-					down++ // the server was down: ErrUnavailable is right
+				case !x.start.Add(x.lat).Before(restartAt) && x.start.Before(recovered):
+					down++ // in flight while the server was down: ErrUnavailable is right
 					if !errors.Is(x.err, weir.ErrUnavailable) {
 						t.Fatalf("error %v does not match ErrUnavailable", x.err)
 					}
 				default:
-					t.Fatalf("error at %v: %v", x.start.Sub(restartAt), x.err)
+					t.Fatalf("error at %v from the restart: %v", x.start.Sub(restartAt), x.err)
 				}
 			}
 			t.Logf("%d decisions, %d failed while Redis restarted", ok, down)
-			if ok < 1000 {
-				t.Fatalf("only %d decisions", ok)
-			}
 		})
 	}
+}
+
+// countingStore counts the decisions its Store made without error, and
+// the NOSCRIPT errors it returned.
+type countingStore struct {
+	weir.Store
+	ok, noScript atomic.Int64
+}
+
+func (c *countingStore) Take(ctx context.Context, r *weir.Request) (weir.Decision, error) {
+	d, err := c.Store.Take(ctx, r)
+	switch {
+	case err == nil:
+		c.ok.Add(1)
+	case strings.Contains(err.Error(), "NOSCRIPT"):
+		c.noScript.Add(1)
+	}
+	return d, err
 }
 
 // TestTTL is R17: after load on many distinct keys of every algorithm,
@@ -163,8 +205,11 @@ func TestTTL(t *testing.T) {
 		t.Fatalf("script cache after %d distinct keys: want exactly 1 script; INFO memory:\n%s", keys, info)
 	}
 	// Every key is gone once the longest TTL has passed (+1 s for Redis's
-	// active expiry cycle).
-	deadline := time.Now().Add(2*window + 2*time.Second)
+	// active expiry cycle, which a busy machine delays: that bound is
+	// checked under WEIR_SOAK=1; CI waits up to a minute, against a key
+	// that never expires).
+	start := time.Now()
+	bound := pick(time.Minute, 2*window+2*time.Second)
 	for {
 		size, err := client.DBSize(ctx).Result()
 		if err != nil {
@@ -173,12 +218,12 @@ func TestTTL(t *testing.T) {
 		if size == 0 {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d keys left %v after the load", size, 2*window+2*time.Second)
+		if time.Since(start) > bound {
+			t.Fatalf("%d keys left %v after the load", size, bound)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("%d keys, all with a TTL within their state's needs, all expired", n)
+	t.Logf("%d keys, all with a TTL within their state's needs, all expired %v after the load", n, time.Since(start).Round(time.Millisecond))
 }
 
 // TestWrongType checks that a key holding data of another type under the
@@ -269,11 +314,13 @@ func TestWrongTypeInBatch(t *testing.T) {
 }
 
 // prefixedStore starts a redis-server and returns a store over it with
-// prefix (and opts), closed when the test ends, and its client.
+// prefix (and opts), closed when the test ends, and its client. Its
+// deadline is 30 s unless opts say otherwise: these tests check what the
+// store writes, and a busy machine can stall a round trip past 50 ms.
 func prefixedStore(t *testing.T, prefix string, opts ...redisstore.Option) (*redisstore.Store, *redis.Client) {
 	t.Helper()
 	client := redistest.Start(t).Client()
-	s, err := redisstore.New(client, append([]redisstore.Option{redisstore.WithPrefix(prefix)}, opts...)...)
+	s, err := redisstore.New(client, append([]redisstore.Option{redisstore.WithPrefix(prefix), redisstore.WithDeadline(30 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +83,8 @@ func fatal(err error) {
 // admitReport is what an "admit" helper prints.
 type admitReport struct {
 	Admitted, Denied, Errors int64
-	First, Last              int64 // µs, Redis clock, of the first and last admission
+	First, Last              int64   // µs, Redis clock, of the first and last admission
+	Times                    []int64 // µs, Redis clock, of every decision
 }
 
 // helperAdmit hammers one key with Allow from WEIR_G goroutines at
@@ -115,8 +119,10 @@ func helperAdmit() {
 					rep.Admitted++
 					us := d.Time.UnixMicro()
 					rep.First, rep.Last = min(rep.First, us), max(rep.Last, us)
+					rep.Times = append(rep.Times, us)
 				default:
 					rep.Denied++
+					rep.Times = append(rep.Times, d.Time.UnixMicro())
 				}
 				mu.Unlock()
 			}
@@ -135,7 +141,9 @@ type semReport struct {
 // WEIR_CAP) from 2 goroutines for WEIR_MS milliseconds, counting holders in
 // a Redis counter while it holds one.
 func helperSem() {
-	lim, client, done := helperLimiter(time.Second, weir.Concurrent(int64(envInt("WEIR_CAP")), 10*time.Second).WithName("api"))
+	// A long deadline, as in helperAdmit: the bound is under test, and a
+	// busy machine can stall a round trip past a second.
+	lim, client, done := helperLimiter(10*time.Second, weir.Concurrent(int64(envInt("WEIR_CAP")), 10*time.Second).WithName("api"))
 	defer done()
 	rc := client.(redis.UniversalClient)
 	end := time.Now().Add(time.Duration(envInt("WEIR_MS")) * time.Millisecond)
@@ -151,6 +159,9 @@ func helperSem() {
 				lease, _, err := lim.TryAcquire(ctx, "api", 1)
 				if err != nil {
 					mu.Lock()
+					if rep.Errors == 0 {
+						fmt.Fprintln(os.Stderr, "helper: first error:", err)
+					}
 					rep.Errors++
 					mu.Unlock()
 					continue
@@ -167,6 +178,9 @@ func helperSem() {
 				rep.Acquired++
 				rep.MaxHeld = max(rep.MaxHeld, held)
 				if err != nil || rerr != nil {
+					if rep.Errors == 0 {
+						fmt.Fprintln(os.Stderr, "helper: first error:", errors.Join(err, rerr))
+					}
 					rep.Errors++
 				}
 				mu.Unlock()
@@ -179,21 +193,21 @@ func helperSem() {
 
 // helperHold takes one lease (TTL WEIR_TTL_MS) and holds it until killed.
 func helperHold() {
-	lim, _, done := helperLimiter(time.Second, weir.Concurrent(int64(envInt("WEIR_CAP")), time.Duration(envInt("WEIR_TTL_MS"))*time.Millisecond).WithName("api"))
+	lim, _, done := helperLimiter(10*time.Second, weir.Concurrent(int64(envInt("WEIR_CAP")), time.Duration(envInt("WEIR_TTL_MS"))*time.Millisecond).WithName("api"))
 	defer done()
-	lease, _, err := lim.TryAcquire(context.Background(), "api", 1)
+	lease, d, err := lim.TryAcquire(context.Background(), "api", 1)
 	if err != nil || lease == nil {
 		fmt.Println("denied")
 		os.Exit(3)
 	}
-	fmt.Println("held")
+	fmt.Println("held", d.Time.UnixMicro())
 	select {} // until SIGKILL
 }
 
 // helperQueue waits for a lease of a capacity-1 semaphore with Acquire,
 // prints "got" when it has it, holds it 100 ms, and releases it.
 func helperQueue() {
-	lim, _, done := helperLimiter(time.Second, weir.Concurrent(1, 10*time.Second).WithName("line"))
+	lim, _, done := helperLimiter(10*time.Second, weir.Concurrent(1, 10*time.Second).WithName("line"))
 	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -352,8 +366,17 @@ func runHelpers[R any](t *testing.T, n int, name string, env ...string) []R {
 // goroutines, each process with its own pool, on one key limited to
 // L=1000/s with burst B=100, at 5×L demand. Over the span T between the
 // first and the last admission (Redis clock): admitted <= B + L·T exactly,
-// admitted >= 0.99·(B + L·T), no errors. CI runs 3 s; WEIR_SOAK=1 runs
-// the catalogue's 30 s.
+// and no errors.
+//
+// How many the store could admit depends on when the requests arrived,
+// which a busy machine decides: a stall of every process longer than B/L
+// leaves tokens unused. So the lower bound is taken against the demand the
+// processes actually offered: the decision times (Redis clock) of every
+// request, replayed through an ideal token bucket (idealAdmits), give the
+// count an exact store admits; the store must admit at least 99% of it.
+// The catalogue's absolute floor, admitted >= 0.99·(B + L·T), needs a
+// machine that keeps up with the demand: only the soak (WEIR_SOAK=1, 30 s
+// instead of CI's 3 s) checks it.
 //
 // R12 follows from the same run: the store never reads the processes'
 // clocks (decisions carry the Redis clock, checked by TestServerClock), so
@@ -374,32 +397,57 @@ func TestMultiProcess(t *testing.T) {
 				"WEIR_G=64", "WEIR_RATE="+strconv.Itoa(5*L/4), "WEIR_MS="+strconv.Itoa(int(dur/time.Millisecond)))
 			var admitted, denied, errs int64
 			first, last := int64(1<<62), int64(0)
+			var times []int64
 			for _, r := range reps {
 				admitted += r.Admitted
 				denied += r.Denied
 				errs += r.Errors
 				first, last = min(first, r.First), max(last, r.Last)
+				times = append(times, r.Times...)
 			}
 			span := last - first // µs
 			bound := B + span*L/1_000_000
-			t.Logf("admitted %d, denied %d, errors %d over %v: bound B+L·T = %d (%.2f%%)",
-				admitted, denied, errs, time.Duration(span)*time.Microsecond, bound, 100*float64(admitted)/float64(bound))
+			ideal := idealAdmits(times, 1_000_000/L, B)
+			t.Logf("admitted %d, denied %d, errors %d over %v: bound B+L·T = %d (%.2f%%); an exact store admits %d of these requests",
+				admitted, denied, errs, time.Duration(span)*time.Microsecond, bound, 100*float64(admitted)/float64(bound), ideal)
 			if errs != 0 {
 				t.Errorf("%d errors", errs)
 			}
 			if admitted > bound {
 				t.Errorf("admitted %d > B + L·T = %d", admitted, bound)
 			}
-			if float64(admitted) < 0.99*float64(bound) {
+			if float64(admitted) < 0.99*float64(ideal) {
+				t.Errorf("admitted %d < 99%% of the %d an exact token bucket admits at the same request times", admitted, ideal)
+			}
+			if soak() && float64(admitted) < 0.99*float64(bound) {
 				t.Errorf("admitted %d < 99%% of %d", admitted, bound)
 			}
 		})
 	}
 }
 
+// idealAdmits replays decisions made at times (µs, any order) through an
+// exact token bucket (GCRA) with emission interval every µs and burst b,
+// starting full, and returns how many it admits.
+func idealAdmits(times []int64, every, b int64) int64 {
+	times = slices.Sorted(slices.Values(times))
+	var n int64
+	tat := int64(math.MinInt64)
+	for _, now := range times {
+		next := max(tat, now) + every
+		if next-b*every <= now {
+			tat = next
+			n++
+		}
+	}
+	return n
+}
+
 // TestSemaphore is the seed's distributed semaphore: capacity 5 shared by
 // 10 processes, never more than 5 held at once; then a holder killed with
-// SIGKILL gives its slot back within the lease TTL. CI runs 2 s;
+// SIGKILL gives its slot back when its lease TTL runs out, not before and
+// not never, on the Redis clock (the test's own clock would make the check
+// depend on how fast a busy machine schedules its polls). CI runs 2 s;
 // WEIR_SOAK=1 runs 30 s.
 func TestSemaphore(t *testing.T) {
 	srv := redistest.Start(t)
@@ -416,27 +464,34 @@ func TestSemaphore(t *testing.T) {
 		t.Fatalf("max held %d (want 1..5), errors %d", maxHeld, errs)
 	}
 
-	// Fill the semaphore with 5 holders, kill one: its slot comes back
-	// once its lease expires, not before and not never.
-	const ttl = 1500 * time.Millisecond
-	var holders []*exec.Cmd
+	// Fill the semaphore with 5 holders started together, kill the first
+	// to take its lease: its slot comes back once its lease expires, not
+	// before and not never.
+	const ttl = 3 * time.Second
+	env := []string{"WEIR_ADDR=" + srv.Addr, "WEIR_CAP=5", "WEIR_TTL_MS=" + strconv.Itoa(int(ttl/time.Millisecond))}
+	holders := make([]*exec.Cmd, 5)
+	outs := make([]*bufio.Reader, 5)
 	defer func() {
 		for _, h := range holders {
-			_ = h.Process.Kill()
-			_ = h.Wait()
+			if h != nil {
+				_ = h.Process.Kill()
+				_ = h.Wait()
+			}
 		}
 	}()
-	env := []string{"WEIR_ADDR=" + srv.Addr, "WEIR_CAP=5", "WEIR_TTL_MS=" + strconv.Itoa(int(ttl/time.Millisecond))}
-	var start time.Time
-	for i := range 5 {
-		h, out := startHelper(t, "hold", env...)
-		holders = append(holders, h)
+	for i := range holders {
+		holders[i], outs[i] = startHelper(t, "hold", env...)
+	}
+	first, taken := 0, time.Time{} // Redis clock, when the first lease was taken
+	for i, out := range outs {
 		line, _ := out.ReadString('\n')
-		if line != "held\n" {
+		us, ok := strings.CutPrefix(strings.TrimSpace(line), "held ")
+		n, err := strconv.ParseInt(us, 10, 64)
+		if !ok || err != nil {
 			t.Fatalf("holder %d: %q", i, line)
 		}
-		if i == 0 {
-			start = time.Now()
+		if at := time.UnixMicro(n); i == 0 || at.Before(taken) {
+			first, taken = i, at
 		}
 	}
 	s, err := redisstore.New(srv.Client(), redisstore.WithDeadline(time.Second))
@@ -448,25 +503,29 @@ func TestSemaphore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every attempt from here on is a sixth holder: refused while the
+	// first lease is alive (the others were taken later), admitted once
+	// it has expired, both on the Redis clock.
 	ctx := context.Background()
-	if l, _, err := lim.TryAcquire(ctx, "api", 1); err != nil || l != nil {
-		t.Fatalf("a sixth holder got in: %v %v", l, err)
-	}
-	_ = holders[0].Process.Signal(syscall.SIGKILL)
-	for {
-		l, _, err := lim.TryAcquire(ctx, "api", 1)
+	_ = holders[first].Process.Signal(syscall.SIGKILL)
+	expires := taken.Add(ttl)
+	hang := time.Now().Add(30 * time.Second) // only against a hang
+	for refused := 0; ; refused++ {
+		l, d, err := lim.TryAcquire(ctx, "api", 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if l != nil {
-			waited := time.Since(start)
-			t.Logf("slot of the killed holder back %v after it was taken (lease TTL %v)", waited.Round(time.Millisecond), ttl)
-			if waited > ttl+500*time.Millisecond {
-				t.Fatalf("slot back after %v, lease TTL %v", waited, ttl)
+			t.Logf("slot of the killed holder back %v after it was taken (lease TTL %v, Redis clock), after %d refusals", d.Time.Sub(taken), ttl, refused)
+			if d.Time.Before(expires) {
+				t.Fatalf("a sixth holder got in at %v, before the first lease expired at %v", d.Time, expires)
 			}
 			break
 		}
-		if time.Since(start) > 3*ttl {
+		if !d.Time.Before(expires) {
+			t.Fatalf("slot still taken at %v, after the lease expired at %v", d.Time, expires)
+		}
+		if time.Now().After(hang) {
 			t.Fatal("the killed holder's slot never came back")
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -478,7 +537,7 @@ func TestSemaphore(t *testing.T) {
 func TestServerClock(t *testing.T) {
 	srv := redistest.Start(t)
 	client := srv.Client()
-	s, err := redisstore.New(client)
+	s, err := redisstore.New(client, redisstore.WithDeadline(30*time.Second)) // correctness, not latency
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ const (
 	durEnv    = "WEIR_SQLITE_DURATION"
 	rateEnv   = "WEIR_SQLITE_RATE" // decisions per second in this process
 	killEnv   = "WEIR_SQLITE_KILL_AT"
+	stdinEnv  = "WEIR_SQLITE_UNTIL_STDIN" // "1": also stop at the end of standard input
 
 	procs      = 4
 	goroutines = 16
@@ -52,10 +54,11 @@ var victimLimit = weir.Check{Key: "victim", Limit: weir.Concurrent(1_000_000, ti
 // report is what one process tells about its decisions.
 type report struct {
 	Admitted, Denied, Errors int64
-	Busy                     int64  // errors that mention SQLITE_BUSY or a lock
-	FirstErr                 string `json:",omitempty"`
-	FirstAdmit, LastAdmit    int64  // decision times (Unix ns) of the first and last admission
-	First, Last              int64  // decision times of the first and last decision
+	Busy                     int64   // errors that mention SQLITE_BUSY or a lock
+	FirstErr                 string  `json:",omitempty"`
+	FirstAdmit, LastAdmit    int64   // decision times (Unix ns) of the first and last admission
+	First, Last              int64   // decision times of the first and last decision
+	Times                    []int64 // decision times of every decision
 	Latencies                []int64
 }
 
@@ -80,6 +83,7 @@ func (r *report) merge(o report) {
 		r.FirstErr = o.FirstErr
 	}
 	r.Latencies = append(r.Latencies, o.Latencies...)
+	r.Times = append(r.Times, o.Times...)
 }
 
 // percentile returns the p-th percentile of the latencies in µs.
@@ -94,8 +98,10 @@ func (r *report) percentile(p float64) time.Duration {
 }
 
 // load takes one unit of req() from n goroutines, together rate decisions
-// per second, from start for dur, and reports.
-func load(s *Store, n int, rate float64, start time.Time, dur time.Duration, req func(g, i int) *weir.Request) report {
+// per second, from start for dur or until stop is closed (nil: never), and
+// reports. Once stop is closed, each goroutine makes one more decision, so
+// that every goroutine decided after stop was closed.
+func load(s *Store, n int, rate float64, start time.Time, dur time.Duration, stop <-chan struct{}, req func(g, i int) *weir.Request) report {
 	var (
 		mu  sync.Mutex
 		all report
@@ -106,21 +112,10 @@ func load(s *Store, n int, rate float64, start time.Time, dur time.Duration, req
 	for g := range n {
 		wg.Go(func() {
 			var r report
-			next := start.Add(every * time.Duration(g) / time.Duration(n))
-			for i := 0; ; i++ {
-				if d := time.Until(next); d > 0 {
-					time.Sleep(d)
-				}
-				if !time.Now().Before(end) {
-					break
-				}
+			decide := func(i int) {
 				t0 := time.Now()
 				d, err := s.Take(context.Background(), req(g, i))
 				r.Latencies = append(r.Latencies, time.Since(t0).Microseconds())
-				next = next.Add(every)
-				if now := time.Now(); next.Before(now) {
-					next = now // behind: do not catch up in a burst
-				}
 				if err != nil {
 					r.Errors++
 					if msg := err.Error(); strings.Contains(msg, "BUSY") || strings.Contains(msg, "locked") {
@@ -129,16 +124,37 @@ func load(s *Store, n int, rate float64, start time.Time, dur time.Duration, req
 					if r.FirstErr == "" {
 						r.FirstErr = err.Error()
 					}
-					continue
+					return
 				}
 				at := d.Time.UnixNano()
-				one := report{First: at, Last: at}
+				one := report{First: at, Last: at, Times: []int64{at}}
 				if d.Allowed {
 					one.Admitted, one.FirstAdmit, one.LastAdmit = 1, at, at
 				} else {
 					one.Denied = 1
 				}
 				r.merge(one)
+			}
+			next := start.Add(every * time.Duration(g) / time.Duration(n))
+		run:
+			for i := 0; ; i++ {
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+				select {
+				case <-stop:
+					decide(i) // the one decision after stop
+					break run
+				default:
+				}
+				if !time.Now().Before(end) {
+					break
+				}
+				decide(i)
+				next = next.Add(every)
+				if now := time.Now(); next.Before(now) {
+					next = now // behind: do not catch up in a burst
+				}
 			}
 			mu.Lock()
 			all.merge(r)
@@ -188,7 +204,15 @@ func TestHelperProcess(t *testing.T) {
 			return &weir.Request{Checks: []weir.Check{victimLimit}, Cost: 1, Lease: fmt.Sprintf("%d-%d", g, i)}
 		}
 	}
-	r := load(s, goroutines, rate, start, dur, req)
+	var stop chan struct{}
+	if os.Getenv(stdinEnv) == "1" {
+		stop = make(chan struct{})
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			close(stop)
+		}()
+	}
+	r := load(s, goroutines, rate, start, dur, stop, req)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +223,7 @@ func TestHelperProcess(t *testing.T) {
 // child is a running helper process.
 type child struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser // closing it stops a child started with stdinEnv
 	stderr bytes.Buffer
 	lines  chan string // stdout, closed at EOF
 }
@@ -210,6 +235,9 @@ func startChild(t *testing.T, role string, env ...string) *child {
 	c.cmd.Stderr = &c.stderr
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.cmd.Start(); err != nil {
@@ -249,17 +277,22 @@ func (c *child) result(t *testing.T) report {
 // checkBound fails unless the admissions of r respect the token bucket's
 // bound exactly: at most Burst + floor(span*Quota/Period) units between
 // the first and the last admission. With full, it also checks that the
-// store admitted at least 90% of what the limit allows over the run (50%
-// under the race detector, whose processes stall for hundreds of ms, while
-// the bucket refills and overflows).
+// store admitted at least 99% of what an exact token bucket admits at the
+// same decision times (idealAdmits): the demand the processes could
+// actually offer, whatever the scheduler let them do. Under WEIR_SOAK=1
+// (on a quiet machine) it checks the absolute figure too: at least 90% of
+// what the limit allows over the run (50% under the race detector, whose
+// processes stall for hundreds of ms while the bucket refills and
+// overflows).
 func checkBound(t *testing.T, phase string, r report, full bool) {
 	t.Helper()
 	l := hot.Limit
 	span := r.LastAdmit - r.FirstAdmit
 	bound := l.Burst + span*l.Quota/int64(l.Period)
 	offered := l.Burst + (r.Last-r.First)*l.Quota/int64(l.Period)
-	t.Logf("%s: %d admitted, %d denied, %d errors (%d busy); bound %d over %v; p50 %v, p99 %v, max %v",
-		phase, r.Admitted, r.Denied, r.Errors, r.Busy, bound, time.Duration(span),
+	ideal := idealAdmits(r.Times, int64(l.Period)/l.Quota, l.Burst)
+	t.Logf("%s: %d admitted, %d denied, %d errors (%d busy); bound %d over %v; an exact store admits %d of these; p50 %v, p99 %v, max %v",
+		phase, r.Admitted, r.Denied, r.Errors, r.Busy, bound, time.Duration(span), ideal,
 		r.percentile(50), r.percentile(99), r.percentile(100))
 	if r.Errors != 0 {
 		t.Errorf("%s: %d errors surfaced (%d busy), first: %s", phase, r.Errors, r.Busy, r.FirstErr)
@@ -267,13 +300,36 @@ func checkBound(t *testing.T, phase string, r report, full bool) {
 	if r.Admitted > bound {
 		t.Errorf("%s: %d admitted, more than the bound %d", phase, r.Admitted, bound)
 	}
+	if !full {
+		return
+	}
+	if r.Admitted*100 < ideal*99 {
+		t.Errorf("%s: %d admitted, less than 99%% of the %d an exact token bucket admits at the same decision times", phase, r.Admitted, ideal)
+	}
 	least := offered * 9 / 10
 	if raceEnabled {
 		least = offered / 2
 	}
-	if full && r.Admitted < least {
+	if os.Getenv("WEIR_SOAK") == "1" && r.Admitted < least {
 		t.Errorf("%s: %d admitted, less than %d of the %d the limit allows over the run", phase, r.Admitted, least, offered)
 	}
+}
+
+// idealAdmits replays decisions of cost 1 made at times (ns, any order)
+// through an exact token bucket (GCRA) with emission interval every ns and
+// burst b, starting full, and returns how many it admits.
+func idealAdmits(times []int64, every, b int64) int64 {
+	times = slices.Sorted(slices.Values(times))
+	var n int64
+	tat := int64(math.MinInt64)
+	for _, now := range times {
+		next := max(tat, now) + every
+		if next-b*every <= now {
+			tat = next
+			n++
+		}
+	}
+	return n
 }
 
 // TestMultiProcess is R20: 4 processes × 16 goroutines decide on one key
@@ -320,15 +376,19 @@ func TestMultiProcess(t *testing.T) {
 	checkBound(t, "contention", r1, true)
 
 	// Phase 2: three processes go on; the fourth takes leases and is
-	// killed in the middle of its 100th transaction.
+	// killed in the middle of its 100th transaction. The phase moves on
+	// progress, not on the wall clock: the victim runs until it is in that
+	// transaction (two minutes at most, against a hang), and the others
+	// until told to stop after the kill (their standard input closed), when
+	// each of their goroutines makes one more decision.
 	const killAt = 100
-	crash := 2 * time.Second
+	long := 2 * time.Minute
 	start = time.Now().Add(time.Second)
 	children = children[:0]
 	for range procs - 1 {
-		children = append(children, startChild(t, "load", env(start, crash, totalRate/procs)...))
+		children = append(children, startChild(t, "load", append(env(start, long, totalRate/procs), stdinEnv+"=1")...))
 	}
-	victim := startChild(t, "victim", append(env(start, crash, totalRate/procs), killEnv+"="+strconv.Itoa(killAt))...)
+	victim := startChild(t, "victim", append(env(start, long, totalRate/procs), killEnv+"="+strconv.Itoa(killAt))...)
 	var killed time.Time
 	for line := range victim.lines {
 		if line == "IN-TX" {
@@ -342,6 +402,9 @@ func TestMultiProcess(t *testing.T) {
 	for range victim.lines {
 	}
 	err := victim.cmd.Wait()
+	for _, c := range children {
+		_ = c.stdin.Close()
+	}
 	if killed.IsZero() {
 		t.Fatalf("the victim never reached transaction %d (%v); stderr:\n%s", killAt, err, victim.stderr.String())
 	}
@@ -377,7 +440,7 @@ func TestMultiProcess(t *testing.T) {
 	}
 	// Phase 3: load from the restarted store; with phase 2 it still
 	// respects the bound (state lost at restart would add a burst).
-	r3 := load(s, goroutines, totalRate/procs, time.Now(), 500*time.Millisecond, hotRequest)
+	r3 := load(s, goroutines, totalRate/procs, time.Now(), 500*time.Millisecond, nil, hotRequest)
 	r2.merge(r3)
 	checkBound(t, "crash and restart", r2, false)
 }

@@ -132,6 +132,10 @@ var (
 
 var errClosed = errors.New("store is closed")
 
+// minInitTimeout is the least time Open and New give the database's
+// setup, whatever the busy timeout.
+const minInitTimeout = 10 * time.Second
+
 // Open opens (creating it if needed) the SQLite database file at path and
 // returns a Store on it. It sets WAL mode, synchronous=NORMAL and the busy
 // timeout on every connection and creates or updates the schema. A file
@@ -214,7 +218,12 @@ func newStore(db *sql.DB, cfg config) *Store {
 // init names the database file, switches a New database to WAL, brings
 // the schema up to date and prepares the statements.
 func (s *Store) init() error {
-	ctx, cancel := context.WithTimeout(s.ctx, 2*s.busy)
+	// The busy timeout bounds the waits for other processes' locks (the
+	// connections' busy_timeout, and begin's retries); this deadline is
+	// only a backstop, and it must leave the work itself (WAL, the schema,
+	// preparing the statements) room on a busy machine: with a busy
+	// timeout of 20 ms, 40 ms were not enough under -race at load 30.
+	ctx, cancel := context.WithTimeout(s.ctx, max(2*s.busy, minInitTimeout))
 	defer cancel()
 	c, err := s.db.Conn(ctx)
 	if err != nil {

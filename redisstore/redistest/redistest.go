@@ -13,6 +13,7 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -174,11 +175,29 @@ func (s *Server) signal(sig syscall.Signal) {
 
 // Pause stops the process with SIGSTOP: connections stay open but nothing
 // answers.
+//
+// It returns once the kernel reports the process stopped (on Linux; for
+// up to a second), so that nothing sent after Pause returns is answered
+// before Resume.
 func (s *Server) Pause() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.signal(syscall.SIGSTOP)
 	s.paused = true
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return // not Linux, or gone
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			return
+		}
+	}
 }
 
 // Resume continues a paused process with SIGCONT.

@@ -16,8 +16,11 @@ import (
 
 // Several `weir serve` processes sharing one Redis enforce one limit: a
 // policy of 100/s with bursts of 100, driven by 8 clients across 3 servers,
-// admits at most 100 + 100·T in T seconds. T is 2 s by default and 20 s
-// with WEIR_SOAK=1.
+// admits at most 100 + 100·T in T seconds. T is at least 2 s (20 s with
+// WEIR_SOAK=1) and lasts until 100 requests were denied, so that the load
+// exceeded the limit however slowly a busy machine served it. At least the
+// burst is admitted; that admissions track the rate (>= 80% of 100·T) is a
+// real-clock figure, checked under WEIR_SOAK=1 only.
 func TestSharedRedis(t *testing.T) {
 	addr := redistest.Start(t).Addr
 	cfg := filepath.Join(t.TempDir(), "weir.yaml")
@@ -33,13 +36,17 @@ func TestSharedRedis(t *testing.T) {
 	var admitted, denied atomic.Int64
 	var wg sync.WaitGroup
 	begin := time.Now()
+	hang := begin.Add(2 * time.Minute) // only against a hang
+	running := func() bool {
+		return (time.Since(begin) < dur || denied.Load() < 100) && time.Now().Before(hang)
+	}
 	for c := range 8 {
 		wg.Go(func() {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer client.CloseIdleConnections()
 			url := servers[c%3].http + "/v1/check"
 			body := []byte(`{"policy":"shared","key":"global"}`)
-			for time.Since(begin) < dur {
+			for running() {
 				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
 				if err != nil {
 					t.Error(err)
@@ -66,12 +73,15 @@ func TestSharedRedis(t *testing.T) {
 	if float64(admitted.Load()) > bound {
 		t.Errorf("admitted %d > 100 + 100·%.2fs = %.0f", admitted.Load(), elapsed, bound)
 	}
-	if denied.Load() == 0 {
-		t.Error("nothing was denied: the load did not exceed the limit, so the test proves nothing")
+	if denied.Load() < 100 {
+		t.Errorf("%d denied in 2 minutes: the load did not exceed the limit, so the test proves nothing", denied.Load())
 	}
-	// The limit was shared, not per server: far more than one server's
-	// burst was denied, and admissions track the rate.
-	if float64(admitted.Load()) < 100*dur.Seconds()*0.8 {
+	// The bucket starts full: at least the burst goes through.
+	if got := admitted.Load(); got < 100 {
+		t.Errorf("admitted only %d, less than the burst of 100: the limiter is starving callers", got)
+	}
+	// Admissions track the rate: a real-clock figure.
+	if os.Getenv("WEIR_SOAK") == "1" && float64(admitted.Load()) < 100*elapsed*0.8 {
 		t.Errorf("admitted %d, want about %.0f", admitted.Load(), 100*elapsed)
 	}
 }

@@ -299,14 +299,27 @@ policies:
 // second; goroutines return to baseline ±10. The 5 ms floor: the baseline
 // p99 is under 1 ms, and on a contended 2-core machine one scheduler time
 // slice is 3–4 ms; during the overload the probe's p99 is near 100 ms.
+//
+// The latency figures (requests within 2 s, shed p99, the probe's p99
+// bound, recovery within 5 s) depend on how busy the machine is, not only on the server: they are
+// checked under WEIR_SOAK=1, on a quiet machine. CI checks what does not
+// depend on the scheduler: every request is served or shed within 10 s
+// (queued, it would wait far longer), the offered
+// load was shed, sheds are faster than served batches, and once the load
+// stops the probe is served again, without sheds, for a second (waiting
+// for that up to a minute).
 func TestOverloadRecovery(t *testing.T) {
 	const (
 		httpClients = 32
 		grpcClients = 8
 		batch       = 1000
-		deadline    = 2 * time.Second
 	)
 	overload := pick(3*time.Second, 60*time.Second)
+	// A request's deadline: 2 s in the soak. A busy machine can stretch a
+	// served batch past 2 s (p99 1.4 s seen at load average 24), so CI
+	// gives 10 s, still far below what queueing behind 40 clients and 2
+	// slots would take.
+	deadline := pick(10*time.Second, 2*time.Second)
 	cfg := writeConfig(t, `
 policies:
   big:
@@ -454,9 +467,9 @@ policies:
 		}
 		p99 := quantile(lats, 0.99)
 		windows = append(windows, fmt.Sprintf("%v/%d", p99.Round(10*time.Microsecond), len(other)))
-		if len(other) == 0 && p99 <= bound {
+		if len(other) == 0 && (p99 <= bound || !soak()) {
 			recovered = time.Since(drop)
-		} else if time.Since(drop) > 5*time.Second {
+		} else if time.Since(drop) > pick(time.Minute, 5*time.Second) {
 			break
 		}
 	}
@@ -493,14 +506,17 @@ policies:
 		if sp, vp := quantile(shed, 0.5), quantile(served, 0.5); sp >= vp {
 			t.Errorf("sheds (p50 %v) are not faster than served batches (p50 %v): queued?", sp, vp)
 		}
-		if p := quantile(shed, 0.99); p > deadline/4 {
+		if p := quantile(shed, 0.99); soak() && p > deadline/4 {
 			t.Errorf("shed p99 %v > %v: not shed fast", p, deadline/4)
 		}
 	}
-	if recovered == 0 || recovered > 5*time.Second {
+	if recovered == 0 {
+		t.Errorf("probe not served again (p99 back to %v under WEIR_SOAK=1) within %v of the drop: %s", bound, pick(time.Minute, 5*time.Second), strings.Join(windows, " "))
+	}
+	if soak() && recovered > 5*time.Second {
 		t.Errorf("probe p99 not back to %v within 5s of the drop: %s", bound, strings.Join(windows, " "))
 	}
-	if p := quantile(after, 0.99); len(afterOther) > 0 || p > bound {
+	if p := quantile(after, 0.99); len(afterOther) > 0 || (soak() && p > bound) {
 		t.Errorf("second after recovery: p99 %v (bound %v), %d not served", p, bound, len(afterOther))
 	}
 }
@@ -509,6 +525,12 @@ policies:
 // within ReadHeaderTimeout + 1 s of connecting, and a normal client keeps
 // its p99 within max(2× its baseline, baseline + 5 ms: see
 // TestOverloadRecovery) meanwhile. 200 connections (1000 with WEIR_SOAK=1).
+//
+// Both timings are real-clock figures that a busy machine stretches: they
+// are checked under WEIR_SOAK=1. CI checks that the server closes every
+// slow connection, with 30 s of slack against ReadHeaderTimeout (the
+// header would take over 80 s at a byte a second), and that the normal
+// client is served throughout.
 func TestSlowHeaders(t *testing.T) {
 	const rht = 2 * time.Second
 	n := pick(200, 1000)
@@ -573,7 +595,7 @@ func TestSlowHeaders(t *testing.T) {
 		wg.Go(func() {
 			defer close(closed)
 			defer open.Add(-1)
-			c.SetReadDeadline(slows[i].opened.Add(rht + 5*time.Second))
+			c.SetReadDeadline(slows[i].opened.Add(rht + pick(30*time.Second, 5*time.Second)))
 			buf := make([]byte, 512)
 			for {
 				if _, err := c.Read(buf); err != nil {
@@ -593,7 +615,7 @@ func TestSlowHeaders(t *testing.T) {
 		if ne, ok := sl.err.(net.Error); ok && ne.Timeout() {
 			t.Fatalf("slow connection %d still open after %v", i, d)
 		}
-		if d > rht+time.Second {
+		if soak() && d > rht+time.Second {
 			t.Errorf("slow connection %d closed %v after it opened: want ≤ %v", i, d, rht+time.Second)
 		}
 	}
@@ -601,7 +623,7 @@ func TestSlowHeaders(t *testing.T) {
 	bound := max(2*bp, bp+5*time.Millisecond)
 	t.Logf("S5: %d slow connections, ReadHeaderTimeout %v: all closed, the last %v after opening; normal client p99 %v before (%d requests), %v during (%d requests), bound %v",
 		n, rht, worst.Round(time.Millisecond), bp, len(base), dp, len(during), bound)
-	if dp > bound {
+	if soak() && dp > bound {
 		t.Errorf("normal client p99 %v during the attack > %v (baseline %v)", dp, bound, bp)
 	}
 }
