@@ -196,6 +196,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	stopTelemetry, err := startTelemetry(ctx, svc, storeURL, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
 	m.ConfigReloads.WithLabelValues("ok").Inc()
 	m.ConfigLastReload.SetToCurrentTime()
 	env := envoyrls.New(svc.Store(), cfg.Envoy, cfg.EnvoyShadowMode, m)
