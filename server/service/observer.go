@@ -12,9 +12,9 @@ import (
 // native HTTP and gRPC APIs and the Envoy service (which shares
 // Service.Store) all decide through it, so one hook sees every decision.
 // Observe runs on the caller's goroutine after the store call returns; it
-// must be safe for concurrent use and quick. It must not keep o.
+// must be safe for concurrent use and quick.
 type Observer interface {
-	Observe(ctx context.Context, o *Observation)
+	Observe(ctx context.Context, o Observation)
 }
 
 // An Observation describes one store call.
@@ -77,5 +77,5 @@ func (t *timedStore) notify(ctx context.Context, op string, checks []weir.Check,
 		name = d.Limit.Name
 	}
 	o.Policy, o.Limit = splitName(name)
-	t.obs.Observe(ctx, &o)
+	t.obs.Observe(ctx, o)
 }

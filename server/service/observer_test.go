@@ -14,10 +14,10 @@ type recorder struct {
 	obs []Observation
 }
 
-func (r *recorder) Observe(_ context.Context, o *Observation) {
+func (r *recorder) Observe(_ context.Context, o Observation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.obs = append(r.obs, *o)
+	r.obs = append(r.obs, o)
 }
 
 func TestObserverSeesEveryStoreCall(t *testing.T) {
@@ -106,4 +106,4 @@ func BenchmarkCheckObserver(b *testing.B) {
 
 type nopObserver struct{}
 
-func (nopObserver) Observe(context.Context, *Observation) {}
+func (nopObserver) Observe(context.Context, Observation) {}

@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config, store string) (*Telemetry, error) {
 
 // Observe exports one store call: a span named "weir.OP" spanning the
 // call, and a point of each metric.
-func (t *Telemetry) Observe(ctx context.Context, o *service.Observation) {
+func (t *Telemetry) Observe(ctx context.Context, o service.Observation) {
 	op, outcome := AttrOp.String(o.Op), AttrOutcome.String(o.Outcome)
 	policy := AttrPolicy.String(o.Policy)
 	if t.tracer != nil {
