@@ -227,6 +227,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer svc.Close() // local quotas give back their units while the store is open
+	stopTelemetry, err := startTelemetry(ctx, svc, storeURL, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
 	m.ConfigReloads.WithLabelValues("ok").Inc()
 	m.ConfigLastReload.SetToCurrentTime()
 	env := envoyrls.New(svc.Store(), cfg.Envoy, envoyrls.OptionsOf(cfg), m)

@@ -34,7 +34,7 @@ func (f *flaky) Take(ctx context.Context, r *weir.Request) (weir.Decision, error
 
 var t0 = time.Unix(1_700_000_000, 0)
 
-func newService(t *testing.T, yaml string) (*Service, *flaky, *metrics.Metrics) {
+func newService(t testing.TB, yaml string) (*Service, *flaky, *metrics.Metrics) {
 	t.Helper()
 	cfg, err := config.Parse("t.yaml", []byte(yaml))
 	if err != nil {

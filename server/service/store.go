@@ -14,6 +14,7 @@ import (
 type timedStore struct {
 	weir.Store
 	takeOK, takeErr, refundOK, refundErr, resetOK, resetErr prometheus.Observer
+	obs                                                     Observer // nil: none
 }
 
 var _ weir.Store = (*timedStore)(nil)
@@ -28,33 +29,43 @@ func newTimedStore(s weir.Store, m *metrics.Metrics) *timedStore {
 	}
 }
 
-func observe(ok, bad prometheus.Observer, start time.Time, err error) {
-	d := time.Since(start).Seconds()
+func observe(ok, bad prometheus.Observer, start time.Time, err error) time.Duration {
+	dur := time.Since(start)
 	if err != nil {
-		bad.Observe(d)
-		return
+		bad.Observe(dur.Seconds())
+		return dur
 	}
-	ok.Observe(d)
+	ok.Observe(dur.Seconds())
+	return dur
 }
 
 func (t *timedStore) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
 	start := time.Now()
 	d, err := t.Store.Take(ctx, req)
-	observe(t.takeOK, t.takeErr, start, err)
+	dur := observe(t.takeOK, t.takeErr, start, err)
+	if t.obs != nil {
+		t.notify(ctx, "take", req.Checks, req.Cost, &d, start, dur, err)
+	}
 	return d, err
 }
 
 func (t *timedStore) Refund(ctx context.Context, req *weir.Request) error {
 	start := time.Now()
 	err := t.Store.Refund(ctx, req)
-	observe(t.refundOK, t.refundErr, start, err)
+	dur := observe(t.refundOK, t.refundErr, start, err)
+	if t.obs != nil {
+		t.notify(ctx, "refund", req.Checks, req.Cost, nil, start, dur, err)
+	}
 	return err
 }
 
 func (t *timedStore) Reset(ctx context.Context, checks []weir.Check) error {
 	start := time.Now()
 	err := t.Store.Reset(ctx, checks)
-	observe(t.resetOK, t.resetErr, start, err)
+	dur := observe(t.resetOK, t.resetErr, start, err)
+	if t.obs != nil {
+		t.notify(ctx, "reset", checks, 0, nil, start, dur, err)
+	}
 	return err
 }
 
