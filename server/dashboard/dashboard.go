@@ -34,8 +34,9 @@ var page = sync.OnceValue(func() *template.Template {
 })
 
 // Dashboard is an http.Handler for GET /dashboard (the page),
-// GET /dashboard/policies (the policies, JSON) and GET /dashboard/events
-// (the event stream). All three need the decision scope when the server
+// GET /dashboard/policies (the policies, JSON), GET /dashboard/history
+// (rates over the last 15 minutes, JSON, see [HistoryJSON]) and
+// GET /dashboard/events (the event stream). All of them need the decision scope when the server
 // has tokens; [Dashboard.ServeLocked] serves the page to callers without
 // one.
 type Dashboard struct {
@@ -44,15 +45,27 @@ type Dashboard struct {
 	interval time.Duration
 	done     chan struct{}
 	once     sync.Once
+	wg       sync.WaitGroup
+
+	mu   sync.Mutex
+	hist *History // guarded by mu
 }
 
 // New returns the dashboard of svc.
 func New(svc *service.Service, m *metrics.Metrics) *Dashboard {
-	return &Dashboard{svc: svc, m: m, interval: time.Second, done: make(chan struct{})}
+	d := &Dashboard{svc: svc, m: m, interval: time.Second, done: make(chan struct{}),
+		hist: NewHistory(Step.Milliseconds(), Span.Milliseconds())}
+	d.wg.Add(1)
+	go d.sample()
+	return d
 }
 
-// Close ends every open event stream (call it when the server shuts down).
-func (d *Dashboard) Close() { d.once.Do(func() { close(d.done) }) }
+// Close ends every open event stream and the sampling of the history (call
+// it when the server shuts down).
+func (d *Dashboard) Close() {
+	d.once.Do(func() { close(d.done) })
+	d.wg.Wait()
+}
 
 // ServeHTTP serves the page, the policies and the event stream. It does
 // not check credentials: the server's authentication wraps it.
@@ -64,6 +77,8 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.policies(w)
 	case "/dashboard/events":
 		d.events(w, r)
+	case "/dashboard/history":
+		d.history(w)
 	default:
 		http.NotFound(w, r)
 	}
