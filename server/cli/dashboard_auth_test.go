@@ -169,7 +169,8 @@ class El {
   querySelector(tag) { assert.ok(/^[a-z]+$/.test(tag), "selector " + tag); return [...this.walk()].find((e) => e.tagName === tag); }
 }
 const els = {};
-for (const id of ["auth", "auth-msg", "token", "connect", "forget", "status", "policies", "envoy", "charts"]) els[id] = new El("x");
+for (const id of ["auth", "auth-msg", "token", "connect", "forget", "status", "policies", "envoy", "charts", "store-p50", "store-p99", "store-count", "failures"]) els[id] = new El("x");
+els.failures.rows.push(new El("tr"));
 els.policies.rows.push(new El("tr")); // header rows
 els.envoy.rows.push(new El("tr"));
 globalThis.document = {

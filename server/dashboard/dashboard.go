@@ -47,14 +47,15 @@ type Dashboard struct {
 	once     sync.Once
 	wg       sync.WaitGroup
 
-	mu   sync.Mutex
-	hist *History // guarded by mu
+	mu     sync.Mutex
+	hist   *History       // guarded by mu
+	health *healthTracker // guarded by mu
 }
 
 // New returns the dashboard of svc.
 func New(svc *service.Service, m *metrics.Metrics) *Dashboard {
 	d := &Dashboard{svc: svc, m: m, interval: time.Second, done: make(chan struct{}),
-		hist: NewHistory(Step.Milliseconds(), Span.Milliseconds())}
+		hist: NewHistory(Step.Milliseconds(), Span.Milliseconds()), health: newHealthTracker()}
 	d.wg.Add(1)
 	go d.sample()
 	return d
@@ -138,21 +139,30 @@ func (d *Dashboard) policies(w http.ResponseWriter) {
 	_, _ = w.Write(b)
 }
 
-// Snapshot is one event: totals by policy and outcome, and Envoy
-// descriptor totals by domain and outcome.
+// Snapshot is one event: totals by policy and outcome, Envoy descriptor
+// totals by domain and outcome, and the store's health as of the last
+// sample.
 type Snapshot struct {
 	Time      int64                         `json:"time_ms"`
 	Decisions map[string]map[string]float64 `json:"decisions"`
 	Envoy     map[string]map[string]float64 `json:"envoy"`
+	Store     *Health                       `json:"store,omitempty"`
 }
 
-// Snapshot reads the current counters.
+// Snapshot reads the current counters and the store's health.
 func (d *Dashboard) Snapshot() Snapshot {
-	s := Snapshot{Time: time.Now().UnixMilli(), Decisions: map[string]map[string]float64{}, Envoy: map[string]map[string]float64{}}
-	mfs, err := d.m.Registry.Gather()
-	if err != nil {
-		return s
-	}
+	mfs, _ := d.m.Registry.Gather()
+	s := snapshotFrom(time.Now().UnixMilli(), mfs)
+	d.mu.Lock()
+	h := d.health.health()
+	d.mu.Unlock()
+	s.Store = &h
+	return s
+}
+
+// snapshotFrom reads the decision counters out of gathered metrics.
+func snapshotFrom(now int64, mfs []*dto.MetricFamily) Snapshot {
+	s := Snapshot{Time: now, Decisions: map[string]map[string]float64{}, Envoy: map[string]map[string]float64{}}
 	for _, mf := range mfs {
 		var dst map[string]map[string]float64
 		var outer string

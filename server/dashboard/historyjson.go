@@ -72,11 +72,15 @@ func (d *Dashboard) sample() {
 	}
 }
 
-// record adds the current counters to the history.
+// record adds the current counters to the history and the store's health.
 func (d *Dashboard) record() {
-	s := d.Snapshot()
+	mfs, _ := d.m.Registry.Gather()
+	now := time.Now().UnixMilli()
+	s := snapshotFrom(now, mfs)
+	bounds, cum, fails := storeSample(mfs)
 	d.mu.Lock()
 	d.hist.Record(s.Time, s.totals())
+	d.health.record(now, bounds, cum, fails)
 	d.mu.Unlock()
 }
 
