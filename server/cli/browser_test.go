@@ -64,7 +64,8 @@ func decisionTotals(t *testing.T, s *server, token string) map[string]map[string
 // headless Chromium, enters the token in the page's prompt, sends traffic,
 // and checks that the totals the page shows equal /metrics, that every
 // policy's chart drew its lines (and the login policy's a non-zero rate),
-// and that the page logged no error (a CSP violation is one). It saves a
+// that the store section shows decision latency, and that the page
+// logged no error (a CSP violation is one). It saves a
 // screenshot in $WEIR_ARTIFACTS (default: the test's temporary directory).
 func TestDashboardInBrowser(t *testing.T) {
 	browser := chromiumPath(t)
@@ -146,6 +147,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitPage(t, ctx, "a non-zero rate on the login chart",
 		`(() => { const b = document.getElementById("c-p-login"); return !!b && !b.querySelector("text").textContent.startsWith("max 0.0") &&
 			b.querySelector("polyline[data-o=limited]").getAttribute("points").split(" ").length >= 1 })()`)
+	// The store section shows the latency of the decisions just made.
+	waitPage(t, ctx, "the store latency", `/^[0-9.]+ ms$/.test(document.getElementById("store-p50").textContent) &&
+		/^[0-9.]+ ms$/.test(document.getElementById("store-p99").textContent) && document.getElementById("store-count").textContent !== "0"`)
 	empty, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("tr[id^=p-]")].map(r => r.id.slice(2)).filter(p => {
 		const b = document.getElementById("c-p-" + p);
 		return !b || [...b.querySelectorAll("polyline")].some(l => !l.getAttribute("points"));
