@@ -153,19 +153,31 @@ class El {
   focus() {}
   appendChild(c) { this.children.push(c); return c; }
   append(s) { this.children.push(s); }
+  replaceChildren() { this.children = []; }
+  setAttribute(k, v) { this.attrs = this.attrs || {}; this.attrs[k] = String(v); }
+  getAttribute(k) { return (this.attrs || {})[k]; }
   insertRow() { const r = new El("tr"); this.rows.push(r); return r; }
   deleteRow(i) { this.rows.splice(i, 1); }
   insertCell() { const c = new El("td"); this.cells.push(c); return c; }
-  querySelectorAll(sel) { assert.equal(sel, "td[data-o]"); return this.cells.filter((c) => c.dataset.o !== undefined); }
+  *walk() { for (const c of [...this.rows, ...this.cells, ...this.children]) if (c instanceof El) { yield c; yield* c.walk(); } }
+  querySelectorAll(sel) {
+    const m = { "td[data-o]": (e) => e.tagName === "td" && e.dataset.o !== undefined, "span[data-t]": (e) => e.tagName === "span" && e.dataset.t !== undefined,
+      "polyline": (e) => e.tagName === "polyline" }[sel];
+    assert.ok(m, "selector " + sel);
+    return [...this.walk()].filter(m);
+  }
+  querySelector(tag) { assert.ok(/^[a-z]+$/.test(tag), "selector " + tag); return [...this.walk()].find((e) => e.tagName === tag); }
 }
 const els = {};
-for (const id of ["auth", "auth-msg", "token", "connect", "forget", "status", "policies", "envoy"]) els[id] = new El("x");
+for (const id of ["auth", "auth-msg", "token", "connect", "forget", "status", "policies", "envoy", "charts", "store-p50", "store-p99", "store-count", "failures"]) els[id] = new El("x");
+els.failures.rows.push(new El("tr"));
 els.policies.rows.push(new El("tr")); // header rows
 els.envoy.rows.push(new El("tr"));
 globalThis.document = {
   body: { dataset: { locked: process.env.WEIR_LOCKED } },
-  getElementById: (id) => els[id],
+  getElementById: (id) => els[id] || [...els.charts.walk()].find((e) => e.id === id),
   createElement: (tag) => new El(tag),
+  createElementNS: (ns, tag) => new El(tag),
   querySelectorAll: (sel) => { assert.equal(sel, "tr[id^=p-]"); return els.policies.rows.filter((r) => r.id.startsWith("p-")); },
 };
 const until = async (what, cond) => {
@@ -193,11 +205,13 @@ const until = async (what, cond) => {
   const names = els.policies.rows.filter((r) => r.id).map((r) => r.id.slice(2));
   assert.deepEqual(names, JSON.parse(process.env.WEIR_POLICIES));
   const after = seen;
-  assert.deepEqual(after.map((s) => s.url), ["/dashboard/policies", "/dashboard/policies", "/dashboard/events"]);
-  assert.deepEqual(after.map((s) => s.auth), ["Bearer wrong-token-0123456789", "Bearer " + good, "Bearer " + good]);
+  assert.deepEqual(after.map((s) => s.url), ["/dashboard/policies", "/dashboard/policies", "/dashboard/history", "/dashboard/events"]);
+  assert.deepEqual(after.map((s) => s.auth), ["Bearer wrong-token-0123456789", "Bearer " + good, "Bearer " + good, "Bearer " + good]);
   for (const s of seen) assert.ok(!s.url.includes(good) && !s.url.includes("token"), "a token in a URL: " + s.url);
   // A second event fills in the rates.
   await until("a rate", () => els.policies.rows[1].cells.some((c) => c.dataset.o === "allowed" && c.textContent !== "–"));
+  // The rates feed a chart per policy, a line per outcome.
+  await until("the charts", () => names.every((n) => { const b = document.getElementById("c-p-" + n); return b && b.querySelectorAll("polyline").length === 4; }));
   // Forget: the stream stops and the token is gone.
   els.forget.fire("click");
   assert.equal(sessionStorage.getItem("weir-dashboard-token"), null);

@@ -291,6 +291,7 @@ func Run(ctx context.Context, o Options) error {
 
 	gate := service.NewGate(o.MaxInFlight)
 	dash := dashboard.New(svc, m)
+	defer dash.Close() // stops the history sampler even when the server is not shut down gracefully
 	var handler http.Handler = httpapi.New(httpapi.Options{
 		Service: svc, Auth: auth, Ready: ready, Logger: log, Gate: gate,
 		Reload: func(ctx context.Context) error {

@@ -37,8 +37,9 @@ var page = sync.OnceValue(func() *template.Template {
 })
 
 // Dashboard is an http.Handler for GET /dashboard (the page),
-// GET /dashboard/policies (the policies, JSON) and GET /dashboard/events
-// (the event stream). All three need the decision scope when the server
+// GET /dashboard/policies (the policies, JSON), GET /dashboard/history
+// (rates over the last 15 minutes, JSON, see [HistoryJSON]) and
+// GET /dashboard/events (the event stream). All of them need the decision scope when the server
 // has tokens; [Dashboard.ServeLocked] serves the page to callers without
 // one.
 type Dashboard struct {
@@ -47,15 +48,28 @@ type Dashboard struct {
 	interval time.Duration
 	done     chan struct{}
 	once     sync.Once
+	wg       sync.WaitGroup
+
+	mu     sync.Mutex
+	hist   *History       // guarded by mu
+	health *healthTracker // guarded by mu
 }
 
 // New returns the dashboard of svc.
 func New(svc *service.Service, m *metrics.Metrics) *Dashboard {
-	return &Dashboard{svc: svc, m: m, interval: time.Second, done: make(chan struct{})}
+	d := &Dashboard{svc: svc, m: m, interval: time.Second, done: make(chan struct{}),
+		hist: NewHistory(Step.Milliseconds(), Span.Milliseconds()), health: newHealthTracker()}
+	d.wg.Add(1)
+	go d.sample()
+	return d
 }
 
-// Close ends every open event stream (call it when the server shuts down).
-func (d *Dashboard) Close() { d.once.Do(func() { close(d.done) }) }
+// Close ends every open event stream and the sampling of the history (call
+// it when the server shuts down).
+func (d *Dashboard) Close() {
+	d.once.Do(func() { close(d.done) })
+	d.wg.Wait()
+}
 
 // ServeHTTP serves the page, the policies and the event stream. It does
 // not check credentials: the server's authentication wraps it.
@@ -67,6 +81,8 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.policies(w)
 	case "/dashboard/events":
 		d.events(w, r)
+	case "/dashboard/history":
+		d.history(w)
 	default:
 		http.NotFound(w, r)
 	}
@@ -126,21 +142,30 @@ func (d *Dashboard) policies(w http.ResponseWriter) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// Snapshot is one event: totals by policy and outcome, and Envoy
-// descriptor totals by domain and outcome.
+// Snapshot is one event: totals by policy and outcome, Envoy descriptor
+// totals by domain and outcome, and the store's health as of the last
+// sample.
 type Snapshot struct {
 	Time      int64                         `json:"time_ms"`
 	Decisions map[string]map[string]float64 `json:"decisions"`
 	Envoy     map[string]map[string]float64 `json:"envoy"`
+	Store     *Health                       `json:"store,omitempty"`
 }
 
-// Snapshot reads the current counters.
+// Snapshot reads the current counters and the store's health.
 func (d *Dashboard) Snapshot() Snapshot {
-	s := Snapshot{Time: time.Now().UnixMilli(), Decisions: map[string]map[string]float64{}, Envoy: map[string]map[string]float64{}}
-	mfs, err := d.m.Registry.Gather()
-	if err != nil {
-		return s
-	}
+	mfs, _ := d.m.Registry.Gather()
+	s := snapshotFrom(time.Now().UnixMilli(), mfs)
+	d.mu.Lock()
+	h := d.health.health()
+	d.mu.Unlock()
+	s.Store = &h
+	return s
+}
+
+// snapshotFrom reads the decision counters out of gathered metrics.
+func snapshotFrom(now int64, mfs []*dto.MetricFamily) Snapshot {
+	s := Snapshot{Time: now, Decisions: map[string]map[string]float64{}, Envoy: map[string]map[string]float64{}}
 	for _, mf := range mfs {
 		var dst map[string]map[string]float64
 		var outer string
