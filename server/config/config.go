@@ -631,7 +631,6 @@ func parseLocal(file, name string, n *yaml.Node) (*Local, error) {
 	return l, nil
 }
 
-
 func parseLimitNode(file string, n *yaml.Node, path string) (weir.Limit, error) {
 	switch n.Kind {
 	case yaml.ScalarNode:
