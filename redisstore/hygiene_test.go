@@ -194,7 +194,10 @@ func TestTTL(t *testing.T) {
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n < keys {
+	// Keys written early in the load may have expired before SCAN reached
+	// them when a busy machine stretched the load past their TTL: CI needs
+	// some keys (the checks above are not vacuous), the soak all of them.
+	if n == 0 || (soak() && n < keys) {
 		t.Fatalf("found %d keys, want at least %d", n, keys)
 	}
 	info, err := client.Info(ctx, "memory").Result()
