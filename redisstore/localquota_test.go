@@ -282,7 +282,11 @@ func lqVerify(t *testing.T, reps []lqReport, q, b int64, algo string) (admitted,
 	for k, ev := range events {
 		slices.Sort(ev)
 		slices.Sort(charges[k])
-		if int64(len(ev)) > int64(len(charges[k]))-ret[k] {
+		// Exact mode takes every unit before admitting it. The optimistic
+		// mode admits first and settles later, so a settle that a busy
+		// machine pushes past the store's deadline leaves admitted units
+		// never taken: its promise is the overshoot bound checked below.
+		if !strings.HasPrefix(algo, "optimistic=") && int64(len(ev)) > int64(len(charges[k]))-ret[k] {
 			t.Errorf("key %d: admitted %d > taken %d - returned %d: a unit was admitted that was never taken", k, len(ev), len(charges[k]), ret[k])
 		}
 		msg := ""
