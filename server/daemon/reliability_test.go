@@ -1,4 +1,4 @@
-package cli
+package daemon_test
 
 // Reliability tests for `weir serve` (shared/reliability-tests.md R22, R23,
 // S5). Each has a short version that always runs (a few seconds under
