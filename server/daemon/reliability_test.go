@@ -68,7 +68,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 }
 
 // liveHeap collects garbage and returns the bytes of live heap objects of
-// this process, which holds the server (cli.Run) and the test's clients.
+// this process, which holds the server (daemon.Run) and the test's clients.
 // Two collections: sync.Pool contents (the server's response buffers)
 // survive one.
 func liveHeap() uint64 {
