@@ -1,4 +1,4 @@
-package cli
+package daemon_test
 
 // R22 (shared/reliability-tests.md) against the real program: `weir serve`
 // is built with `go build` from cmd/weir and run as a separate OS process,
