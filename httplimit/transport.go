@@ -123,6 +123,9 @@ type keyState struct {
 	// are remade when the limit changes and used only by the holder of
 	// line.
 	lim, glim *weir.Limiter
+	// olim is the log of admitted answers (learn.go); guarded by
+	// Transport.mu, used outside it.
+	olim *weir.Limiter
 	lastSent  time.Time // the latest send, probe or paced; guarded by Transport.mu
 	seen      time.Time // last use, for pruning; guarded by Transport.mu
 }
@@ -290,9 +293,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		now := time.Now()
-		t.mu.Lock()
-		ks.p.observe(readAnswer(resp, sent, now))
-		t.mu.Unlock()
+		t.learnFrom(ctx, ks, key, readAnswer(resp, sent, now))
 		done()
 		retry := attempt < t.Retries && retryable(resp.StatusCode) && replayable(req)
 		var delay time.Duration
