@@ -125,9 +125,9 @@ type keyState struct {
 	lim, glim *weir.Limiter
 	// olim is the log of admitted answers (learn.go); guarded by
 	// Transport.mu, used outside it.
-	olim *weir.Limiter
-	lastSent  time.Time // the latest send, probe or paced; guarded by Transport.mu
-	seen      time.Time // last use, for pruning; guarded by Transport.mu
+	olim     *weir.Limiter
+	lastSent time.Time // the latest send, probe or paced; guarded by Transport.mu
+	seen     time.Time // last use, for pruning; guarded by Transport.mu
 }
 
 const maxHosts = 4096
