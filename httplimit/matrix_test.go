@@ -82,30 +82,44 @@ var _ http.Handler = (*upstream)(nil)
 // Several processes, one upstream: three Transports (each its own state,
 // as in three processes) share one store, each drives a Pool of 20
 // workers. Told the limit, the upstream never receives more than its
-// quota in any window (no 429) and is filled; not told, each probes once
-// and then paces on the shared timeline.
+// quota in any window (no 429) and is filled; not told, each learns the
+// limit from the upstream's fields, or from what another process
+// published in the store; with no fields at all, from the 429s, counted
+// together in the store.
 func TestClientSharedStore(t *testing.T) {
-	for _, told := range []bool{true, false} {
-		t.Run(fmt.Sprintf("told=%v", told), func(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		told     bool
+		noFields bool
+		n        int // jobs per process
+		minUtil  float64
+	}{
+		{"told", true, false, 100, 0.98},
+		{"learnt", false, false, 100, 0.95},
+		{"nofields", false, true, 200, 0.95},
+	} {
+		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				up := &upstream{quota: 4, window: time.Second, latency: 200 * time.Millisecond}
+				up := &upstream{quota: 4, window: time.Second, latency: 200 * time.Millisecond, noFields: c.noFields}
 				store := newStore()
-				const procs, n = 3, 100
+				const procs = 3
 				var wg sync.WaitGroup
 				ledgers := make([]*jobLedger, procs)
+				trs := make([]*Transport, procs)
 				for i := range procs {
 					tr := &Transport{Base: &handlerTransport{h: up}, Store: store, Timeout: 30 * time.Second}
-					if told {
+					if c.told {
 						tr.Limit = weir.PerSecond(4)
 					}
+					trs[i] = tr
 					ledgers[i] = newLedger()
 					p := &Pool{Transport: tr, Workers: 20, Done: ledgers[i].record}
-					jobs := makeJobs(t, n)
+					jobs := makeJobs(t, c.n)
 					wg.Go(func() {
 						if undone, err := p.Run(t.Context(), jobs); err != nil || len(undone) != 0 {
 							t.Errorf("Run: %d undone, %v", len(undone), err)
 						}
-						verifyNothingLost(t, n, ledgers[i], nil, jobs)
+						verifyNothingLost(t, c.n, ledgers[i], nil, jobs)
 					})
 				}
 				wg.Wait()
@@ -113,18 +127,19 @@ func TestClientSharedStore(t *testing.T) {
 				u := up.utilisation()
 				t.Logf("utilisation %.2f%%, %d admitted, %d × 429, at most %d received in a window", 100*u, admitted, limited, most)
 				for i, l := range ledgers {
-					if l.codes[200] != n {
+					t.Logf("process %d: %+v", i, trs[i].Pace("api.example"))
+					if l.codes[200] != c.n {
 						t.Errorf("process %d: codes %v", i, l.codes)
 					}
 				}
-				if told && (limited != 0 || most > 4) {
+				if c.told && (limited != 0 || most > 4) {
 					t.Errorf("told: %d × 429, %d received in one window; want none over the limit", limited, most)
 				}
 				if limited*100 > admitted+limited {
 					t.Errorf("%d × 429 of %d (> 1%%)", limited, admitted+limited)
 				}
-				if want := map[bool]float64{true: 0.98, false: 0.95}[told]; u < want {
-					t.Errorf("utilisation %.2f%%, want >= %.0f%%", 100*u, 100*want)
+				if u < c.minUtil {
+					t.Errorf("utilisation %.2f%%, want >= %.0f%%", 100*u, 100*c.minUtil)
 				}
 			})
 		})
