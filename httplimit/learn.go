@@ -163,3 +163,13 @@ func (l *learner) limited(a answer, w time.Duration, admitted int64) {
 		}
 	}
 }
+
+// adopt takes an estimate made by another transport sharing the store, at
+// now: quota per window, of generation gen.
+func (l *learner) adopt(quota int64, window time.Duration, gen uint64, now time.Time) {
+	calm := l.calm
+	if calm == 0 {
+		calm = probeCalm
+	}
+	*l = learner{on: true, quota: quota, window: window, gen: gen, ignoreBefore: now, calmSince: now, calm: calm, started: now}
+}

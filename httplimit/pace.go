@@ -157,6 +157,10 @@ type pacer struct {
 	told     QuotaPolicy   // Transport.Limit; Quota 0 if not told
 	policies []QuotaPolicy // the last advertised RateLimit-Policy
 	legacy   QuotaPolicy   // from X-RateLimit-Limit and the longest Reset seen
+	// shared is a limit another transport learnt from the upstream's
+	// fields and posted in the store (share.go); sharedSrc its source.
+	shared    QuotaPolicy
+	sharedSrc string
 
 	// The round-trip estimator of RFC 6298 (srtt, rttvar), and the same
 	// for how late a sender woke for its slot.
@@ -195,6 +199,9 @@ func (p *pacer) pace() Pace {
 	}
 	if len(p.policies) == 0 && p.legacy.Quota > 0 && p.legacy.Window > 0 {
 		consider("X-RateLimit", p.legacy.Quota, p.legacy.Window)
+	}
+	if best.Quota == 0 && p.shared.Quota > 0 {
+		consider(p.sharedSrc, p.shared.Quota, p.shared.Window)
 	}
 	if q, w := p.learn.pace(); best.Quota == 0 && q > 0 {
 		best = Pace{Source: "429s", Quota: q, Window: w}

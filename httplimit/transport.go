@@ -125,7 +125,13 @@ type keyState struct {
 	lim, glim *weir.Limiter
 	// olim is the log of admitted answers (learn.go); guarded by
 	// Transport.mu, used outside it.
-	olim     *weir.Limiter
+	olim *weir.Limiter
+	// posted and postedAt are the note last posted (share.go), guarded
+	// by Transport.mu; noteRead is when the note was last read, used only
+	// by the holder of line.
+	posted   string
+	postedAt time.Time
+	noteRead time.Time
 	lastSent time.Time // the latest send, probe or paced; guarded by Transport.mu
 	seen     time.Time // last use, for pruning; guarded by Transport.mu
 }
@@ -414,6 +420,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		// earlier one left late) keeps the slot, a long one (the window is
 		// crowded by other processes or probes) takes a new one.
 		retake := false
+		var held time.Duration // waits for the guard: other senders, not lateness
 		for {
 			wait, err := guard(ctx, s.guard, key)
 			if err != nil {
@@ -422,6 +429,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			if wait == 0 {
 				break
 			}
+			held += wait
 			if err := sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -434,10 +442,11 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			continue
 		}
 		// How late the send leaves after its slot (the wake-up and the
-		// guard's round trip) varies, and the variation is margin.
+		// guard's round trip) varies, and the variation is margin; a wait
+		// for the guard is not lateness (the guard keeps the window).
 		now = time.Now()
 		t.mu.Lock()
-		ks.p.woke(s.at, now)
+		ks.p.woke(s.at, now.Add(-held))
 		ks.lastSent = now
 		t.mu.Unlock()
 		return func() {}, nil
@@ -477,6 +486,7 @@ type slot struct {
 // nextSlot takes the next slot of key; the caller holds ks.line.
 func (t *Transport) nextSlot(ctx context.Context, ks *keyState, key string) (slot, error) {
 	for {
+		t.readNote(ctx, ks, key)
 		now := time.Now()
 		t.mu.Lock()
 		paused := ks.p.paused
