@@ -24,9 +24,9 @@ import (
 //     the k+1st request of a window admits k per window. From then on the
 //     transport paces to that quota per window, as if it had been
 //     advertised.
-//  3. Steady state: a 429 while paced to the estimate (a wrong window, a
-//     shared upstream) lowers the quota to what the upstream admitted in
-//     the window, or by 1% (at least 1) when that says nothing new. After
+//  3. Steady state: a 429 while paced to the estimate widens the margin,
+//     as for an advertised limit, and if the upstream admitted clearly
+//     fewer (under 90%) in the window, lowers the quota to that. After
 //     probeCalm windows without a 429 the quota is raised by 1% (at least
 //     1), a probe: if it draws a 429 the quota goes back and the next probe
 //     waits twice as long; if not, it stays.
@@ -156,10 +156,11 @@ func (l *learner) limited(a answer, w time.Duration, admitted int64) {
 			l.quota = max(1, int64(float64(l.quota)*float64(w)/float64(l.window)))
 			l.window = w
 		}
-		if admitted > 0 && admitted < l.quota {
+		// An upstream that admitted clearly fewer than the estimate
+		// admits that many; a 429 near the estimate is the jitter of
+		// the sends, which the margin covers (pacer.observe widens it).
+		if admitted > 0 && 10*admitted < 9*l.quota {
 			l.quota = admitted
-		} else {
-			l.quota = max(1, l.quota-max(1, l.quota/100))
 		}
 	}
 }

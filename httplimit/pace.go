@@ -298,13 +298,16 @@ func (p *pacer) observe(a answer) {
 	}
 
 	known := p.told.Quota > 0 || len(p.policies) > 0 || p.legacy.Window > 0
+	estimated := !known && p.learn.on && !p.learn.slowStart
 	switch {
-	case known && limited:
-		// A 429 although paced to a known limit: widen the margin.
+	case limited && (known || estimated && !p.learn.probing && !a.sent.Before(p.learn.ignoreBefore)):
+		// A 429 although paced to a known or estimated limit (not a
+		// probe above it, nor a send that left before the estimate):
+		// widen the margin.
 		w := p.pace().Window
 		p.bump = min(max(2*p.bump, w/100), w/10)
 		p.calm = 0
-	case known:
+	case known || estimated:
 		p.calm++
 		if q := p.pace().Quota; p.bump > 0 && p.calm >= bumpDecay*q {
 			p.bump /= 2
