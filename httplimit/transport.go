@@ -36,10 +36,16 @@ import (
 //   - X-RateLimit-Limit, with the longest X-RateLimit-Reset seen as window;
 //   - nothing: with no limit known, the transport sends one request at a
 //     time (a probe) until an answer arrives, so first contact is not a
-//     burst of every waiter. An answer that names no limit starts additive
-//     increase, multiplicative decrease from one request per second: the
-//     rate doubles every second until a 429, then drops to 3/4 and grows
-//     by 5% of the rate at the drop each second.
+//     burst of every waiter. An answer that names no limit starts slow
+//     start from one request per second, evenly spaced, growing eightfold
+//     per second of answers; the first 429 ends it, and the requests the
+//     upstream admitted in the window its Retry-After names (counted in
+//     Store) become the limit, then paced as if advertised and probed
+//     upward rarely (Source "429s"; see learn.go and docs/http.md).
+//
+// What a transport learnt, it posts in Store when the store keeps notes
+// ([weir.Noter]: memstore, redisstore, sqlitestore), and a transport of
+// another process on the store paces to it from its first request.
 //
 // Margin (see [Pace]) covers the measured variation of the round trip and
 // of the wake-up of a waiting sender, at least Window/1000, at most
@@ -71,9 +77,11 @@ type Transport struct {
 	// transport assumes an exact sliding log, the strictest). The zero
 	// Limit means learn it from the upstream.
 	Limit weir.Limit
-	// Store keeps the timeline of sends per key. Transports of several
-	// processes that share a store (and a Key) pace together. nil means a
-	// memory store private to this transport.
+	// Store keeps the timeline of sends per key and, if it is a
+	// [weir.Noter], the limit learnt of each key. Transports of several
+	// processes that share a store (and a Key) pace together and share
+	// what they learnt. nil means a memory store private to this
+	// transport.
 	Store weir.Store
 	// Key names the upstream a request counts against. nil means the
 	// request's host (URL.Host).
