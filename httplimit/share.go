@@ -165,27 +165,26 @@ func (p *pacer) adopt(s sharedLimit, now time.Time) {
 // post posts what ks learnt of key, if it changed since the last post or
 // half the note's life has passed.
 func (t *Transport) post(ctx context.Context, ks *keyState, key string, now time.Time) {
-	n, ok := t.store.(weir.Noter)
+	n, ok := t.Store.(weir.Noter) // not the private default store: no one to tell
 	if !ok {
 		return
 	}
 	t.mu.Lock()
 	s := ks.p.learnt()
-	v := s.encode()
-	due := s.Quota > 0 && (string(v) != ks.posted || now.Sub(ks.postedAt) > noteTTL/2)
+	due := s.Quota > 0 && (s != ks.posted || now.Sub(ks.postedAt) > noteTTL/2)
 	if due {
-		ks.posted, ks.postedAt = string(v), now
+		ks.posted, ks.postedAt = s, now
 	}
 	t.mu.Unlock()
 	if due {
-		_ = n.SetNote(context.WithoutCancel(ctx), noteName(key), v, noteTTL)
+		_ = n.SetNote(context.WithoutCancel(ctx), noteName(key), s.encode(), noteTTL)
 	}
 }
 
 // readNote reads key's note, if noteEvery has passed since the last read,
 // and adopts it. The caller holds ks.line.
 func (t *Transport) readNote(ctx context.Context, ks *keyState, key string) {
-	n, ok := t.store.(weir.Noter)
+	n, ok := t.Store.(weir.Noter)
 	now := time.Now()
 	if !ok || now.Sub(ks.noteRead) < noteEvery {
 		return
@@ -202,7 +201,7 @@ func (t *Transport) readNote(ctx context.Context, ks *keyState, key string) {
 	t.mu.Lock()
 	ks.p.adopt(s, now)
 	if s.Source == "429s" && ks.p.learn.gen == s.Gen {
-		ks.posted = string(s.encode()) // nothing new to post
+		ks.posted = s // nothing new to post
 	}
 	t.mu.Unlock()
 }

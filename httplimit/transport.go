@@ -137,7 +137,7 @@ type keyState struct {
 	// posted and postedAt are the note last posted (share.go), guarded
 	// by Transport.mu; noteRead is when the note was last read, used only
 	// by the holder of line.
-	posted   string
+	posted   sharedLimit
 	postedAt time.Time
 	noteRead time.Time
 	lastSent time.Time // the latest send, probe or paced; guarded by Transport.mu
