@@ -29,7 +29,9 @@ import (
 //     fewer (under 90%) in the window, lowers the quota to that. After
 //     probeCalm windows without a 429 the quota is raised by 1% (at least
 //     1), a probe: if it draws a 429 the quota goes back and the next probe
-//     waits twice as long; if not, it stays.
+//     waits twice as long; if not, it stays, and the next probe comes two
+//     windows later with twice the step (an estimate too low, from a count
+//     the scheduler blurred, climbs back fast).
 //
 // Only the first 429 of a run teaches: the requests sent before its
 // answer arrived were sent without knowing it.
@@ -72,11 +74,17 @@ type learner struct {
 	calm         int64     // windows of calm before the next probe
 	probing      bool
 	before       int64 // the quota before the probe
+	// patience is the calm before a probe after a refused one (probeCalm,
+	// doubled by each refusal); boost multiplies the step of the next
+	// probe, doubled by each probe that passed (an estimate too low, from
+	// a count the scheduler blurred, climbs back fast).
+	patience int64
+	boost    int64
 }
 
 // start begins learning with slow start, from answer a.
 func (l *learner) start(a answer) {
-	*l = learner{on: true, slowStart: true, rate: learnStart, started: a.sent, calm: probeCalm}
+	*l = learner{on: true, slowStart: true, rate: learnStart, started: a.sent, calm: probeCalm, patience: probeCalm, boost: 1}
 }
 
 // pace is the pace of slow start (one request per 1/rate) or the
@@ -104,11 +112,16 @@ func (l *learner) ok(a answer) {
 		l.rate = min(l.rate*math.Pow(slowStartGrowth, 1/l.rate), learnCeiling)
 	case l.probing:
 		if a.sent.Sub(l.calmSince) >= 2*l.window {
-			l.probing = false // two windows at the new quota without a 429
+			// Two windows at the new quota without a 429: keep it, and
+			// probe again soon, twice as far.
+			l.probing = false
+			l.boost = min(2*l.boost, 1<<20)
+			l.calm = 2
+			l.calmSince = a.sent
 		}
 	case a.sent.Sub(l.calmSince) >= time.Duration(l.calm)*l.window:
 		l.before, l.probing = l.quota, true
-		l.quota += max(1, l.quota/100)
+		l.quota += max(1, l.quota/100) * max(l.boost, 1)
 		l.calmSince = a.sent
 		l.gen++
 	}
@@ -149,7 +162,8 @@ func (l *learner) limited(a answer, w time.Duration, admitted int64) {
 	case l.probing:
 		l.probing = false
 		l.quota = l.before
-		l.calm *= 2
+		l.patience = 2 * max(l.patience, probeCalm)
+		l.calm, l.boost = l.patience, 1
 	default:
 		if w > l.window {
 			// A longer window than believed: keep the rate, re-count.
@@ -168,9 +182,6 @@ func (l *learner) limited(a answer, w time.Duration, admitted int64) {
 // adopt takes an estimate made by another transport sharing the store, at
 // now: quota per window, of generation gen.
 func (l *learner) adopt(quota int64, window time.Duration, gen uint64, now time.Time) {
-	calm := l.calm
-	if calm == 0 {
-		calm = probeCalm
-	}
-	*l = learner{on: true, quota: quota, window: window, gen: gen, ignoreBefore: now, calmSince: now, calm: calm, started: now}
+	patience := max(l.patience, probeCalm)
+	*l = learner{on: true, quota: quota, window: window, gen: gen, ignoreBefore: now, calmSince: now, calm: patience, patience: patience, boost: 1, started: now}
 }

@@ -94,10 +94,22 @@ func TestLearner(t *testing.T) {
 	check(step{name: "second probe", quota: 7, window: time.Minute, probing: true})
 	l.ok(ans(next+2*time.Minute, next+2*time.Minute, -1))
 	check(step{name: "probe kept", quota: 7, window: time.Minute})
+	// A probe that passed brings the next one two windows later, with
+	// twice the step: an estimate too low climbs back fast.
+	l.ok(ans(next+4*time.Minute, next+4*time.Minute, -1))
+	check(step{name: "third probe", quota: 9, window: time.Minute, probing: true})
+	a = ans(next+5*time.Minute, next+5*time.Minute, time.Second)
+	w, _ = l.countWindow(a)
+	l.limited(a, w, 7)
+	check(step{name: "third probe refused", quota: 7, window: time.Minute})
+	if l.calm != 4*probeCalm || l.boost != 1 {
+		t.Fatalf("calm %d, boost %d after a second refused probe, want %d, 1", l.calm, l.boost, 4*probeCalm)
+	}
+	next += 5 * time.Minute
 
 	// Another process's newer estimate is taken as is.
 	gen := l.gen
-	l.adopt(5, 10*time.Second, gen+1, at(next+3*time.Minute))
+	l.adopt(5, 10*time.Second, gen+1, at(next+time.Minute))
 	check(step{name: "adopted", quota: 5, window: 10 * time.Second})
 	if l.gen != gen+1 {
 		t.Fatalf("gen %d after adopting %d", l.gen, gen+1)
