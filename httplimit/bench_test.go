@@ -121,3 +121,37 @@ func BenchmarkTransport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLearnFrom is what the transport does with each answer: learn
+// from it, and with a shared store post what changed (fields), or, for an
+// upstream without fields learnt from its 429s, log the admitted answer in
+// the store.
+func BenchmarkLearnFrom(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		header http.Header
+	}{
+		{"fields", http.Header{HeaderRateLimitPolicy: {`"api";q=100;w=1`}, HeaderRateLimit: {`"api";r=50;t=1`}}},
+		{"nofields", http.Header{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := &Transport{Store: newStore()}
+			if err := tr.init(); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			ks := tr.state("api.example", now)
+			resp := &http.Response{StatusCode: http.StatusOK, Header: c.header}
+			ctx := b.Context()
+			tr.learnFrom(ctx, ks, "api.example", readAnswer(resp, now, now))
+			if c.name == "nofields" {
+				ks.p.learn.limited(answer{sent: now, at: now}, time.Second, 100) // paced to an estimate
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Millisecond)
+				tr.learnFrom(ctx, ks, "api.example", readAnswer(resp, now, now))
+			}
+		})
+	}
+}

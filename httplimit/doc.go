@@ -41,8 +41,9 @@
 // reuses, at the limit the caller tells it (Transport.Limit) or the one the
 // upstream advertises (RateLimit-Policy, draft-11 and draft-07, or
 // X-RateLimit-*), learnt from a first probe; an upstream that says nothing
-// is followed by additive increase, multiplicative decrease from its 429s.
-// The pace lives in any [weir.Store] (Transport.Store), so processes that
+// has its limit learnt from its 429s (slow start, then the requests it
+// admitted in the window before the first 429). The pace, and what was
+// learnt, live in any [weir.Store] (Transport.Store), so processes that
 // share one pace together. Transport.Timeout starts at each send, so
 // waiting for a turn never spends it; [Transport.Wait] takes the turn apart
 // from the send. It can retry idempotent requests after a 429 or 503.

@@ -104,9 +104,15 @@ func ExamplePool() {
 	pool := &httplimit.Pool{
 		Transport: &httplimit.Transport{Base: server.Client().Transport, Timeout: 30 * time.Second},
 		Workers:   40,
+		// The statistics line every ReportEvery (log.Print(s) in a
+		// program), and once more when Run returns.
+		ReportEvery: time.Hour,
+		Report:      func(s httplimit.Stats) { fmt.Println("report: done", s.Done, "ok", s.OK) },
 	}
 	undone, err := pool.Run(context.Background(), jobs)
 	st := pool.Stats()
 	fmt.Println(st.Done, st.OK, st.Limited, len(undone), err, st.Source)
-	// Output: 5 5 0 0 <nil> RateLimit-Policy
+	// Output:
+	// report: done 5 ok 5
+	// 5 5 0 0 <nil> RateLimit-Policy
 }

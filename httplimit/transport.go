@@ -36,10 +36,16 @@ import (
 //   - X-RateLimit-Limit, with the longest X-RateLimit-Reset seen as window;
 //   - nothing: with no limit known, the transport sends one request at a
 //     time (a probe) until an answer arrives, so first contact is not a
-//     burst of every waiter. An answer that names no limit starts additive
-//     increase, multiplicative decrease from one request per second: the
-//     rate doubles every second until a 429, then drops to 3/4 and grows
-//     by 5% of the rate at the drop each second.
+//     burst of every waiter. An answer that names no limit starts slow
+//     start from one request per second, evenly spaced, growing eightfold
+//     per second of answers; the first 429 ends it, and the requests the
+//     upstream admitted in the window its Retry-After names (counted in
+//     Store) become the limit, then paced as if advertised and probed
+//     upward rarely (Source "429s"; see learn.go and docs/http.md).
+//
+// What a transport learnt, it posts in Store when the store keeps notes
+// ([weir.Noter]: memstore, redisstore, sqlitestore), and a transport of
+// another process on the store paces to it from its first request.
 //
 // Margin (see [Pace]) covers the measured variation of the round trip and
 // of the wake-up of a waiting sender, at least Window/1000, at most
@@ -71,9 +77,11 @@ type Transport struct {
 	// transport assumes an exact sliding log, the strictest). The zero
 	// Limit means learn it from the upstream.
 	Limit weir.Limit
-	// Store keeps the timeline of sends per key. Transports of several
-	// processes that share a store (and a Key) pace together. nil means a
-	// memory store private to this transport.
+	// Store keeps the timeline of sends per key and, if it is a
+	// [weir.Noter], the limit learnt of each key. Transports of several
+	// processes that share a store (and a Key) pace together and share
+	// what they learnt. nil means a memory store private to this
+	// transport.
 	Store weir.Store
 	// Key names the upstream a request counts against. nil means the
 	// request's host (URL.Host).
@@ -123,8 +131,17 @@ type keyState struct {
 	// are remade when the limit changes and used only by the holder of
 	// line.
 	lim, glim *weir.Limiter
-	lastSent  time.Time // the latest send, probe or paced; guarded by Transport.mu
-	seen      time.Time // last use, for pruning; guarded by Transport.mu
+	// olim is the log of admitted answers (learn.go); guarded by
+	// Transport.mu, used outside it.
+	olim *weir.Limiter
+	// posted and postedAt are the note last posted (share.go), guarded
+	// by Transport.mu; noteRead is when the note was last read, used only
+	// by the holder of line.
+	posted   sharedLimit
+	postedAt time.Time
+	noteRead time.Time
+	lastSent time.Time // the latest send, probe or paced; guarded by Transport.mu
+	seen     time.Time // last use, for pruning; guarded by Transport.mu
 }
 
 const maxHosts = 4096
@@ -290,9 +307,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		now := time.Now()
-		t.mu.Lock()
-		ks.p.observe(readAnswer(resp, sent, now))
-		t.mu.Unlock()
+		t.learnFrom(ctx, ks, key, readAnswer(resp, sent, now))
 		done()
 		retry := attempt < t.Retries && retryable(resp.StatusCode) && replayable(req)
 		var delay time.Duration
@@ -413,6 +428,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		// earlier one left late) keeps the slot, a long one (the window is
 		// crowded by other processes or probes) takes a new one.
 		retake := false
+		var held time.Duration // waits for the guard: other senders, not lateness
 		for {
 			wait, err := guard(ctx, s.guard, key)
 			if err != nil {
@@ -421,6 +437,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			if wait == 0 {
 				break
 			}
+			held += wait
 			if err := sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -433,10 +450,11 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			continue
 		}
 		// How late the send leaves after its slot (the wake-up and the
-		// guard's round trip) varies, and the variation is margin.
+		// guard's round trip) varies, and the variation is margin; a wait
+		// for the guard is not lateness (the guard keeps the window).
 		now = time.Now()
 		t.mu.Lock()
-		ks.p.woke(s.at, now)
+		ks.p.woke(s.at, now.Add(-held))
 		ks.lastSent = now
 		t.mu.Unlock()
 		return func() {}, nil
@@ -476,6 +494,7 @@ type slot struct {
 // nextSlot takes the next slot of key; the caller holds ks.line.
 func (t *Transport) nextSlot(ctx context.Context, ks *keyState, key string) (slot, error) {
 	for {
+		t.readNote(ctx, ks, key)
 		now := time.Now()
 		t.mu.Lock()
 		paused := ks.p.paused

@@ -58,6 +58,7 @@ type Store struct {
 	cursor    atomic.Uint32 // where makeRoom starts sweeping
 	evicted   atomic.Uint64
 	refused   atomic.Uint64
+	notes     noteBook // notes.go
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once

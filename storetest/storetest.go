@@ -98,6 +98,7 @@ var suite = []subtest{
 	{"Lease", testLease},
 	{"LeaseLine", testLeaseLine},
 	{"Reset", testReset},
+	{"Notes", testNotes},
 	{"Invalid", testInvalid},
 	{"Keys", testKeys},
 	{"Model", testModel},
