@@ -42,6 +42,7 @@ func (p *Params) DebtCap() int64 {
 // is a peek.
 func Force(ps []Params, ss []*State, now, cost int64, out []Result) (decider int, agg Result) {
 	decider = -1
+	clamped := false
 	for i := range ps {
 		r := force(&ps[i], ss[i], now, cost)
 		if len(out) == len(ps) {
@@ -55,8 +56,9 @@ func Force(ps []Params, ss []*State, now, cost int64, out []Result) (decider int
 		case r.RetryAfter == agg.RetryAfter && r.Remaining < agg.Remaining:
 			decider, agg = i, r
 		}
-		agg.Clamped = agg.Clamped || r.Clamped
+		clamped = clamped || r.Clamped
 	}
+	agg.Clamped = clamped
 	return decider, agg
 }
 
