@@ -327,3 +327,22 @@ func checkBucket(t *testing.T, p *Params, evs []debtEvent) {
 		}
 	}
 }
+
+// TestSettleGivesBackIntoThePresent is the example of docs/algorithms.md
+// ("Debt"): a settlement after acting returns units into the present, so
+// the bucket's bound needs its G term.
+func TestSettleGivesBackIntoThePresent(t *testing.T) {
+	p := Params{Kind: TokenBucket, Quota: 10, Period: 10 * sec}
+	s := &State{}
+	take := func(at, n int64) bool {
+		ok, _, _ := Decide([]Params{p}, []*State{s}, t0+at, n, 0, "", nil)
+		return ok
+	}
+	if !take(0, 10) || !take(5*sec, 5) {
+		t.Fatal("setup denied")
+	}
+	Settle(&p, s, t0+5*sec, t0, 10, "")
+	if !take(5*sec, 10) || take(5*sec, 1) {
+		t.Fatal("want exactly 10 more at 5s after settling the estimate to 0")
+	}
+}
