@@ -461,13 +461,13 @@ func (s *Store) Refund(_ context.Context, req *weir.Request) error {
 	// stack for a few checks, as Take does.
 	n := len(req.Checks)
 	var (
-		ps    [small]algo.Params
-		out   [small]algo.Result
-		st    [small]algo.State
-		sp    [small]*algo.State
-		pes   [small]*ptrEntry
-		locs  [small]loc
-		lk    [small]uint32
+		ps   [small]algo.Params
+		out  [small]algo.Result
+		st   [small]algo.State
+		sp   [small]*algo.State
+		pes  [small]*ptrEntry
+		locs [small]loc
+		lk   [small]uint32
 	)
 	var sc scratch
 	if n <= small {
