@@ -22,15 +22,18 @@ package algo
 // when 0 MaxDebtUnits, and for the token bucket at most the units of
 // MaxPeriod (so that the TAT stays within now + τ + 100 years).
 func (p *Params) DebtCap() int64 {
+	c := int64(MaxDebtUnits)
 	if p.MaxDebt > 0 {
-		return p.MaxDebt
+		c = p.MaxDebt
 	}
 	if p.Kind == TokenBucket {
-		if u, _, ok := mulDiv(MaxPeriod, p.Quota, p.Period); ok && u < MaxDebtUnits {
+		// Validate keeps a MaxDebt within 100 years; this also covers
+		// params it did not see (a store's scaled-down share of a limit).
+		if u, _, ok := mulDiv(MaxPeriod, p.Quota, p.Period); ok && u < c {
 			return u
 		}
 	}
-	return MaxDebtUnits
+	return c
 }
 
 // Force charges cost units to every limit of ps at now whether or not they
