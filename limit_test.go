@@ -110,7 +110,7 @@ func TestLimitValidateNumericEdges(t *testing.T) {
 		{weir.Per(1, time.Second).WithMaxDebt(-1), "Limit.MaxDebt"},
 		{weir.Per(1e6, time.Second).WithMaxDebt(weir.MaxDebtUnits), ""},
 		{weir.Per(1e6, time.Second).WithMaxDebt(weir.MaxDebtUnits + 1), "Limit.MaxDebt"},
-		{weir.Per(1, time.Second).WithMaxDebt(1 << 31), ""},             // 68 years of debt
+		{weir.Per(1, time.Second).WithMaxDebt(1 << 31), ""},              // 68 years of debt
 		{weir.Per(1, time.Second).WithMaxDebt(1 << 32), "Limit.MaxDebt"}, // 136 years > 100
 		{weir.Per(1, time.Second).WithAlgorithm(weir.SlidingWindowLog).WithMaxDebt(1 << 40), ""},
 		{weir.Concurrent(1, time.Second).WithMaxDebt(1), "Limit.MaxDebt"},
