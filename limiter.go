@@ -265,7 +265,8 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int64) (Decision, er
 // Charge is not for Concurrency limits (units there are held and given
 // back, not spent): on a limiter with one it returns an error naming the
 // algorithm that matches ErrInvalid and ErrConcurrency. A negative n is an
-// error naming "cost"; 0 is a Peek.
+// error naming "cost"; 0 charges nothing and reports the limits as they are
+// (Allowed, like any charge).
 func (l *Limiter) Charge(ctx context.Context, key string, n int64) (Decision, error) {
 	if len(l.conc) > 0 {
 		lim := l.limits[l.conc[0]]
