@@ -106,6 +106,9 @@ var suite = []subtest{
 	{"Concurrency", testConcurrency},
 	{"Limiter", testLimiter},
 	{"IdleThenBurst", testIdleThenBurst},
+	{"Charge", testCharge},
+	{"Settle", testSettle},
+	{"DebtBound", testDebtBound},
 }
 
 // take runs one Take and fails the test on error.
@@ -153,6 +156,9 @@ func describe(req *weir.Request) string {
 	}
 	if req.Queue != 0 {
 		s += fmt.Sprintf(" queue=%v", req.Queue)
+	}
+	if req.Force {
+		s += " force"
 	}
 	for _, c := range req.Checks {
 		s += fmt.Sprintf(" [%q %q %s]", c.Limit.Name, c.Key, c.Limit)
@@ -208,6 +214,9 @@ func sameDecision(got, want weir.Decision) string {
 	if !got.Time.Equal(want.Time) {
 		s += fmt.Sprintf(" Time=%v want %v;", got.Time, want.Time)
 	}
+	if got.Debt != want.Debt || got.Clamped != want.Clamped {
+		s += fmt.Sprintf(" Debt=%d Clamped=%v want %d %v;", got.Debt, got.Clamped, want.Debt, want.Clamped)
+	}
 	if got.Source != weir.SourceStore {
 		s += fmt.Sprintf(" Source=%v want store;", got.Source)
 	}
@@ -221,7 +230,7 @@ func wantOf(d weir.Decision) want {
 func sameStatus(got, want weir.Status) bool {
 	return got.Allowed == want.Allowed && got.Remaining == want.Remaining &&
 		closeDur(got.RetryAfter, want.RetryAfter) && closeDur(got.ResetAfter, want.ResetAfter) &&
-		closeDur(got.Delay, want.Delay)
+		closeDur(got.Delay, want.Delay) && got.Debt == want.Debt && got.Clamped == want.Clamped
 }
 
 // wantField checks that err is a *weir.FieldError matching ErrInvalid whose
