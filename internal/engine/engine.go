@@ -15,7 +15,7 @@ import (
 
 // Params converts a limit into algorithm parameters.
 func Params(l weir.Limit) algo.Params {
-	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst}
+	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst, MaxDebt: l.MaxDebt}
 }
 
 // Name is the state name of a limit (see weir.Limit.Named).
