@@ -267,7 +267,7 @@ func (m *Middleware) settle(ctx context.Context, g int, s *scratch, have, want i
 		return nil
 	}
 	at := s.dec[g].Time.Add(s.dec[g].Delay)
-	if err := st.Refund(rctx, &weir.Request{Checks: req.Checks, Cost: have - want, At: at}); err != nil {
+	if err := st.Refund(rctx, &weir.Request{Checks: req.Checks, Cost: have - want, At: at, Force: true}); err != nil {
 		return err
 	}
 	if head {
