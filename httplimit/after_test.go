@@ -264,7 +264,7 @@ func TestChargeAfterHeaders(t *testing.T) {
 				if got := rec.Header().Get("RateLimit-Policy"); got != `"tokens";q=10;w=60` {
 					t.Errorf("RateLimit-Policy = %q", got)
 				}
-				d, err := lim.Peek(context.Background(), "0:192.0.2.1")
+				d, err := lim.Peek(context.Background(), "ip:192.0.2.1")
 				if err != nil || d.Remaining != tc.wantLeft {
 					t.Errorf("left after the handler: %d (%v), want %d", d.Remaining, err, tc.wantLeft)
 				}
@@ -299,7 +299,7 @@ func TestChargeAfterWithOthers(t *testing.T) {
 		if got, want := rec.Header().Get("RateLimit"), `"tokens";r=5;t=57`; rec.Code != 429 || got != want {
 			t.Fatalf("second: %d %q, want 429 %q", rec.Code, got, want)
 		}
-		if d, _ := reqs.Peek(context.Background(), "0:192.0.2.1"); d.Remaining != 2 {
+		if d, _ := reqs.Peek(context.Background(), "ip:192.0.2.1"); d.Remaining != 2 {
 			t.Errorf("requests left %d, want 2 (the denied request's unit given back)", d.Remaining)
 		}
 	})
