@@ -287,8 +287,10 @@ func (l *Limiter) Charge(ctx context.Context, key string, n int64) (Decision, er
 // Settle keeps no record: it is for callers that carry a reservation
 // across processes (a server's settle call); in one process use
 // [Reservation.Settle], which also refuses to settle twice. After the key
-// was Reset, a smaller actual gives nothing back (the limit is already
-// full) and a larger one is charged against the fresh state.
+// was Reset, a larger actual is charged against the fresh state, and a
+// smaller one gives back to it as any refund does: nothing if it is full,
+// else units taken since the Reset (one state per key cannot tell them
+// apart), never above the full quota.
 func (l *Limiter) Settle(ctx context.Context, key string, reserved int64, at time.Time, actual int64) (Decision, error) {
 	if reserved < 0 {
 		return Decision{}, &FieldError{Field: "reserved", Reason: fmt.Sprintf("must not be negative (got %d)", reserved)}
@@ -617,7 +619,11 @@ func (r *Reservation) Settle(ctx context.Context, actual int64) (Decision, error
 		return Decision{}, ErrSettled
 	}
 	r.done = true
-	return r.lim.Settle(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay), actual)
+	d, err := r.lim.Settle(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay), actual)
+	if actual <= r.n {
+		d = r.decision
+	}
+	return d, err
 }
 
 // A Lease holds units of the Concurrency limits of a limiter until
