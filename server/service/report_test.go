@@ -34,7 +34,7 @@ func TestReport(t *testing.T) {
 		// 250 over a full 100: a debt of 150, a unit back after 151 units.
 		{"debt", "tokens", 0, 0, 250, Result{Allowed: true, Debt: 150, RetryAfter: 151 * 600 * time.Millisecond, ResetAfter: 150 * time.Second}, false},
 		{"debt capped", "capped", 0, 0, 250, Result{Allowed: true, Debt: 50, Clamped: true, RetryAfter: 51 * 600 * time.Millisecond, ResetAfter: 90 * time.Second}, false},
-		{"shadow is charged", "shadow", 1, 1, 3, Result{Allowed: true, Debt: 2, RetryAfter: 3 * time.Minute, ResetAfter: 3 * time.Minute}, false},
+		{"shadow is charged", "shadow", 1, 1, 3, Result{Allowed: true, Debt: 2, RetryAfter: 3 * time.Minute, ResetAfter: 3 * time.Minute}, true}, // a shadow check admits, Shadowed
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, _ := newService(t, reportPolicies)
