@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -99,7 +100,7 @@ type estimateKey struct{}
 func apiKey(r *http.Request) (string, error) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || strings.TrimSpace(tok) == "" {
-		return "", httplimit.ErrNoCredentials
+		return "", fmt.Errorf("no bearer API key: %w", httplimit.ErrNoKey)
 	}
 	sum := sha256.Sum256([]byte(tok))
 	return "key:" + hex.EncodeToString(sum[:12]), nil
@@ -119,6 +120,12 @@ func newGateway(store weir.Store, upstream *url.URL, l limits) (http.Handler, er
 	}
 	mw, err := httplimit.New(
 		httplimit.WithKey(apiKey),
+		httplimit.WithOnUnkeyed(func(w http.ResponseWriter, _ *http.Request, err error) {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"message":"an API key is required (Authorization: Bearer KEY)","type":"invalid_request_error"}}`+"\n")
+		}),
 		httplimit.Policy{Limiter: reqs},
 		httplimit.Policy{
 			Limiter: toks,
