@@ -32,11 +32,11 @@ type limits struct {
 
 // chatRequest is what the gateway reads of a chat-completion request.
 type chatRequest struct {
-	Model    string `json:"model"`
-	Messages []message `json:"messages"`
-	MaxTokens           int64 `json:"max_tokens"`
-	MaxCompletionTokens int64 `json:"max_completion_tokens"`
-	N                   int64 `json:"n"`
+	Model               string    `json:"model"`
+	Messages            []message `json:"messages"`
+	MaxTokens           int64     `json:"max_tokens"`
+	MaxCompletionTokens int64     `json:"max_completion_tokens"`
+	N                   int64     `json:"n"`
 }
 
 // A message is one message of a chat request.

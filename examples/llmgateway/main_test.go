@@ -232,7 +232,11 @@ func TestTokenBudgetTwoProcesses(t *testing.T) {
 				}
 				switch resp.StatusCode {
 				case 200:
-					var a struct{ Usage struct{ TotalTokens int64 `json:"total_tokens"` } }
+					var a struct {
+						Usage struct {
+							TotalTokens int64 `json:"total_tokens"`
+						}
+					}
 					if err := json.Unmarshal(body, &a); err != nil {
 						t.Error(err)
 						return
