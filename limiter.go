@@ -312,13 +312,19 @@ func (l *Limiter) Settle(ctx context.Context, key string, reserved int64, at tim
 
 // settleBack gives back n units reserved at at, even if at has passed.
 func (l *Limiter) settleBack(ctx context.Context, key string, n int64, at time.Time) error {
-	r := &Request{Cost: n, At: at, Force: true}
-	for _, lim := range l.limits {
-		r.Checks = append(r.Checks, Check{Key: key, Limit: lim})
+	r := l.reqs.Get().(*Request)
+	for i := range r.Checks {
+		r.Checks[i].Key = key
 	}
+	r.Cost, r.At, r.Force = n, at, true
+	// Like a refund, a settlement must happen even if ctx was just
+	// cancelled, but not hang.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	return l.store.Refund(rctx, r)
+	err := l.store.Refund(rctx, r)
+	cancel()
+	r.At, r.Force = time.Time{}, false
+	l.reqs.Put(r)
+	return err
 }
 
 // Peek reports what a request of one unit would get now, changing nothing.

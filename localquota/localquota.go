@@ -106,7 +106,7 @@ func (s *Store) nowNS() int64 { return s.cfg.now().UnixNano() }
 // positive cost, no reservation, no line and no concurrency limit. Other
 // requests go to the shared store as they are.
 func local(req *weir.Request) bool {
-	if req.Cost <= 0 || req.MaxWait > 0 || req.Queue > 0 || req.Lease != "" {
+	if req.Cost <= 0 || req.MaxWait > 0 || req.Queue > 0 || req.Lease != "" || req.Force {
 		return false
 	}
 	for i := range req.Checks {
@@ -119,8 +119,9 @@ func local(req *weir.Request) bool {
 
 // Take decides on req from the units held for each of its checks, taking
 // a block from the shared store first when a check holds fewer than
-// req.Cost. Peeks (Cost 0), reservations (MaxWait), lines (Queue) and
-// concurrency limits are passed to the shared store as they are.
+// req.Cost. Peeks (Cost 0), reservations (MaxWait), lines (Queue),
+// charges (Force) and concurrency limits are passed to the shared store as
+// they are.
 func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
 	if err := engine.Validate(req); err != nil {
 		return weir.Decision{}, err

@@ -105,6 +105,9 @@ var suite = []subtest{
 	{"Concurrency", testConcurrency},
 	{"Limiter", testLimiter},
 	{"IdleThenBurst", testIdleThenBurst},
+	{"Charge", testCharge},
+	{"Settle", testSettle},
+	{"DebtBound", testDebtBound},
 }
 
 // take runs one Take and fails the test on error.
@@ -152,6 +155,9 @@ func describe(req *weir.Request) string {
 	}
 	if req.Queue != 0 {
 		s += fmt.Sprintf(" queue=%v", req.Queue)
+	}
+	if req.Force {
+		s += " force"
 	}
 	for _, c := range req.Checks {
 		s += fmt.Sprintf(" [%q %q %s]", c.Limit.Name, c.Key, c.Limit)
@@ -207,6 +213,9 @@ func sameDecision(got, want weir.Decision) string {
 	if !got.Time.Equal(want.Time) {
 		s += fmt.Sprintf(" Time=%v want %v;", got.Time, want.Time)
 	}
+	if got.Debt != want.Debt || got.Clamped != want.Clamped {
+		s += fmt.Sprintf(" Debt=%d Clamped=%v want %d %v;", got.Debt, got.Clamped, want.Debt, want.Clamped)
+	}
 	if got.Source != weir.SourceStore {
 		s += fmt.Sprintf(" Source=%v want store;", got.Source)
 	}
@@ -220,7 +229,7 @@ func wantOf(d weir.Decision) want {
 func sameStatus(got, want weir.Status) bool {
 	return got.Allowed == want.Allowed && got.Remaining == want.Remaining &&
 		closeDur(got.RetryAfter, want.RetryAfter) && closeDur(got.ResetAfter, want.ResetAfter) &&
-		closeDur(got.Delay, want.Delay)
+		closeDur(got.Delay, want.Delay) && got.Debt == want.Debt && got.Clamped == want.Clamped
 }
 
 // wantField checks that err is a *weir.FieldError matching ErrInvalid whose

@@ -12,15 +12,23 @@ package algo
 //	SlidingWindowLog:     an event of n units at now, at most until the
 //	                      window holds Quota + D
 //
-// where D is the debt cap (Params.MaxDebt, or MaxDebtUnits when 0). The
+// where D is the debt cap (Params.DebtCap: MaxDebt, or when 0
+// MaxDebtUnits, for the token bucket at most 100 years of units). The
 // rest of a charge past the cap is dropped and the Result says Clamped.
 // Windows forget debt as they forget any count: the fixed window at its
 // end, the counter after two windows, the log Period after the event.
 
-// debtCap is the most units a limit may owe beyond empty.
-func (p *Params) debtCap() int64 {
+// DebtCap is the most units the limit may owe beyond empty: MaxDebt, or
+// when 0 MaxDebtUnits, and for the token bucket at most the units of
+// MaxPeriod (so that the TAT stays within now + τ + 100 years).
+func (p *Params) DebtCap() int64 {
 	if p.MaxDebt > 0 {
 		return p.MaxDebt
+	}
+	if p.Kind == TokenBucket {
+		if u, _, ok := mulDiv(MaxPeriod, p.Quota, p.Period); ok && u < MaxDebtUnits {
+			return u
+		}
 	}
 	return MaxDebtUnits
 }
@@ -34,6 +42,7 @@ func (p *Params) debtCap() int64 {
 // is a peek.
 func Force(ps []Params, ss []*State, now, cost int64, out []Result) (decider int, agg Result) {
 	decider = -1
+	clamped := false
 	for i := range ps {
 		r := force(&ps[i], ss[i], now, cost)
 		if len(out) == len(ps) {
@@ -47,8 +56,9 @@ func Force(ps []Params, ss []*State, now, cost int64, out []Result) (decider int
 		case r.RetryAfter == agg.RetryAfter && r.Remaining < agg.Remaining:
 			decider, agg = i, r
 		}
-		agg.Clamped = agg.Clamped || r.Clamped
+		clamped = clamped || r.Clamped
 	}
+	agg.Clamped = clamped
 	return decider, agg
 }
 
@@ -64,16 +74,16 @@ func force(p *Params, s *State, now, cost int64) Result {
 		case FixedWindow:
 			start, used := fixedUsed(p, s, now)
 			var add int64
-			add, clamped = capAdd(used, cost, p.Quota, p.debtCap())
+			add, clamped = capAdd(used, cost, p.Quota, p.DebtCap())
 			s.A, s.B = start, used+add
 		case SlidingWindowCounter:
 			start, curr, prev := counterRoll(p, s, now)
 			var add int64
-			add, clamped = capAdd(counterUsed(p, prev, curr, now-start), cost, p.Quota, p.debtCap())
+			add, clamped = capAdd(counterUsed(p, prev, curr, now-start), cost, p.Quota, p.DebtCap())
 			s.A, s.B, s.C = start, curr+add, prev
 		case SlidingWindowLog:
 			var add int64
-			add, clamped = capAdd(logUsed(p, s, now), cost, p.Quota, p.debtCap())
+			add, clamped = capAdd(logUsed(p, s, now), cost, p.Quota, p.DebtCap())
 			if add > 0 {
 				logCommit(p, s, now, add)
 			}
@@ -132,16 +142,9 @@ func logUsed(p *Params, s *State, now int64) int64 {
 }
 
 // gcraDebtLimit is the latest TAT a forced charge may leave at now:
-// now + τ + D·I, with D·I at most MaxPeriod when D is MaxDebtUnits.
+// now + τ + DebtCap·I (at most 100 years past now + τ).
 func (p *Params) gcraDebtLimit(now int64) rat {
-	base := p.addDur(rat{now, 0}, p.Capacity())
-	if p.MaxDebt > 0 {
-		return p.addDur(base, p.MaxDebt) // Validate bounds MaxDebt·I by MaxPeriod
-	}
-	if q, _, ok := mulDiv(MaxDebtUnits, p.Period, p.Quota); !ok || q > MaxPeriod {
-		return rat{satAdd(base.ns, MaxPeriod), base.frac}
-	}
-	return p.addDur(base, MaxDebtUnits)
+	return p.addDur(p.addDur(rat{now, 0}, p.Capacity()), p.DebtCap())
 }
 
 // gcraForce moves the TAT by cost·I, to at most the debt limit, and

@@ -105,12 +105,13 @@ func TestForceDecider(t *testing.T) {
 		{Kind: TokenBucket, Quota: 100, Period: 10 * sec},
 		{Kind: FixedWindow, Quota: 10, Period: 10 * sec, MaxDebt: 1},
 		{Kind: SlidingWindowLog, Quota: 50, Period: 10 * sec},
+		{Kind: SlidingWindowLog, Quota: 5, Period: 20 * sec, MaxDebt: 100}, // decides; the clamp came before
 	}
-	ss := []*State{{}, {}, {}}
-	out := make([]Result, 3)
+	ss := []*State{{}, {}, {}, {}}
+	out := make([]Result, 4)
 	k, agg := Force(ps, ss, t0, 20, out)
-	if k != 1 || !agg.Clamped || agg.Debt != 1 || agg.RetryAfter != 10*sec {
-		t.Fatalf("decider %d %+v, want the fixed window, clamped, debt 1", k, agg)
+	if k != 3 || !agg.Clamped || agg.Debt != 15 || agg.RetryAfter != 20*sec {
+		t.Fatalf("decider %d %+v, want the last log, clamped (by the fixed window), debt 15", k, agg)
 	}
 	if out[0].Remaining != 80 || out[2].Remaining != 30 || out[0].Clamped || !out[1].Clamped {
 		t.Fatalf("statuses %+v", out)
@@ -324,5 +325,24 @@ func checkBucket(t *testing.T, p *Params, evs []debtEvent) {
 				return
 			}
 		}
+	}
+}
+
+// TestSettleGivesBackIntoThePresent is the example of docs/algorithms.md
+// ("Debt"): a settlement after acting returns units into the present, so
+// the bucket's bound needs its G term.
+func TestSettleGivesBackIntoThePresent(t *testing.T) {
+	p := Params{Kind: TokenBucket, Quota: 10, Period: 10 * sec}
+	s := &State{}
+	take := func(at, n int64) bool {
+		ok, _, _ := Decide([]Params{p}, []*State{s}, t0+at, n, 0, "", nil)
+		return ok
+	}
+	if !take(0, 10) || !take(5*sec, 5) {
+		t.Fatal("setup denied")
+	}
+	Settle(&p, s, t0+5*sec, t0, 10, "")
+	if !take(5*sec, 10) || take(5*sec, 1) {
+		t.Fatal("want exactly 10 more at 5s after settling the estimate to 0")
 	}
 }

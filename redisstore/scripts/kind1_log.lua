@@ -58,7 +58,7 @@ BUILD[1] = function(P)
         break
       end
     end
-    return false, c.quota - used, maxn(1, wait), reset, 0
+    return false, maxn(0, c.quota - used), maxn(1, wait), reset, 0
   end
 
   local function log_commit(c, st, now, cost)
@@ -82,6 +82,25 @@ BUILD[1] = function(P)
     local e = {now, cost}
     ev[#ev + 1] = e
     rcall('ZADD', c.key, int(now), log_member(e))
+  end
+
+  local function log_used(c, st, now)
+    local ev = st.ev
+    local used = 0
+    for i = log_live(c, st, now), #ev do used = used + ev[i][2] end
+    return used
+  end
+
+  -- log_force records cost at now whether or not it fits, until the
+  -- window holds quota + the debt cap.
+  local function log_force(c, st, now, cost)
+    local add, cl = P.cap_add(log_used(c, st, now), cost, c.quota, c.maxdebt)
+    if add > 0 then log_commit(c, st, now, add) end
+    return cl
+  end
+
+  local function log_debt(c, st, now)
+    return maxn(0, log_used(c, st, now) - c.quota)
   end
 
   local function log_refund(c, st, now, at, cost)
@@ -109,5 +128,5 @@ BUILD[1] = function(P)
     save_ttl(c.key, exp, now)
   end
 
-  return {load = log_load, check = log_check, commit = log_commit, refund = log_refund, save = log_save}
+  return {load = log_load, check = log_check, commit = log_commit, refund = log_refund, save = log_save, force = log_force, debt = log_debt}
 end

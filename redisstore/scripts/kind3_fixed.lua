@@ -32,7 +32,7 @@ BUILD[3] = function(P)
     local n = cost
     if n < 1 then n = 1 end
     if used + n > c.quota then
-      return false, c.quota - used, ends - now, ends - now, 0
+      return false, maxn(0, c.quota - used), ends - now, ends - now, 0
     end
     local reset = 0
     if used + cost > 0 then reset = ends - now end
@@ -42,6 +42,20 @@ BUILD[3] = function(P)
   local function fw_commit(c, st, now, cost)
     local start, used = fw_used(c, st, now)
     st.a, st.b = start, used + cost
+  end
+
+  -- fw_force charges cost whether or not it fits (internal/algo's
+  -- force): the count may pass the quota, up to quota + the debt cap.
+  local function fw_force(c, st, now, cost)
+    local start, used = fw_used(c, st, now)
+    local add, cl = P.cap_add(used, cost, c.quota, c.maxdebt)
+    st.a, st.b = start, used + add
+    return cl
+  end
+
+  local function fw_debt(c, st, now)
+    local _, used = fw_used(c, st, now)
+    return maxn(0, used - c.quota)
   end
 
   local function fw_refund(c, st, now, at, cost)
@@ -56,5 +70,5 @@ BUILD[3] = function(P)
     save_string(c.key, fmt('%d %d', st.a, st.b), exp, now)
   end
 
-  return {load = fw_load, check = fw_check, commit = fw_commit, refund = fw_refund, save = fw_save}
+  return {load = fw_load, check = fw_check, commit = fw_commit, refund = fw_refund, save = fw_save, force = fw_force, debt = fw_debt}
 end
