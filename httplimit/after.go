@@ -157,8 +157,9 @@ func (w *afterWriter) head(code int) {
 		return
 	}
 	w.status = code
-	w.m.settleAfter(w.r.Context(), w.s, w.outcome(false), true)
-	w.m.writeHeaders(w.ResponseWriter.Header(), w.s)
+	if w.m.settleAfter(w.r.Context(), w.s, w.outcome(false), true) {
+		w.m.writeHeaders(w.ResponseWriter.Header(), w.s)
+	}
 }
 
 func (w *afterWriter) outcome(done bool) Outcome {
@@ -218,8 +219,9 @@ func (m *Middleware) serveAfter(w http.ResponseWriter, r *http.Request, next htt
 // handler what o says it cost, less what it was charged already, and
 // records the charge in s. head says whether the response head is still
 // to be sent (then the statuses in s are refreshed for the RateLimit
-// fields).
-func (m *Middleware) settleAfter(ctx context.Context, s *scratch, o Outcome, head bool) {
+// fields). It reports whether it charged or gave back anything.
+func (m *Middleware) settleAfter(ctx context.Context, s *scratch, o Outcome, head bool) bool {
+	changed := false
 	ctx = context.WithoutCancel(ctx)
 	for _, i := range s.matched {
 		p := &m.policies[i]
@@ -241,7 +243,9 @@ func (m *Middleware) settleAfter(ctx context.Context, s *scratch, o Outcome, hea
 			continue
 		}
 		s.charged[g] = want
+		changed = true
 	}
+	return changed
 }
 
 // settle moves group g's charge from have to want units: the excess is
