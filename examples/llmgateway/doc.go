@@ -26,7 +26,7 @@
 // fields for both budgets, with the settled token charge:
 //
 //	RateLimit-Policy: "requests";q=60;w=60, "tokens";q=10000;w=60
-//	RateLimit: "requests";r=59;t=1, "tokens";r=9937;t=1
+//	RateLimit: "requests";r=59;t=1, "tokens";r=9938;t=1
 //
 // Keys are the bearer tokens of the Authorization header, hashed before
 // they reach the store. With -redis the budgets live in Redis and every
