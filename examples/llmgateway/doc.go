@@ -46,6 +46,7 @@
 //	curl -i -H 'Authorization: Bearer sk-alice' -d '{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"Tell me a story about a weir"}]}' http://127.0.0.1:8092/v1/chat/completions
 //
 // Flags: -upstream URL (a real OpenAI-compatible API; the client's
-// Authorization header is passed on), -redis ADDR, -rpm, -tpm,
+// Authorization header is passed on), -redis ADDR (-redis-deadline, 250ms:
+// how long a decision may wait for Redis before a 503), -rpm, -tpm,
 // -default-max-tokens, -addr.
 package main

@@ -36,6 +36,7 @@ type config struct {
 	upstream string
 	redis    string
 	prefix   string
+	deadline time.Duration
 	limits   limits
 }
 
@@ -47,11 +48,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.upstream, "upstream", "", "base URL of an OpenAI-compatible API (empty: a fake one started in process)")
 	fs.StringVar(&c.redis, "redis", "", "Redis address to keep the budgets in, shared by every gateway using it (empty: in memory)")
 	fs.StringVar(&c.prefix, "prefix", "llmgateway:", "Redis key prefix")
+	fs.DurationVar(&c.deadline, "redis-deadline", 250*time.Millisecond, "how long one decision may wait for Redis before the gateway answers 503")
 	fs.Int64Var(&c.limits.RPM, "rpm", 60, "requests per minute per API key")
 	fs.Int64Var(&c.limits.TPM, "tpm", 10000, "tokens per minute per API key")
 	fs.Int64Var(&c.limits.DefaultMaxTokens, "default-max-tokens", 1024, "completion tokens estimated for a request without max_tokens")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.deadline <= 0 {
+		return c, fmt.Errorf("-redis-deadline must be positive (got %v)", c.deadline)
 	}
 	for name, v := range map[string]int64{"-rpm": c.limits.RPM, "-tpm": c.limits.TPM, "-default-max-tokens": c.limits.DefaultMaxTokens} {
 		if v <= 0 {
@@ -71,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.redis != "" {
 		client := redis.NewClient(&redis.Options{Addr: c.redis})
 		defer client.Close()
-		rs, err := redisstore.New(client, redisstore.WithPrefix(c.prefix))
+		rs, err := redisstore.New(client, redisstore.WithPrefix(c.prefix), redisstore.WithDeadline(c.deadline))
 		if err != nil {
 			return err
 		}

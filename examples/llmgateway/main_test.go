@@ -55,6 +55,14 @@ func chatBody(content string, maxTokens int64) string {
 	return string(b)
 }
 
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"-rpm", "0"}, {"-tpm", "-1"}, {"-default-max-tokens", "0"}, {"-redis-deadline", "0s"}, {"-upstream", "not a url"}} {
+		if err := run(context.Background(), append(args, "-addr", "127.0.0.1:0"), io.Discard, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
 func TestEstimate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -197,7 +205,7 @@ func TestTokenBudgetTwoProcesses(t *testing.T) {
 	up := httptest.NewServer(fake)
 	defer up.Close()
 	const tpm, inFlight, maxExcess = 60000, 8, 96
-	args := []string{"-addr", "127.0.0.1:0", "-upstream", up.URL, "-redis", srv.Addr, "-prefix", "llmgateway-test:", "-rpm", "1000000", "-tpm", fmt.Sprint(tpm)}
+	args := []string{"-addr", "127.0.0.1:0", "-upstream", up.URL, "-redis", srv.Addr, "-prefix", "llmgateway-test:", "-redis-deadline", "10s", "-rpm", "1000000", "-tpm", fmt.Sprint(tpm)}
 	gateways := []string{gatewayProc(t, args...), gatewayProc(t, args...)}
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight}}
