@@ -26,6 +26,7 @@ import (
 // neither function can tell (or the request failed without a response),
 // the estimate stays charged. A response that the transport retries (429,
 // 503) is settled to what Cost reads, or to 0: the upstream turned it away.
+// A turn taken by [Transport.Wait] that is never sent keeps its estimate.
 //
 // The budget is kept per key (Transport.Key, by default the host) in
 // Transport.Store, so transports of several processes sharing a store
