@@ -17,8 +17,10 @@
 //     settles the budget to it: an answer that cost less gives the rest
 //     back, one that cost more charges the excess, into debt if need be
 //     (the key's next requests then wait until time has repaid it). An
-//     error answer without usage costs nothing; an answer whose usage
-//     cannot be read (a stream) keeps the estimate.
+//     error answer without usage costs nothing. A stream is passed on as
+//     it comes and settled from its usage chunk when it ends (the client
+//     asks for one with stream_options.include_usage); without one, the
+//     estimate stands.
 //
 // It is built on httplimit's charge-after-the-handler policies
 // (Policy.Estimate, Policy.Cost = httplimit.ReportedCost and

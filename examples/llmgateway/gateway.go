@@ -37,6 +37,10 @@ type chatRequest struct {
 	MaxTokens           int64     `json:"max_tokens"`
 	MaxCompletionTokens int64     `json:"max_completion_tokens"`
 	N                   int64     `json:"n"`
+	Stream              bool      `json:"stream"`
+	StreamOptions       struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
 }
 
 // A message is one message of a chat request.
@@ -174,10 +178,18 @@ func newGateway(store weir.Store, upstream *url.URL, l limits) (http.Handler, er
 // readUsage reports the tokens of an answer to the middleware: usage's
 // total_tokens of a JSON answer, 0 for an error answer without usage (the
 // upstream did no work), nothing otherwise (the estimate stands). It runs
-// before the answer's head is sent, so the RateLimit fields carry it.
+// before the answer's head is sent, so the RateLimit fields carry it. A
+// stream (text/event-stream) is passed on as it comes; its usage chunk
+// (sent when the client asked for stream_options.include_usage) is
+// reported as it goes by, and charged when the stream ends.
 func readUsage(resp *http.Response) error {
 	ctx := resp.Request.Context()
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+	ct := resp.Header.Get("Content-Type")
+	if strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body = &streamUsage{ReadCloser: resp.Body, ctx: ctx}
+		return nil
+	}
+	if !strings.HasPrefix(ct, "application/json") {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -186,16 +198,51 @@ func readUsage(resp *http.Response) error {
 	if err != nil {
 		return err
 	}
+	switch n, ok := usageOf(body); {
+	case ok:
+		httplimit.ReportCost(ctx, n)
+	case resp.StatusCode >= 400:
+		httplimit.ReportCost(ctx, 0)
+	}
+	return nil
+}
+
+// usageOf reads usage.total_tokens of a JSON answer or chunk.
+func usageOf(data []byte) (int64, bool) {
 	var answer struct {
 		Usage *struct {
 			TotalTokens int64 `json:"total_tokens"`
 		} `json:"usage"`
 	}
-	switch {
-	case json.Unmarshal(body, &answer) == nil && answer.Usage != nil:
-		httplimit.ReportCost(ctx, max(answer.Usage.TotalTokens, 0))
-	case resp.StatusCode >= 400:
-		httplimit.ReportCost(ctx, 0)
+	if json.Unmarshal(data, &answer) != nil || answer.Usage == nil {
+		return 0, false
 	}
-	return nil
+	return max(answer.Usage.TotalTokens, 0), true
+}
+
+// streamUsage passes a server-sent-events body on and reports the usage
+// of the "data:" line that carries one.
+type streamUsage struct {
+	io.ReadCloser
+	ctx  context.Context
+	line []byte // the current line so far (at most 64 KiB kept)
+}
+
+func (s *streamUsage) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	for _, c := range p[:n] {
+		if c != '\n' {
+			if len(s.line) < 64<<10 {
+				s.line = append(s.line, c)
+			}
+			continue
+		}
+		if data, ok := bytes.CutPrefix(bytes.TrimSpace(s.line), []byte("data:")); ok && bytes.Contains(data, []byte(`"usage"`)) {
+			if tokens, ok := usageOf(bytes.TrimSpace(data)); ok {
+				httplimit.ReportCost(s.ctx, tokens)
+			}
+		}
+		s.line = s.line[:0]
+	}
+	return n, err
 }

@@ -22,6 +22,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/memstore"
 	"github.com/weir-go/weir/redisstore/redistest"
 )
@@ -285,5 +286,56 @@ func TestTokenBudgetTwoProcesses(t *testing.T) {
 	}
 	if !byTokens.Load() || !sawPolicy.Load() {
 		t.Errorf("denied on tokens: %v; RateLimit-Policy named tokens: %v", byTokens.Load(), sawPolicy.Load())
+	}
+}
+
+// TestGatewayStream: a streamed answer is passed on as it comes; its
+// head carries the estimate (the usage comes last), and the usage chunk
+// settles the budget when the stream ends. Without a usage chunk the
+// estimate stands. Still clock, 1000 tokens per minute.
+func TestGatewayStream(t *testing.T) {
+	fake := newFakeUpstream()
+	up := httptest.NewServer(fake)
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	t0 := time.Unix(1_800_000_000, 0)
+	ms := memstore.New(memstore.WithClock(func() time.Time { return t0 }))
+	defer ms.Close()
+	gw, err := newGateway(ms, u, limits{RPM: 100, TPM: 1000, DefaultMaxTokens: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := weir.NewLimiter(ms, weir.PerMinute(1000).WithName("tokens"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x120 := strings.Repeat("x", 120)
+	for _, tc := range []struct {
+		name, key    string
+		includeUsage bool
+		rateLimit    string // as the head is sent: the estimate, 137
+		left         int64  // once the stream is done
+	}{
+		{"usage settles at the end", "erin", true, `"requests";r=99;t=1, "tokens";r=863;t=9`, 1000 - 143},
+		{"no usage keeps the estimate", "frank", false, `"requests";r=99;t=1, "tokens";r=863;t=9`, 1000 - 137},
+	} {
+		body, _ := json.Marshal(map[string]any{"model": "m", "stream": true, "stream_options": map[string]bool{"include_usage": tc.includeUsage}, "max_tokens": 100,
+			"messages": []any{map[string]string{"role": "user", "content": x120}}})
+		w := post(gw, tc.key, string(body))
+		if w.Code != 200 || w.Header().Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("%s: %d %q", tc.name, w.Code, w.Header().Get("Content-Type"))
+		}
+		if got := w.Header().Get("RateLimit"); got != tc.rateLimit {
+			t.Errorf("%s: RateLimit %q, want %q", tc.name, got, tc.rateLimit)
+		}
+		if n := strings.Count(w.Body.String(), "data: "); n != 4+map[bool]int{true: 1}[tc.includeUsage] {
+			t.Errorf("%s: %d events passed on: %s", tc.name, n, w.Body)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tc.key)
+		key, _ := apiKey(r)
+		if d, err := tokens.Peek(context.Background(), key); err != nil || d.Remaining != tc.left {
+			t.Errorf("%s: %d tokens left (%v), want %d", tc.name, d.Remaining, err, tc.left)
+		}
 	}
 }

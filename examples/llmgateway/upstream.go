@@ -18,6 +18,9 @@ import (
 //	                    either), or a quarter of it, rounded up, when the
 //	                    last message contains "brief"
 //
+// With "stream": true it answers server-sent events, the usage in a last
+// chunk when stream_options.include_usage is set.
+//
 // It keeps the total of the tokens it served per Authorization header, so
 // tests can compare what a key used with its budget.
 type fakeUpstream struct {
@@ -62,12 +65,29 @@ func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.used[r.Header.Get("Authorization")] += total
 	u.mu.Unlock()
+	usage := map[string]int64{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+	if req.Stream {
+		// Server-sent events: the reply in three chunks, then (when asked)
+		// a chunk with the usage and no choices, then [DONE].
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			chunk, _ := json.Marshal(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": []any{map[string]any{"index": 0, "delta": map[string]string{"content": fmt.Sprintf("la%d ", i)}}}})
+			fmt.Fprintf(w, "data: %s\n\n", chunk)
+			http.NewResponseController(w).Flush()
+		}
+		if req.StreamOptions.IncludeUsage {
+			chunk, _ := json.Marshal(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": []any{}, "usage": usage})
+			fmt.Fprintf(w, "data: %s\n\n", chunk)
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"id":      "chatcmpl-fake",
 		"object":  "chat.completion",
 		"model":   req.Model,
 		"choices": []any{map[string]any{"index": 0, "finish_reason": "length", "message": map[string]any{"role": "assistant", "content": strings.Repeat("la ", int(min(completion, 1000)))}}},
-		"usage":   map[string]int64{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total},
+		"usage":   usage,
 	})
 }
