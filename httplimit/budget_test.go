@@ -35,6 +35,27 @@ func (u *tokenUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"answer":"…","usage":{"total_tokens":%d}}`, u.cost)
 }
 
+// checkBound checks that the tokens served from the first request to each
+// request before end stay within 600 + 10·t + slack (600 per minute) and
+// returns their sum.
+func (u *tokenUpstream) checkBound(t *testing.T, end time.Time, slack int64) int64 {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var sum int64
+	for i, at := range u.at {
+		if !at.Before(end) {
+			break
+		}
+		sum += u.used[i]
+		elapsed := at.Sub(u.at[0])
+		if bound := 600 + int64(elapsed/(100*time.Millisecond)) + slack; sum > bound {
+			t.Fatalf("request %d at %v: %d tokens served, bound %d", i, elapsed, sum, bound)
+		}
+	}
+	return sum
+}
+
 func headerTokens(resp *http.Response) (int64, bool) {
 	n, err := strconv.ParseInt(resp.Header.Get("X-Tokens"), 10, 64)
 	return n, err == nil
@@ -113,20 +134,7 @@ func TestTransportBudget(t *testing.T) {
 					}
 				}
 				wg.Wait()
-				p := int64(tc.procs * tc.per)
-				excess := max(tc.cost-tc.estimate, 0)
-				var sum int64
-				for i, at := range up.at {
-					if at.Sub(start) >= time.Minute {
-						break
-					}
-					sum += up.used[i]
-					elapsed := at.Sub(up.at[0])
-					bound := 600 + int64(elapsed/(100*time.Millisecond)) + p*excess
-					if sum > bound {
-						t.Fatalf("request %d at %v: %d tokens served, bound %d", i, elapsed, sum, bound)
-					}
-				}
+				sum := up.checkBound(t, start.Add(time.Minute), int64(tc.procs*tc.per)*max(tc.cost-tc.estimate, 0))
 				n := 0
 				for _, at := range up.at {
 					if at.Sub(start) < time.Minute {
@@ -140,6 +148,40 @@ func TestTransportBudget(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPoolBudget: two Pools (as two processes) of 10 workers each share a
+// budget of 600 tokens per minute through one store; each job costs 80
+// tokens against an estimate of 50. Every job is done once, and the
+// tokens served stay within 600 + 10·t + 20·30 at every request.
+func TestPoolBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &tokenUpstream{cost: 80}
+		store := newStore()
+		const procs, workers, n = 2, 10, 30
+		var wg sync.WaitGroup
+		for range procs {
+			tr := &Transport{Base: &handlerTransport{h: up}, Store: store, Limit: weir.PerSecond(1000), Timeout: 30 * time.Second,
+				Budget: &Budget{Limit: weir.PerMinute(600).WithName("tokens"), Estimate: func(*http.Request) int64 { return 50 }, BodyCost: bodyTokens}}
+			ledger := newLedger()
+			p := &Pool{Transport: tr, Workers: workers, Done: ledger.record}
+			jobs := makeJobs(t, n)
+			wg.Go(func() {
+				if undone, err := p.Run(t.Context(), jobs); err != nil || len(undone) != 0 {
+					t.Errorf("Run: %d undone, %v", len(undone), err)
+				}
+				verifyNothingLost(t, n, ledger, nil, jobs)
+				if ledger.codes[200] != n {
+					t.Errorf("codes %v", ledger.codes)
+				}
+			})
+		}
+		wg.Wait()
+		sum := up.checkBound(t, time.Now().Add(time.Hour), procs*workers*30)
+		if sum != procs*n*80 {
+			t.Errorf("%d tokens served, want %d", sum, procs*n*80)
+		}
+	})
 }
 
 func TestTransportBudgetErrors(t *testing.T) {
