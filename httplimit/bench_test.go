@@ -111,6 +111,12 @@ func BenchmarkParseRateLimit(b *testing.B) {
 
 // BenchmarkTransport is one request through the transport (adapting, with
 // a limiter) to an in-process handler, against the handler transport alone.
+// costHandler answers "ok" with X-Tokens: 3.
+var costHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Tokens", "3")
+	_, _ = w.Write([]byte("ok"))
+})
+
 func BenchmarkTransport(b *testing.B) {
 	base := &handlerTransport{h: okHandler}
 	for _, c := range []struct {
@@ -119,6 +125,10 @@ func BenchmarkTransport(b *testing.B) {
 	}{
 		{"base", base},
 		{"transport", &Transport{Base: base, Limit: weir.PerHour(1 << 40), MaxPause: time.Minute}},
+		// With a Budget (issue 21): an estimate of 5 taken before the send
+		// and settled to the 3 of a response header.
+		{"budget", &Transport{Base: &handlerTransport{h: costHandler}, Limit: weir.PerHour(1 << 40), MaxPause: time.Minute,
+			Budget: &Budget{Limit: weir.PerHour(1 << 40).WithName("tokens"), Estimate: func(*http.Request) int64 { return 5 }, Cost: headerTokens}}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "http://api.example/", nil)
