@@ -258,10 +258,15 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int64) (Decision, er
 //
 // The Decision is Allowed; its Remaining, Debt and RetryAfter (until one
 // unit is back) describe the limit that is worst off after the charge.
+// When the store failed and a failure policy answered (Decision.Source is
+// not SourceStore), the charge went where the policy says: nowhere for
+// fail-open and fail-closed (whose Decision is then not Allowed), to the
+// fallback store for a fallback.
 // Charge is not for Concurrency limits (units there are held and given
 // back, not spent): on a limiter with one it returns an error naming the
 // algorithm that matches ErrInvalid and ErrConcurrency. A negative n is an
-// error naming "cost"; 0 is a Peek.
+// error naming "cost"; 0 charges nothing and reports the limits as they are
+// (Allowed, like any charge).
 func (l *Limiter) Charge(ctx context.Context, key string, n int64) (Decision, error) {
 	if len(l.conc) > 0 {
 		lim := l.limits[l.conc[0]]

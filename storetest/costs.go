@@ -83,7 +83,16 @@ var chargeVectors = []struct {
 	}},
 	{"sliding-log max debt", weir.Per(10, 10*time.Second).WithAlgorithm(weir.SlidingWindowLog).WithMaxDebt(1), []chargeStep{
 		ctake(0, 4, true, 6, 0, 10*time.Second),
-		charge(time.Second, 20, 0, 9*time.Second, 10*time.Second, 1, true),
+		charge(time.Second, 20, 0, 10*time.Second, 10*time.Second, 1, true), // into debt: the 4 at 0 merge into the event at 1s
+		ctake(10*time.Second, 1, false, 0, time.Second, time.Second),
+	}},
+	{"sliding-log in debt keeps one event", weir.Per(10, 10*time.Second).WithAlgorithm(weir.SlidingWindowLog), []chargeStep{
+		ctake(0, 3, true, 7, 0, 10*time.Second),
+		charge(time.Second, 7, 0, 9*time.Second, 10*time.Second, 0, false),
+		charge(2*time.Second, 1, 0, 8*time.Second, 10*time.Second, 1, false), // the 7 at 1s move to 2s
+		charge(3*time.Second, 1, 0, 7*time.Second, 10*time.Second, 2, false),
+		ctake(10*time.Second-time.Microsecond, 1, false, 0, time.Microsecond, 3*time.Second+time.Microsecond),
+		ctake(10*time.Second, 1, true, 0, 0, 10*time.Second),
 	}},
 }
 

@@ -10,7 +10,8 @@ package algo
 //	SlidingWindowCounter: the current count passes Quota, at most until the
 //	                      weighted estimate is Quota + D
 //	SlidingWindowLog:     an event of n units at now, at most until the
-//	                      window holds Quota + D
+//	                      window holds Quota + D; a charge into debt merges
+//	                      into the newest live event, moved up to now
 //
 // where D is the debt cap (Params.DebtCap: MaxDebt, or when 0
 // MaxDebtUnits, for the token bucket at most 100 years of units). The
@@ -22,15 +23,18 @@ package algo
 // when 0 MaxDebtUnits, and for the token bucket at most the units of
 // MaxPeriod (so that the TAT stays within now + τ + 100 years).
 func (p *Params) DebtCap() int64 {
+	c := int64(MaxDebtUnits)
 	if p.MaxDebt > 0 {
-		return p.MaxDebt
+		c = p.MaxDebt
 	}
 	if p.Kind == TokenBucket {
-		if u, _, ok := mulDiv(MaxPeriod, p.Quota, p.Period); ok && u < MaxDebtUnits {
+		// Validate keeps a MaxDebt within 100 years; this also covers
+		// params it did not see (a store's scaled-down share of a limit).
+		if u, _, ok := mulDiv(MaxPeriod, p.Quota, p.Period); ok && u < c {
 			return u
 		}
 	}
-	return MaxDebtUnits
+	return c
 }
 
 // Force charges cost units to every limit of ps at now whether or not they
@@ -82,9 +86,17 @@ func force(p *Params, s *State, now, cost int64) Result {
 			add, clamped = capAdd(counterUsed(p, prev, curr, now-start), cost, p.Quota, p.DebtCap())
 			s.A, s.B, s.C = start, curr+add, prev
 		case SlidingWindowLog:
+			used := logUsed(p, s, now)
 			var add int64
-			add, clamped = capAdd(logUsed(p, s, now), cost, p.Quota, p.DebtCap())
-			if add > 0 {
+			add, clamped = capAdd(used, cost, p.Quota, p.DebtCap())
+			if k := len(s.Log); add > 0 && used+add > p.Quota && k > 0 && s.Log[k-1].At > now-p.Period {
+				// Into debt: merge into the newest live event, moved up to
+				// now, rather than add one. Its units then stay in the
+				// window longer (never admitting more), and the log keeps
+				// at most Quota events plus one, however many charges.
+				e := &s.Log[k-1]
+				e.At, e.Cost = max(e.At, now), e.Cost+add
+			} else if add > 0 {
 				logCommit(p, s, now, add)
 			}
 		default:

@@ -67,6 +67,16 @@ func TestForce(t *testing.T) {
 			{0, 10, false, Result{Allowed: true, ResetAfter: 20 * sec}},
 			{15 * sec, 20, true, Result{Allowed: true, RetryAfter: 3 * sec, ResetAfter: 15 * sec, Debt: 2, Clamped: true}},
 		}},
+		{"log in debt keeps one event", sl, []step{
+			{0, 3, false, Result{Allowed: true, Remaining: 7, ResetAfter: 10 * sec}},
+			{sec, 7, true, Result{Allowed: true, RetryAfter: 9 * sec, ResetAfter: 10 * sec}},
+			// into debt: the 7 at 1s merge with the charge at 2s, then 3s;
+			// the 3 at 0 still leave at 10s
+			{2 * sec, 1, true, Result{Allowed: true, RetryAfter: 8 * sec, ResetAfter: 10 * sec, Debt: 1}},
+			{3 * sec, 1, true, Result{Allowed: true, RetryAfter: 7 * sec, ResetAfter: 10 * sec, Debt: 2}},
+			{10*sec - 1, 1, false, Result{RetryAfter: 1, ResetAfter: 3*sec + 1}},
+			{10 * sec, 1, false, Result{Allowed: true, ResetAfter: 10 * sec}},
+		}},
 		{"log debt leaves with the event", sl, []step{
 			{0, 25, true, Result{Allowed: true, RetryAfter: 10 * sec, ResetAfter: 10 * sec, Debt: 15}},
 			{10*sec - 1, 1, false, Result{RetryAfter: 1, ResetAfter: 1}},
@@ -74,7 +84,9 @@ func TestForce(t *testing.T) {
 		}},
 		{"log capped", capped(sl, 1), []step{
 			{0, 4, false, Result{Allowed: true, Remaining: 6, ResetAfter: 10 * sec}},
-			{sec, 20, true, Result{Allowed: true, RetryAfter: 9 * sec, ResetAfter: 10 * sec, Debt: 1, Clamped: true}},
+			// into debt: the 4 at 0 merge into the charge's event at 1s
+			{sec, 20, true, Result{Allowed: true, RetryAfter: 10 * sec, ResetAfter: 10 * sec, Debt: 1, Clamped: true}},
+			{10 * sec, 1, false, Result{RetryAfter: sec, ResetAfter: sec}},
 		}},
 	}
 	for _, c := range cases {

@@ -92,10 +92,22 @@ BUILD[1] = function(P)
   end
 
   -- log_force records cost at now whether or not it fits, until the
-  -- window holds quota + the debt cap.
+  -- window holds quota + the debt cap. A charge into debt merges into the
+  -- newest live event, moved up to now (internal/algo's force), so the
+  -- log never holds more than quota events plus one.
   local function log_force(c, st, now, cost)
-    local add, cl = P.cap_add(log_used(c, st, now), cost, c.quota, c.maxdebt)
-    if add > 0 then log_commit(c, st, now, add) end
+    local used = log_used(c, st, now)
+    local add, cl = P.cap_add(used, cost, c.quota, c.maxdebt)
+    local ev = st.ev
+    local last = ev[#ev]
+    if add > 0 and used + add > c.quota and last and last[1] > now - c.per then
+      rcall('ZREM', c.key, log_member(last))
+      if last[1] < now then last[1] = now end
+      last[2] = last[2] + add
+      rcall('ZADD', c.key, int(last[1]), log_member(last))
+    elseif add > 0 then
+      log_commit(c, st, now, add)
+    end
     return cl
   end
 
