@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -38,6 +39,30 @@ type Policy struct {
 	// name, key): give policies on different routes different scopes (or
 	// limits different names) to count them apart.
 	Scope string
+
+	// Cost, when set, makes the policy charge each request after the
+	// handler, what the handler's [Outcome] says it cost (see
+	// [ReportedCost], [HeaderCost]), instead of one unit before it. A
+	// cost above what is left is charged all the same: the key goes into
+	// debt and its later requests are denied until time has paid it back
+	// (capped by each limit's MaxDebt). A negative cost counts as 0.
+	Cost func(*Outcome) int64
+	// Count, when set, makes the policy charge after the handler too, but
+	// only the outcomes it selects (see [StatusIn]): for a login limit that
+	// only failed attempts use up, Count: StatusIn(401, 403). It charges
+	// Cost, or 1 without a Cost, for an outcome it counts, and nothing for
+	// the others.
+	Count func(*Outcome) bool
+	// Estimate is, for a policy with Cost or Count, what a request is
+	// expected to cost: it is taken before the handler runs, as a plain
+	// policy takes one unit, and the request is denied if it does not fit;
+	// after the handler the charge is settled to the actual cost (the
+	// difference given back, or the excess charged as debt). An estimate
+	// above a limit's capacity takes the capacity. nil, or 0, only checks
+	// that the key has a unit left (it is not exhausted nor in debt) and
+	// takes nothing: concurrent requests of one key then all pass the
+	// check, and each is charged after (see docs/costs.md for the bound).
+	Estimate func(*http.Request) int64
 }
 
 func (p Policy) apply(m *Middleware) { m.specs = append(m.specs, p) }
@@ -101,6 +126,14 @@ func WithOnError(f func(w http.ResponseWriter, r *http.Request, err error)) Opti
 	return optionFunc(func(m *Middleware) { m.onError = f })
 }
 
+// WithOnChargeError sets a function called when a policy that charges
+// after the handler could not charge (the store failed): the response is
+// already on its way, so the request cannot be refused; the charge is
+// lost. The default ignores the error.
+func WithOnChargeError(f func(r *http.Request, err error)) Option {
+	return optionFunc(func(m *Middleware) { m.onChargeError = f })
+}
+
 // WithMaxKeyLength caps the length of a key (scope included). Longer keys
 // are answered like unkeyed requests, without a store write. The default
 // is 256 bytes.
@@ -159,8 +192,11 @@ type Middleware struct {
 	onError   func(http.ResponseWriter, *http.Request, error)
 	maxKey    int
 
+	onChargeError func(*http.Request, error)
+
 	policies []policy
 	stores   []weir.Store
+	solo     []bool // per store group: it is one after-charging policy's own
 	leaseTag string
 	leaseSeq atomic.Uint64
 	scratch  sync.Pool
@@ -175,6 +211,14 @@ type policy struct {
 	conc   bool     // has a Concurrency limit
 	header string   // its RateLimit-Policy items
 	items  []string // per limit, the start of its RateLimit item: "name";r=
+
+	// Charging after the handler (Policy.Cost, Count): after is set when
+	// either is; the policy then has a store group of its own.
+	after    bool
+	costFn   func(*Outcome) int64
+	count    func(*Outcome) bool
+	estimate func(*http.Request) int64
+	capacity int64 // smallest Capacity of the limits
 }
 
 // scopePrefix is what a scope puts before a key: "" for no scope, else the
@@ -234,7 +278,11 @@ func New(opts ...Option) (*Middleware, error) {
 		if sp.Limiter == nil {
 			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil"}
 		}
-		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope)}
+		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope),
+			after: sp.Cost != nil || sp.Count != nil, costFn: sp.Cost, count: sp.Count, estimate: sp.Estimate, capacity: math.MaxInt64}
+		if sp.Estimate != nil && !p.after {
+			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Estimate", i), Reason: "needs a Cost or a Count: a policy without them charges one unit before the handler"}
+		}
 		var hdr []byte
 		for j, l := range p.limits {
 			if !validSFString(l.Name) {
@@ -242,7 +290,11 @@ func New(opts ...Option) (*Middleware, error) {
 			}
 			if l.Algorithm == weir.Concurrency {
 				p.conc = true
+				if p.after {
+					return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Cost", i), Reason: fmt.Sprintf("limit %q is a concurrency limit: it holds units while the handler runs and cannot be charged after it", l.Name)}
+				}
 			}
+			p.capacity = min(p.capacity, l.Capacity())
 			if j > 0 {
 				hdr = append(hdr, ", "...)
 			}
@@ -250,7 +302,14 @@ func New(opts ...Option) (*Middleware, error) {
 			p.items = append(p.items, string(appendSFString(nil, l.Name))+";r=")
 		}
 		p.header = string(hdr)
-		p.group = m.group(sp.Limiter.Store())
+		if p.after {
+			// Its own request: its cost differs from the others' one unit.
+			p.group = len(m.stores)
+			m.stores = append(m.stores, sp.Limiter.Store())
+			m.solo = append(m.solo, true)
+		} else {
+			p.group = m.group(sp.Limiter.Store())
+		}
 		m.policies = append(m.policies, p)
 	}
 	var tag [6]byte
@@ -264,12 +323,16 @@ func New(opts ...Option) (*Middleware, error) {
 func (m *Middleware) group(s weir.Store) int {
 	if reflect.TypeOf(s).Comparable() {
 		for i, t := range m.stores {
+			if m.solo[i] {
+				continue
+			}
 			if reflect.TypeOf(t) == reflect.TypeOf(s) && t == s {
 				return i
 			}
 		}
 	}
 	m.stores = append(m.stores, s)
+	m.solo = append(m.solo, false)
 	return len(m.stores) - 1
 }
 
@@ -283,6 +346,9 @@ type scratch struct {
 	matched []int
 	keys    []string
 	reqs    []weir.Request // one per store group
+	cost    []int64        // per group, the units taken before the handler
+	charged []int64        // per group, the units charged so far
+	after   bool           // a matched policy charges after the handler
 	items   [][]string     // per group, the RateLimit item starts of its checks
 	dec     []weir.Decision
 	last    int // the last group decided
@@ -294,13 +360,14 @@ func (m *Middleware) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
 	}
-	return &scratch{reqs: make([]weir.Request, len(m.stores)), items: make([][]string, len(m.stores)), dec: make([]weir.Decision, len(m.stores))}
+	n := len(m.stores)
+	return &scratch{reqs: make([]weir.Request, n), items: make([][]string, n), dec: make([]weir.Decision, n), cost: make([]int64, n), charged: make([]int64, n)}
 }
 
 // putScratch returns s to the pool. Stale keys stay referenced until the
 // slots are reused, which is cheaper than clearing them.
 func (m *Middleware) putScratch(s *scratch) {
-	s.matched, s.keys = s.matched[:0], s.keys[:0]
+	s.matched, s.keys, s.after = s.matched[:0], s.keys[:0], false
 	for i := range s.reqs {
 		r := &s.reqs[i]
 		r.Checks, r.Statuses, r.Lease = r.Checks[:0], r.Statuses[:0], ""
@@ -373,6 +440,15 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		if p.conc {
 			req.Lease = lease
 		}
+		s.cost[p.group] = 1
+		if p.after {
+			est := int64(0)
+			if p.estimate != nil {
+				est = min(max(p.estimate(r), 0), p.capacity)
+			}
+			s.cost[p.group], s.charged[p.group] = est, est
+			s.after = true
+		}
 	}
 	ctx := r.Context()
 	allowed := true
@@ -382,7 +458,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		if len(req.Checks) == 0 {
 			continue
 		}
-		req.Cost = 1
+		req.Cost = s.cost[g]
 		req.Statuses = grow(req.Statuses, len(req.Checks))
 		d, err := m.stores[g].Take(ctx, req)
 		if err == nil && d.Source == weir.SourceFailClosed {
@@ -422,6 +498,10 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	if conc {
 		defer m.release(ctx, s, lease)
 	}
+	if s.after {
+		m.serveAfter(w, r, next, s)
+		return
+	}
 	next.ServeHTTP(w, r)
 }
 
@@ -438,10 +518,10 @@ func grow(s []weir.Status, n int) []weir.Status {
 func (m *Middleware) giveBack(ctx context.Context, s *scratch, g int) {
 	for i := 0; i < g; i++ {
 		req := &s.reqs[i]
-		if len(req.Checks) == 0 || !s.dec[i].Allowed {
+		if len(req.Checks) == 0 || !s.dec[i].Allowed || (s.cost[i] == 0 && req.Lease == "") {
 			continue
 		}
-		m.refund(ctx, i, &weir.Request{Checks: req.Checks, Cost: 1, At: s.dec[i].Time.Add(s.dec[i].Delay), Lease: req.Lease})
+		m.refund(ctx, i, &weir.Request{Checks: req.Checks, Cost: s.cost[i], At: s.dec[i].Time.Add(s.dec[i].Delay), Lease: req.Lease})
 	}
 }
 

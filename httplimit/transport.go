@@ -101,10 +101,16 @@ type Transport struct {
 	MaxRetryWait time.Duration
 	// MaxPause caps a pause learnt from a response. 0 means ten minutes.
 	MaxPause time.Duration
+	// Budget, when set, is a second limit the transport keeps per key, in
+	// units whose cost is known only from the response (LLM tokens): each
+	// request takes an estimate before its turn and is settled to its
+	// actual cost from the response (see [Budget]). nil means none.
+	Budget *Budget
 
 	initOnce sync.Once
 	initErr  error
 	store    weir.Store
+	budget   *budget
 
 	mu   sync.Mutex
 	keys map[string]*keyState
@@ -175,6 +181,9 @@ func (t *Transport) init() error {
 		t.store = t.Store
 		if t.store == nil {
 			t.store = memstore.New()
+		}
+		if t.Budget != nil && t.initErr == nil {
+			t.budget, t.initErr = newBudget(t.Budget, t.store)
 		}
 	})
 	return t.initErr
@@ -254,9 +263,10 @@ type turnKey struct{}
 // turn is a send slot taken by Wait, used by the first RoundTrip of its
 // key that carries it.
 type turn struct {
-	key  string
-	used atomic.Bool
-	done func() // ends the probe, if the turn is one
+	key    string
+	used   atomic.Bool
+	done   func()  // ends the probe, if the turn is one
+	charge *charge // the Budget's estimate taken, or nil
 }
 
 // Wait blocks until req may be sent and returns req with a context that
@@ -270,11 +280,16 @@ func (t *Transport) Wait(req *http.Request) (*http.Request, error) {
 		return nil, err
 	}
 	key := t.key(req)
-	done, err := t.waitTurn(req.Context(), t.state(key, time.Now()), key)
+	ch, err := t.takeBudget(req.Context(), key, req)
 	if err != nil {
 		return nil, err
 	}
-	tk := &turn{key: key, done: done}
+	done, err := t.waitTurn(req.Context(), t.state(key, time.Now()), key)
+	if err != nil {
+		_ = ch.settle(req.Context(), 0)
+		return nil, err
+	}
+	tk := &turn{key: key, done: done, charge: ch}
 	return req.WithContext(context.WithValue(req.Context(), turnKey{}, tk)), nil
 }
 
@@ -290,14 +305,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ks := t.state(key, time.Now())
 	send := req
 	for attempt := 0; ; attempt++ {
-		done, err := t.take(ctx, ks, key, attempt == 0)
+		done, ch, err := t.take(ctx, ks, key, attempt == 0, send)
 		if err != nil {
 			closeBody(send)
 			return nil, err
 		}
 		// Each attempt costs one unit of the pace, taken above and learnt
-		// from below: costs estimated before the send and settled after
-		// the answer (issue 21) belong between take and observe.
+		// from below, and its Budget's estimate, settled from the answer.
 		out, cancel := t.withTimeout(send)
 		sent := time.Now()
 		resp, err := t.base().RoundTrip(out)
@@ -330,11 +344,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if !retry {
+			ch.settleFrom(ctx, resp)
 			if t.Timeout > 0 {
 				resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 			}
 			return resp, nil
 		}
+		ch.settleRetried(ctx, resp)
 		drain(resp)
 		cancel()
 		if err := sleep(ctx, delay); err != nil {
@@ -346,12 +362,30 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // take returns the turn Wait put in ctx for key, on the first attempt, or
-// waits for one.
-func (t *Transport) take(ctx context.Context, ks *keyState, key string, first bool) (func(), error) {
+// takes the Budget's estimate for req, if any, and waits for a turn.
+func (t *Transport) take(ctx context.Context, ks *keyState, key string, first bool, req *http.Request) (func(), *charge, error) {
 	if tk, ok := ctx.Value(turnKey{}).(*turn); ok && first && tk.key == key && tk.used.CompareAndSwap(false, true) {
-		return tk.done, nil
+		return tk.done, tk.charge, nil
 	}
-	return t.waitTurn(ctx, ks, key)
+	ch, err := t.takeBudget(ctx, key, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := t.waitTurn(ctx, ks, key)
+	if err != nil {
+		_ = ch.settle(ctx, 0)
+		return nil, nil, err
+	}
+	return done, ch, nil
+}
+
+// takeBudget takes req's estimate from the Budget, waiting until it fits;
+// nil without a Budget.
+func (t *Transport) takeBudget(ctx context.Context, key string, req *http.Request) (*charge, error) {
+	if t.budget == nil {
+		return nil, nil
+	}
+	return t.budget.take(ctx, key, req)
 }
 
 // withTimeout returns r with the attempt's deadline, if Timeout is set,

@@ -70,6 +70,13 @@ type Result struct {
 	Source weir.Source
 	// Lease is the lease id of an admitted Acquire.
 	Lease string
+	// Debt is, after a Report that charged more than was left, the units
+	// the deciding limit owes beyond empty: later checks are denied until
+	// time repays it (RetryAfter says when one unit is back).
+	Debt int64
+	// Clamped reports that a Report's charge was cut short by a limit's
+	// max debt (debt=N in the limit's text form).
+	Clamped bool
 }
 
 // PolicyInfo describes a policy for listings.
@@ -561,6 +568,87 @@ func (p *policy) result(d weir.Decision, lease string) Result {
 		p.limited.Inc()
 	}
 	return r
+}
+
+// Report accounts for work whose cost is known only once it is done
+// (LLM tokens, bytes, rows): req.Cost is the actual cost, and reserved the
+// units a Check already took for that work (0 when the check was a peek,
+// cost 0, or when nothing was checked). The difference is settled, as
+// weir.Limiter.Settle does: an actual above reserved charges the excess
+// whether or not it fits, and the key may go into debt (later checks are
+// denied until time repays it, capped by a limit's max debt); an actual
+// below reserved gives the difference back (never above a limit's full
+// quota). A report is never refused: the answer is Allowed, and its
+// Remaining, RetryAfter (until one unit is back), Debt and Clamped
+// describe the key once settled. Units given back are given back at the
+// time of the report (the server keeps no record of the check), so a
+// window that ended since the check gets nothing back.
+//
+// It takes the same input as Check and refuses the same bad input, and
+// also a negative or too large cost (above weir.MaxDebtUnits), a reserved
+// that is negative or above what a check could have taken (the policy's
+// capacity), and a policy with a concurrency limit. A shadow policy is
+// charged like any other. When the store fails, a policy with
+// on_store_error: fallback charges its local fallback; the others return
+// the error (the work is done: there is nothing to allow or deny).
+func (s *Service) Report(ctx context.Context, req *Request, reserved int64) (Result, error) {
+	p, key, err := s.lookup(req)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(p.conc) > 0 {
+		return Result{}, fieldErr("policy", "policy %q holds concurrency units: reports are for rate limits (use acquire and release)", p.cfg.Name)
+	}
+	if req.Cost < 0 {
+		return Result{}, fieldErr("cost", "must not be negative (got %d)", req.Cost)
+	}
+	if req.Cost > weir.MaxDebtUnits {
+		return Result{}, fieldErr("cost", "at most %d (got %d)", int64(weir.MaxDebtUnits), req.Cost)
+	}
+	if reserved < 0 {
+		return Result{}, fieldErr("reserved", "must not be negative (got %d)", reserved)
+	}
+	if reserved > p.capacity {
+		return Result{}, &weir.FieldError{Field: "reserved", Reason: fmt.Sprintf("%d exceeds the capacity %d of policy %q: no check could have taken it", reserved, p.capacity, p.cfg.Name), Err: weir.ErrExceedsCapacity}
+	}
+	d, err := settle(ctx, p.lim, key, reserved, req.Cost)
+	if err != nil && p.fb != nil && errors.Is(err, weir.ErrUnavailable) && !errors.Is(err, weir.ErrInvalid) {
+		if d, err = settle(ctx, p.fb, key, reserved, req.Cost); err == nil {
+			p.fallback.Inc()
+			d.Source = weir.SourceFallback
+		}
+	}
+	if err != nil {
+		p.errored.Inc()
+		return Result{}, err
+	}
+	r := Result{
+		Allowed:    true,
+		Policy:     p.cfg.Name,
+		LimitName:  strings.TrimPrefix(d.Limit.Name, p.prefix),
+		Limit:      d.Limit.Quota,
+		Remaining:  d.Remaining,
+		RetryAfter: d.RetryAfter,
+		ResetAfter: d.ResetAfter,
+		Source:     d.Source,
+		Debt:       d.Debt,
+		Clamped:    d.Clamped,
+	}
+	return r, nil
+}
+
+// settle settles reserved units to actual on lim and returns the key's
+// state after: the charge's decision, or a peek after a give-back.
+func settle(ctx context.Context, lim *weir.Limiter, key string, reserved, actual int64) (weir.Decision, error) {
+	d, err := lim.Settle(ctx, key, reserved, time.Now(), actual)
+	if err != nil || actual > reserved {
+		return d, err
+	}
+	d, err = lim.Peek(ctx, key)
+	// A peek's Allowed says whether one unit is left; a report is never
+	// refused, and RetryAfter already says when a unit is back.
+	d.Allowed = true
+	return d, err
 }
 
 // Acquire takes cost units under every limit of the policy, holding the
