@@ -53,15 +53,16 @@ type entryKey struct{ name, key string }
 // entry is the local allowance of one (limit, key).
 type entry struct {
 	mu       sync.Mutex
-	blocks   []block // oldest first
-	avail    int64   // sum of blocks[i].units
-	spent    int64   // units spent since lastTake
-	lastTake int64   // local ns of the last block request
-	lastUse  int64   // local ns of the last local decision
-	fetching bool    // a background refill is in flight
-	gen      int64   // bumped by Refund and Reset: a block asked for before comes back unused
-	dead     bool    // forgotten by the janitor: no longer in Store.entries
-	size     int64   // the size of the last block asked for
+	blocks   []block       // oldest first
+	avail    int64         // sum of blocks[i].units
+	spent    int64         // units spent since lastTake
+	lastTake int64         // local ns of the last block request
+	lastUse  int64         // local ns of the last local decision
+	fetching bool          // a background refill is in flight
+	landed   chan struct{} // closed when that refill lands (or fails)
+	gen      int64         // bumped by Refund and Reset: a block asked for before comes back unused
+	dead     bool          // forgotten by the janitor: no longer in Store.entries
+	size     int64         // the size of the last block asked for
 
 	deniedUntil int64         // local ns: until then a request of at least deniedCost is denied here
 	deniedCost  int64         //
@@ -129,9 +130,31 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		s.stats.passed.Add(1)
 		return s.inner.Take(ctx, req)
 	}
+	for {
+		d, wait, err := s.takeLocal(ctx, req)
+		if wait == nil {
+			return d, err
+		}
+		// A refill of this process is on its way with the units the
+		// request lacks: asking the shared store meanwhile would be
+		// denied (the refill may hold its last units) and that denial
+		// remembered. Wait for it, holding no lock, then decide again.
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return weir.Decision{}, ctx.Err()
+		}
+	}
+}
+
+// takeLocal decides req (which is local) from the entries of its checks,
+// locked for the call. When an entry lacks units while a background refill
+// of it is in flight, it decides nothing and returns the channel closed
+// when that refill lands.
+func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision, <-chan struct{}, error) {
 	es, order, err := s.lockEntries(req)
 	if err != nil {
-		return weir.Decision{}, err
+		return weir.Decision{}, nil, err
 	}
 	defer func() {
 		for _, i := range order {
@@ -140,20 +163,32 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 	}()
 	// The same entry may appear twice (two checks of one limit and key):
 	// it must then hold the cost twice over.
-	need := make(map[*entry]int64, len(es))
-	for _, e := range es {
-		need[e] += req.Cost
-	}
-	if s.cfg.sync > 0 {
-		return s.takeOptimistic(ctx, req, es, need)
-	}
+	need := make([]int64, len(es))
 	for i, e := range es {
-		d, ok, err := s.ensure(ctx, e, req.Checks[i], need[e])
-		if err != nil || !ok {
-			return d, err
+		for _, f := range es {
+			if f == e {
+				need[i] += req.Cost
+			}
 		}
 	}
+	if s.cfg.sync > 0 {
+		d, err := s.takeOptimistic(ctx, req, es, need)
+		return d, nil, err
+	}
 	now := s.nowNS()
+	for i, e := range es {
+		s.drop(e, now)
+		if e.avail < need[i] && e.fetching {
+			return weir.Decision{}, e.landed, nil
+		}
+	}
+	for i, e := range es {
+		d, ok, err := s.ensure(ctx, e, req.Checks[i], need[i])
+		if err != nil || !ok {
+			return d, nil, err
+		}
+	}
+	now = s.nowNS()
 	var dec weir.Decision
 	for i, e := range es {
 		b := e.spend(req.Cost, now)
@@ -173,7 +208,7 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		s.maybeRefill(e, req.Checks[i], now)
 	}
 	s.stats.local.Add(1)
-	return dec, nil
+	return dec, nil, nil
 }
 
 // lockEntries returns the entries of req's checks, each locked once (in
@@ -392,6 +427,8 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		return
 	}
 	e.fetching = true
+	landed := make(chan struct{})
+	e.landed = landed
 	gen := e.gen
 	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, 1, s.cfg.maxBlock, c.Limit.Capacity())
 	e.spent, e.lastTake = 0, now
@@ -401,7 +438,8 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		defer cancel()
 		_, b, _ := s.takeBlock(ctx, c, size, 1)
 		e.mu.Lock()
-		e.fetching = false
+		e.fetching, e.landed = false, nil
+		close(landed)
 		stale := e.gen != gen
 		if b != nil && !stale {
 			e.size = size

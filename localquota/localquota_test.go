@@ -457,3 +457,107 @@ func TestOptimisticBound(t *testing.T) {
 		}
 	}
 }
+
+// gated is a shared store whose next Take after arm is charged and then
+// held back until release is closed: a background refill that holds the
+// store's last units but has not landed yet.
+type gated struct {
+	weir.Store
+	armed   atomic.Bool
+	charged chan struct{} // closed once the gated Take was charged
+	release chan struct{}
+}
+
+func (g *gated) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
+	d, err := g.Store.Take(ctx, req)
+	if err == nil && d.Allowed && req.Cost > 0 && g.armed.CompareAndSwap(true, false) {
+		close(g.charged)
+		<-g.release
+	}
+	return d, err
+}
+
+// TestRefillInFlight: a request that finds no units held while this
+// process's refill holds the store's last units waits for that refill
+// instead of asking the store (which would deny it, and the denial would
+// be remembered): the quota covers it, so it is admitted.
+func TestRefillInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memstore.New()
+		defer mem.Close()
+		g := &gated{Store: mem, charged: make(chan struct{}), release: make(chan struct{})}
+		var once sync.Once
+		release := func() { once.Do(func() { close(g.release) }) }
+		s, err := localquota.New(g, localquota.WithHold(hold))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		defer release() // before Close, which waits for the refill
+		c := weir.Check{Key: "k", Limit: weir.Per(100, time.Hour).WithAlgorithm(weir.FixedWindow)}
+		req := &weir.Request{Checks: []weir.Check{c}, Cost: 1}
+		take := func() weir.Decision {
+			t.Helper()
+			d, err := s.Take(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		for range 3 { // demand seen: blocks grow
+			if d := take(); !d.Allowed {
+				t.Fatalf("denied while warming up: %+v", d)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		g.armed.Store(true)
+		// Spend until a background refill is charged and held back.
+		admitted := int64(3)
+		for refilling := false; !refilling; {
+			d := take()
+			if !d.Allowed {
+				t.Fatalf("denied after %d admitted of 100 before any refill was held back", admitted)
+			}
+			admitted++
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			select {
+			case <-g.charged:
+				refilling = true
+			default:
+			}
+		}
+		// Spend what is held locally.
+		for d := take(); ; d = take() {
+			if !d.Allowed {
+				t.Fatalf("denied after %d admitted while units were held", admitted)
+			}
+			admitted++
+			if d.Remaining == 0 {
+				break
+			}
+		}
+		peek, err := mem.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if peek.Remaining != 0 || admitted >= 100 {
+			t.Fatalf("the refill does not hold the store's last units (%d left in the store, %d admitted): the test sets up nothing", peek.Remaining, admitted)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if _, err := s.Take(ctx, req); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a request whose context ended while it waited for the refill: %v, want %v", err, context.DeadlineExceeded)
+		}
+		cancel()
+		slow := make(chan struct{})
+		go func() {
+			defer close(slow)
+			time.Sleep(10 * time.Millisecond) // the refill's goroutine is slow
+			release()
+		}()
+		if d := take(); !d.Allowed {
+			t.Errorf("denied with %d of 100 admitted while this process's refill held the rest: %+v", admitted, d)
+		}
+		<-slow
+	})
+}
