@@ -94,23 +94,54 @@ func TestGiveBackSafe(t *testing.T) {
 	}
 }
 
-func TestNextSize(t *testing.T) {
-	ms := int64(time.Millisecond)
+func TestSyncSize(t *testing.T) {
 	tests := []struct {
-		name                             string
-		spent, elapsed                   int64
-		need, maxBlock, capacity, expect int64
+		name                                        string
+		last                                        int64
+		unspent                                     bool
+		demand, missing, maxBlock, capacity, expect int64
 	}{
-		{"no history: need", 0, 0, 3, 1000, 100, 3},
-		{"100/ms demand over half of 100ms", 100, ms, 1, 100000, 100000, 5000},
-		{"capped by max block", 100, ms, 1, 1000, 100000, 1000},
-		{"capped by capacity", 100, ms, 1, 1000, 20, 20},
-		{"need beyond max block", 0, 0, 50, 10, 100, 50},
-		{"need beyond capacity is capacity", 0, 0, 500, 1000, 100, 100},
+		{"first block: a sixteenth of the capacity", 0, false, 0, 1, 1000, 320, 20},
+		{"first block of a small limit: what is missing", 0, false, 0, 3, 1000, 20, 3},
+		{"first block capped by max block", 0, false, 0, 1, 1000, 1_000_000, 1000},
+		{"slow start: doubles", 40, false, 10, 1, 1000, 100000, 80},
+		{"slow start: at least the demand", 40, false, 500, 1, 1000, 100000, 500},
+		{"went back unspent: the demand", 40, true, 10, 1, 1000, 100000, 10},
+		{"went back unspent, no demand: what is missing", 40, true, 0, 2, 1000, 100000, 2},
+		{"capped by max block", 800, false, 0, 1, 1000, 100000, 1000},
+		{"capped by capacity", 800, false, 0, 1, 1000, 20, 20},
+		{"need beyond max block", 4, true, 0, 50, 10, 100, 50},
+		{"need beyond capacity is capacity", 4, true, 0, 500, 1000, 100, 100},
 	}
 	for _, tt := range tests {
-		if got := nextSize(tt.spent, tt.elapsed, 100*time.Millisecond, tt.need, tt.maxBlock, tt.capacity); got != tt.expect {
-			t.Errorf("%s: nextSize = %d, want %d", tt.name, got, tt.expect)
+		if got := syncSize(tt.last, tt.unspent, tt.demand, tt.missing, tt.maxBlock, tt.capacity); got != tt.expect {
+			t.Errorf("%s: syncSize = %d, want %d", tt.name, got, tt.expect)
+		}
+	}
+}
+
+func TestMeter(t *testing.T) {
+	const half = 50
+	var m meter
+	steps := []struct {
+		add, at, demand int64
+	}{
+		{1, 0, 1},    // first window
+		{1, 10, 2},   // same window
+		{3, 60, 3},   // next window: max(prev 2, cur 3)
+		{0, 100, 3},  // cur 0, prev 3
+		{0, 150, 0},  // the window after: nothing spent in [100, 150)
+		{5, 1000, 5}, // long idle: prev forgotten
+		{0, 1049, 5}, // same window
+		{0, 1050, 5}, // prev
+		{0, 1100, 0}, // gone
+	}
+	for _, st := range steps {
+		if st.add > 0 {
+			m.add(st.add, st.at, half)
+		}
+		if got := m.demand(st.at, half); got != st.demand {
+			t.Errorf("at %d: demand %d, want %d", st.at, got, st.demand)
 		}
 	}
 }

@@ -55,14 +55,14 @@ type entry struct {
 	mu       sync.Mutex
 	blocks   []block       // oldest first
 	avail    int64         // sum of blocks[i].units
-	spent    int64         // units spent since lastTake
-	lastTake int64         // local ns of the last block request
+	use      meter         // units spent per half hold
+	unspent  bool          // units went back unspent since the last block a caller waited for
 	lastUse  int64         // local ns of the last local decision
 	fetching bool          // a background refill is in flight
 	landed   chan struct{} // closed when that refill lands (or fails)
 	gen      int64         // bumped by Refund and Reset: a block asked for before comes back unused
 	dead     bool          // forgotten by the janitor: no longer in Store.entries
-	size     int64         // the size of the last block asked for
+	size     int64         // the size blocks are asked for: doubles when callers wait, shrinks by what goes back unspent
 
 	deniedUntil int64         // local ns: until then a request of at least deniedCost is denied here
 	deniedCost  int64         //
@@ -192,6 +192,7 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 	var dec weir.Decision
 	for i, e := range es {
 		b := e.spend(req.Cost, now)
+		e.use.add(req.Cost, now, int64(s.cfg.hold)/2)
 		rem := e.avail
 		if i == 0 || rem < dec.Remaining {
 			dec = weir.Decision{
@@ -279,6 +280,7 @@ func (s *Store) drop(e *entry, now int64) {
 	for n < len(e.blocks) && (e.blocks[n].units == 0 || e.blocks[n].expires <= now) {
 		if u := e.blocks[n].units; u > 0 {
 			e.avail -= u
+			e.wentBack(u)
 			s.stats.wasted.Add(u)
 		}
 		n++
@@ -292,6 +294,7 @@ func (s *Store) drop(e *entry, now int64) {
 			return false
 		}
 		e.avail -= b.units
+		e.wentBack(b.units)
 		s.stats.wasted.Add(b.units)
 		return true
 	})
@@ -314,7 +317,7 @@ func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need int64) 
 		return d, false, nil
 	}
 	missing := need - e.avail
-	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, missing, s.cfg.maxBlock, c.Limit.Capacity())
+	size := syncSize(e.size, e.unspent, e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity())
 	d, b, err := s.takeBlock(ctx, c, size, missing)
 	if err != nil {
 		return weir.Decision{}, false, err
@@ -325,12 +328,21 @@ func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need int64) 
 		}
 		return d, false, nil
 	}
-	e.spent, e.lastTake, e.size = 0, now, size
+	e.size, e.unspent = size, false
 	s.add(e, *b)
 	if e.avail < need { // lapsed on arrival (a store slower than the hold)
 		return weir.Decision{Limit: named(c.Limit), Time: d.Time, RetryAfter: time.Millisecond}, false, nil
 	}
 	return weir.Decision{}, true, nil
+}
+
+// wentBack notes that u units of e lapsed or went back unspent: blocks
+// shrink by as much, and the next block a caller waits for is not doubled.
+func (e *entry) wentBack(u int64) {
+	if u > 0 {
+		e.unspent = true
+		e.size = max(1, e.size-u)
+	}
 }
 
 // b0 is the local instant before which a denial with d.RetryAfter, asked
@@ -389,7 +401,6 @@ func (s *Store) takeBlock(ctx context.Context, c weir.Check, size, need int64) (
 // and returns the block the last unit came from.
 func (e *entry) spend(cost, now int64) block {
 	e.avail -= cost
-	e.spent += cost
 	e.lastUse = now
 	var last block
 	for i := range e.blocks {
@@ -405,14 +416,27 @@ func (e *entry) spend(cost, now int64) block {
 	return last
 }
 
-// maybeRefill starts a background Take when e (locked) is below half its
-// last block, so that callers rarely wait on the shared store.
+// maybeRefill starts a background Take when the units e (locked) holds
+// beyond the next half hold (a block closer to its end may go back before
+// it is spent) would not cover the demand of that half hold, so that
+// callers rarely wait on the shared store.
 func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
-	if e.fetching || e.size == 0 || e.avail*2 > e.size {
+	if e.fetching {
 		return
 	}
-	if demand(e.spent, now-e.lastTake, s.cfg.hold) < 2 {
-		// Sparse demand: a unit taken ahead would likely lapse unspent.
+	d := e.use.demand(now, int64(s.cfg.hold)/2)
+	if e.use.prev < 2 {
+		// Sparse demand, or too new to tell: a unit taken ahead would
+		// likely lapse unspent.
+		return
+	}
+	var usable int64
+	for i := range e.blocks {
+		if e.blocks[i].expires > now+int64(s.cfg.hold)/2 {
+			usable += e.blocks[i].units
+		}
+	}
+	if usable > d {
 		return
 	}
 	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
@@ -430,8 +454,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	landed := make(chan struct{})
 	e.landed = landed
 	gen := e.gen
-	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, 1, s.cfg.maxBlock, c.Limit.Capacity())
-	e.spent, e.lastTake = 0, now
+	size := clampSize(max(e.size, d), 1, s.cfg.maxBlock, c.Limit.Capacity())
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
@@ -442,7 +465,6 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		close(landed)
 		stale := e.gen != gen
 		if b != nil && !stale {
-			e.size = size
 			s.add(e, *b)
 		}
 		e.mu.Unlock()
@@ -550,6 +572,7 @@ func (s *Store) sweep(all bool) {
 			if all || isIdle || b.expires <= horizon {
 				rets = append(rets, ret{b, b.units})
 				e.avail -= b.units
+				e.wentBack(b.units)
 				return true
 			}
 			return false

@@ -222,7 +222,7 @@ func TestHoldBound(t *testing.T) {
 		b, _ := localquota.New(shared, localquota.WithHold(hold))
 		defer a.Close()
 		defer b.Close()
-		for range 3 { // demand seen: blocks grow to the rest of the burst
+		for i := 0; a.Stats().Taken < 8 && i < 20; i++ { // blocks grow (slow start) to the rest of the burst
 			take(a, 1)
 			time.Sleep(time.Millisecond)
 		}
@@ -458,9 +458,10 @@ func TestOptimisticBound(t *testing.T) {
 	}
 }
 
-// gated is a shared store whose next Take after arm is charged and then
-// held back until release is closed: a background refill that holds the
-// store's last units but has not landed yet.
+// gated is a shared store whose first Take with a deadline (a background
+// refill's: callers here pass none) after arm is charged and then held
+// back until release is closed: a refill that holds units but has not
+// landed yet.
 type gated struct {
 	weir.Store
 	armed   atomic.Bool
@@ -470,7 +471,7 @@ type gated struct {
 
 func (g *gated) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
 	d, err := g.Store.Take(ctx, req)
-	if err == nil && d.Allowed && req.Cost > 0 && g.armed.CompareAndSwap(true, false) {
+	if _, bg := ctx.Deadline(); bg && err == nil && d.Allowed && req.Cost > 0 && g.armed.CompareAndSwap(true, false) {
 		close(g.charged)
 		<-g.release
 	}
@@ -478,9 +479,11 @@ func (g *gated) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 }
 
 // TestRefillInFlight: a request that finds no units held while this
-// process's refill holds the store's last units waits for that refill
-// instead of asking the store (which would deny it, and the denial would
-// be remembered): the quota covers it, so it is admitted.
+// process's refill holds the store's last units (another process took the
+// rest) waits for that refill instead of asking the store, which would
+// deny it (and the denial would be remembered): the quota covers it, so it
+// is admitted once the refill lands. A request whose context ends while it
+// waits returns the context's error.
 func TestRefillInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mem := memstore.New()
@@ -494,7 +497,7 @@ func TestRefillInFlight(t *testing.T) {
 		}
 		defer s.Close()
 		defer release() // before Close, which waits for the refill
-		c := weir.Check{Key: "k", Limit: weir.Per(100, time.Hour).WithAlgorithm(weir.FixedWindow)}
+		c := weir.Check{Key: "k", Limit: weir.Per(1000, time.Hour).WithAlgorithm(weir.FixedWindow)}
 		req := &weir.Request{Checks: []weir.Check{c}, Cost: 1}
 		take := func() weir.Decision {
 			t.Helper()
@@ -504,19 +507,13 @@ func TestRefillInFlight(t *testing.T) {
 			}
 			return d
 		}
-		for range 3 { // demand seen: blocks grow
-			if d := take(); !d.Allowed {
-				t.Fatalf("denied while warming up: %+v", d)
-			}
-			time.Sleep(time.Millisecond)
-		}
 		g.armed.Store(true)
-		// Spend until a background refill is charged and held back.
-		admitted := int64(3)
+		// Spend one unit a millisecond until a background refill is
+		// charged and held back.
+		var admitted int64
 		for refilling := false; !refilling; {
-			d := take()
-			if !d.Allowed {
-				t.Fatalf("denied after %d admitted of 100 before any refill was held back", admitted)
+			if d := take(); !d.Allowed {
+				t.Fatalf("denied after %d admitted of 1000 before any refill was held back", admitted)
 			}
 			admitted++
 			time.Sleep(time.Millisecond)
@@ -525,6 +522,19 @@ func TestRefillInFlight(t *testing.T) {
 			case <-g.charged:
 				refilling = true
 			default:
+			}
+		}
+		// Another process takes the rest of the quota.
+		peek := func() int64 {
+			d, err := mem.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.Remaining
+		}
+		if r := peek(); r > 0 {
+			if d, err := mem.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: r}); err != nil || !d.Allowed {
+				t.Fatalf("the other process could not take the last %d units: %+v, %v", r, d, err)
 			}
 		}
 		// Spend what is held locally.
@@ -537,12 +547,8 @@ func TestRefillInFlight(t *testing.T) {
 				break
 			}
 		}
-		peek, err := mem.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if peek.Remaining != 0 || admitted >= 100 {
-			t.Fatalf("the refill does not hold the store's last units (%d left in the store, %d admitted): the test sets up nothing", peek.Remaining, admitted)
+		if r := peek(); r != 0 {
+			t.Fatalf("%d units left in the store: the test sets up nothing", r)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		if _, err := s.Take(ctx, req); !errors.Is(err, context.DeadlineExceeded) {
@@ -556,7 +562,7 @@ func TestRefillInFlight(t *testing.T) {
 			release()
 		}()
 		if d := take(); !d.Allowed {
-			t.Errorf("denied with %d of 100 admitted while this process's refill held the rest: %+v", admitted, d)
+			t.Errorf("denied after %d admitted while this process's refill held its units: %+v", admitted, d)
 		}
 		<-slow
 	})
