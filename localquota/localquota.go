@@ -26,7 +26,7 @@ type Store struct {
 	inner weir.Store
 	cfg   config
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[entryKey]*entry
 	closed  bool
 
@@ -101,7 +101,14 @@ func New(inner weir.Store, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) nowNS() int64 { return s.cfg.now().UnixNano() }
+// nowNS reads the local clock in ns: the monotonic clock (one read, no
+// time.Time built) unless WithClock replaced it.
+func (s *Store) nowNS() int64 {
+	if !s.cfg.base.IsZero() {
+		return s.cfg.base.UnixNano() + int64(time.Since(s.cfg.base))
+	}
+	return s.cfg.now().UnixNano()
+}
 
 // local reports whether req can be decided from local allowances: a
 // positive cost, no reservation, no line and no concurrency limit. Other
@@ -152,24 +159,26 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 // of it is in flight, it decides nothing and returns the channel closed
 // when that refill lands.
 func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision, <-chan struct{}, error) {
-	es, order, err := s.lockEntries(req)
+	// Most requests have one or two checks: no allocation for them.
+	var ebuf [2]*entry
+	var obuf [2]int
+	var nbuf [2]int64
+	es, order, err := s.lockEntries(req, ebuf[:0], obuf[:0])
 	if err != nil {
 		return weir.Decision{}, nil, err
 	}
-	defer func() {
-		for _, i := range order {
-			es[i].mu.Unlock()
-		}
-	}()
+	defer unlock(es, order)
 	// The same entry may appear twice (two checks of one limit and key):
 	// it must then hold the cost twice over.
-	need := make([]int64, len(es))
-	for i, e := range es {
+	need := nbuf[:0]
+	for _, e := range es {
+		var n int64
 		for _, f := range es {
 			if f == e {
-				need[i] += req.Cost
+				n += req.Cost
 			}
 		}
+		need = append(need, n)
 	}
 	if s.cfg.sync > 0 {
 		d, err := s.takeOptimistic(ctx, req, es, need)
@@ -183,12 +192,12 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 		}
 	}
 	for i, e := range es {
-		d, ok, err := s.ensure(ctx, e, req.Checks[i], need[i])
-		if err != nil || !ok {
+		var d weir.Decision
+		var ok bool
+		if now, d, ok, err = s.ensure(ctx, e, req.Checks[i], need[i], now); err != nil || !ok {
 			return d, nil, err
 		}
 	}
-	now = s.nowNS()
 	var dec weir.Decision
 	for i, e := range es {
 		b := e.spend(req.Cost, now)
@@ -216,14 +225,14 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 // order, the index of each distinct entry), in a fixed order so that two
 // requests never wait on each other. An entry the janitor forgot between
 // the lookup and the lock is looked up again.
-func (s *Store) lockEntries(req *weir.Request) (es []*entry, order []int, err error) {
+func (s *Store) lockEntries(req *weir.Request, ebuf []*entry, obuf []int) (es []*entry, order []int, err error) {
 	for {
-		if es, err = s.lookup(req); err != nil {
+		if es, err = s.lookup(req, ebuf); err != nil {
 			return nil, nil, err
 		}
-		order = make([]int, len(es))
-		for i := range order {
-			order[i] = i
+		order = obuf[:0]
+		for i := range es {
+			order = append(order, i)
 		}
 		if len(es) > 1 {
 			slices.SortFunc(order, func(a, b int) int {
@@ -246,6 +255,13 @@ func (s *Store) lockEntries(req *weir.Request) (es []*entry, order []int, err er
 	}
 }
 
+// unlock unlocks the entries lockEntries locked.
+func unlock(es []*entry, order []int) {
+	for _, i := range order {
+		es[i].mu.Unlock()
+	}
+}
+
 func named(l weir.Limit) weir.Limit {
 	if l.Name == "" {
 		l.Name = l.String()
@@ -254,21 +270,38 @@ func named(l weir.Limit) weir.Limit {
 }
 
 // lookup returns the entry of every check, creating missing ones.
-func (s *Store) lookup(req *weir.Request) ([]*entry, error) {
-	es := make([]*entry, len(req.Checks))
+// It appends them to es[:0]. Finding entries takes a read lock only.
+func (s *Store) lookup(req *weir.Request, es []*entry) ([]*entry, error) {
+	es = es[:0]
+	s.mu.RLock()
+	for i := range req.Checks {
+		e := s.entries[entryKey{engine.Name(req.Checks[i].Limit), req.Checks[i].Key}]
+		if e == nil {
+			break
+		}
+		es = append(es, e)
+	}
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if len(es) == len(req.Checks) {
+		return es, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	for i := range req.Checks {
+	for i := len(es); i < len(req.Checks); i++ {
 		k := entryKey{engine.Name(req.Checks[i].Limit), req.Checks[i].Key}
 		e := s.entries[k]
 		if e == nil {
 			e = &entry{}
 			s.entries[k] = e
 		}
-		es[i] = e
+		es = append(es, e)
 	}
 	return es, nil
 }
@@ -276,6 +309,13 @@ func (s *Store) lookup(req *weir.Request) ([]*entry, error) {
 // drop removes spent and lapsed blocks from the front of e.blocks at now,
 // counting lapsed units as wasted.
 func (s *Store) drop(e *entry, now int64) {
+	stale := false
+	for i := range e.blocks {
+		stale = stale || e.blocks[i].units == 0 || e.blocks[i].expires <= now
+	}
+	if !stale {
+		return
+	}
 	n := 0
 	for n < len(e.blocks) && (e.blocks[n].units == 0 || e.blocks[n].expires <= now) {
 		if u := e.blocks[n].units; u > 0 {
@@ -300,22 +340,28 @@ func (s *Store) drop(e *entry, now int64) {
 	})
 }
 
-// ensure makes e (locked) hold at least need units for check c, taking a
-// block from the shared store when it holds fewer. ok false means the
-// request is denied (or decided by the shared store's failure policy) with
-// the returned Decision.
-func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need int64) (weir.Decision, bool, error) {
-	now := s.nowNS()
-	s.drop(e, now)
+// ensure makes e (locked, dropped at now) hold at least need units for
+// check c, taking a block from the shared store when it holds fewer. ok
+// false means the request is denied (or decided by the shared store's
+// failure policy) with the returned Decision. It returns the local clock
+// after its work: now, or later after a round trip.
+func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need, now int64) (after int64, d weir.Decision, ok bool, err error) {
 	if e.avail >= need {
-		return weir.Decision{}, true, nil
+		return now, weir.Decision{}, true, nil
 	}
 	if now < e.deniedUntil && need >= e.deniedCost {
 		d := e.denied
 		d.RetryAfter = time.Duration(e.deniedUntil - now)
 		d.Time = d.Time.Add(time.Duration(now - e.deniedAt))
-		return d, false, nil
+		return now, d, false, nil
 	}
+	d, ok, err = s.fetch(ctx, e, c, need, now)
+	return s.nowNS(), d, ok, err
+}
+
+// fetch takes a block for e (locked), which holds fewer than need units,
+// while the caller waits.
+func (s *Store) fetch(ctx context.Context, e *entry, c weir.Check, need, now int64) (weir.Decision, bool, error) {
 	missing := need - e.avail
 	size := syncSize(e.size, e.unspent, e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity())
 	d, b, err := s.takeBlock(ctx, c, size, missing)
