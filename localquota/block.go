@@ -138,12 +138,18 @@ func syncSize(last int64, unspent bool, demand, missing, maxBlock, capacity int6
 	case last == 0:
 		want = (capacity + 15) / 16
 	case unspent:
-		want = demand
+		want = ahead(demand)
 	default:
 		want = 2 * last
 	}
-	return clampSize(max(want, demand), missing, maxBlock, capacity)
+	return clampSize(max(want, ahead(demand)), missing, maxBlock, capacity)
 }
+
+// ahead scales a demand per half hold to the units a block is expected to
+// be spent in: a block is spendable for a hold, and the janitor gives it
+// back when it has less than a quarter hold left, so three quarters of a
+// hold, rounded up.
+func ahead(demand int64) int64 { return demand + (demand+1)/2 }
 
 // clampSize bounds a wanted block size by maxBlock and capacity, keeping
 // it at least need (itself at most the capacity).

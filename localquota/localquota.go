@@ -471,9 +471,9 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		return
 	}
 	d := e.use.demand(now, int64(s.cfg.hold)/2)
-	if e.use.prev < 2 {
-		// Sparse demand, or too new to tell: a unit taken ahead would
-		// likely lapse unspent.
+	if e.use.prev < 1 {
+		// Nothing spent in the last half hold (sparse, or too new to
+		// tell): a unit taken ahead would likely lapse unspent.
 		return
 	}
 	var usable int64
@@ -500,7 +500,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	landed := make(chan struct{})
 	e.landed = landed
 	gen := e.gen
-	size := clampSize(max(e.size, d), 1, s.cfg.maxBlock, c.Limit.Capacity())
+	size := clampSize(max(e.size, ahead(d)), 1, s.cfg.maxBlock, c.Limit.Capacity())
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
@@ -595,7 +595,7 @@ func (s *Store) janitor() {
 func (s *Store) sweep(all bool) {
 	now := s.nowNS()
 	horizon := now + int64(s.cfg.hold/4)
-	idle := now - int64(s.cfg.hold/2)
+	idle := now - int64(s.cfg.hold)*3/4
 	s.mu.Lock()
 	keys := make([]entryKey, 0, len(s.entries))
 	es := make([]*entry, 0, len(s.entries))
