@@ -127,16 +127,17 @@ func (m *meter) add(n, now, half int64) {
 
 // syncSize is the size of a block that a caller waits for: the entry's
 // last size doubled when the blocks before were spent before they lapsed
-// (slow start: the demand outgrew them), the demand alone when units went
-// back unspent, and for an entry's first block a sixteenth of the limit's
-// capacity; always at least the demand and what the request misses, at
-// most maxBlock (unless the request needs more) and never above the
-// capacity, which no single Take may exceed.
+// (slow start: the demand outgrew them), and ahead(demand) once units went
+// back unspent; always at least ahead(demand) and what the request misses,
+// at most maxBlock (unless the request needs more) and never above the
+// capacity, which no single Take may exceed. A key's first block (last 0)
+// is what the request misses, or ahead(demand) if more: a key seen once
+// costs one Take, not a Take and a return.
 func syncSize(last int64, unspent bool, demand, missing, maxBlock, capacity int64) int64 {
 	var want int64
 	switch {
 	case last == 0:
-		want = (capacity + 15) / 16
+		want = missing
 	case unspent:
 		want = ahead(demand)
 	default:
@@ -145,14 +146,14 @@ func syncSize(last int64, unspent bool, demand, missing, maxBlock, capacity int6
 	return clampSize(max(want, ahead(demand)), missing, maxBlock, capacity)
 }
 
-// ahead scales a demand per half hold to the units a block is expected to
-// be spent in: a block is spendable for a hold, and the janitor gives it
-// back when it has less than a quarter hold left, so three quarters of a
-// hold, rounded up.
-func ahead(demand int64) int64 { return demand + (demand+1)/2 }
-
 // clampSize bounds a wanted block size by maxBlock and capacity, keeping
 // it at least need (itself at most the capacity).
 func clampSize(want, need, maxBlock, capacity int64) int64 {
 	return max(min(want, maxBlock, capacity), min(need, capacity))
 }
+
+// ahead scales a demand per half hold to the units a block is expected to
+// be spent in: a block is spendable for a hold, and the janitor gives it
+// back when it has less than a quarter hold left, so three quarters of a
+// hold, rounded up.
+func ahead(demand int64) int64 { return demand + (demand+1)/2 }

@@ -101,9 +101,9 @@ func TestSyncSize(t *testing.T) {
 		unspent                                     bool
 		demand, missing, maxBlock, capacity, expect int64
 	}{
-		{"first block: a sixteenth of the capacity", 0, false, 0, 1, 1000, 320, 20},
-		{"first block of a small limit: what is missing", 0, false, 0, 3, 1000, 20, 3},
-		{"first block capped by max block", 0, false, 0, 1, 1000, 1_000_000, 1000},
+		{"first block: what is missing", 0, false, 0, 3, 1000, 320, 3},
+		{"first block after demand seen: 3/2 of it", 0, false, 4, 1, 1000, 320, 6},
+		{"first block capped by max block", 0, false, 5000, 1, 1000, 1_000_000, 1000},
 		{"slow start: doubles", 40, false, 10, 1, 1000, 100000, 80},
 		{"slow start: at least 3/2 of the demand", 40, false, 500, 1, 1000, 100000, 750},
 		{"went back unspent: 3/2 of the demand", 40, true, 10, 1, 1000, 100000, 15},
