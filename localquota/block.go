@@ -131,19 +131,32 @@ func (m *meter) add(n, now, half int64) {
 // back unspent; always at least ahead(demand) and what the request misses,
 // at most maxBlock (unless the request needs more) and never above the
 // capacity, which no single Take may exceed. A key's first block (last 0)
-// is what the request misses, or ahead(demand) if more: a key seen once
-// costs one Take, not a Take and a return.
-func syncSize(last int64, unspent bool, demand, missing, maxBlock, capacity int64) int64 {
+// is first (see firstBlock).
+func syncSize(last int64, unspent bool, first, demand, missing, maxBlock, capacity int64) int64 {
 	var want int64
 	switch {
 	case last == 0:
-		want = missing
+		want = first
 	case unspent:
 		want = ahead(demand)
 	default:
 		want = 2 * last
 	}
 	return clampSize(max(want, ahead(demand)), missing, maxBlock, capacity)
+}
+
+// firstBlock is the size of a key's first block under limit l with hold
+// L: ⌈rate·L/64⌉ and at most a sixteenth of the capacity. A fast limit
+// (whose units refill within the hold anyway) starts with a block that
+// spares its first callers the round trips of slow start; a slow one
+// starts with what the request needs, so that a key seen once costs one
+// Take, not a Take and a return.
+func firstBlock(l weir.Limit, hold time.Duration) int64 {
+	n, ok := ceilMulDiv(int64(hold), l.Quota, 64*int64(l.Period))
+	if !ok {
+		n = 1 << 62
+	}
+	return min(n, (l.Capacity()+15)/16)
 }
 
 // clampSize bounds a wanted block size by maxBlock and capacity, keeping

@@ -363,7 +363,7 @@ func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need, now in
 // while the caller waits.
 func (s *Store) fetch(ctx context.Context, e *entry, c weir.Check, need, now int64) (weir.Decision, bool, error) {
 	missing := need - e.avail
-	size := syncSize(e.size, e.unspent, e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity())
+	size := syncSize(e.size, e.unspent, firstBlock(c.Limit, s.cfg.hold), e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity())
 	d, b, err := s.takeBlock(ctx, c, size, missing)
 	if err != nil {
 		return weir.Decision{}, false, err
