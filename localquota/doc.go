@@ -33,8 +33,8 @@
 // the shared store, sized by the demand its key shows (the units it spends
 // per half hold) with slow start: a block a caller waited for is twice the
 // last while blocks are spent before they lapse (a key's first block is
-// what its request needs), and units that go back unspent shrink the next
-// blocks. A block is at least what the request needs and at most
+// ⌈rate·L/64⌉, at most a sixteenth of the capacity), and units that go back
+// unspent shrink the next blocks. A block is at least what the request needs and at most
 // [WithMaxBlock] and the limit's capacity. It is taken at most what the
 // shared state can give: when a Take of the whole block is denied, what
 // remained is taken instead (one more round trip). When what a check holds
