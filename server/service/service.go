@@ -101,10 +101,27 @@ type Service struct {
 	parallel int
 
 	localMu sync.Mutex
-	locals  map[localKey]*localquota.Store // kept across reloads; closed by Close
+	locals  map[localKey]*localquota.Store // kept across reloads that keep them; closed by Close
+	// retiring holds the local stores a reload dropped until retireGrace
+	// has passed (requests in flight under the old policies may still use
+	// them); retired sums the counters of those since closed, by policy.
+	retiring    map[*localquota.Store]retiring
+	retired     map[string]localquota.Stats
+	retireGrace time.Duration
 	// peers is the number of live instances last counted (0: unknown).
 	peers atomic.Int64
 }
+
+// retiring is a local store a reload dropped, waiting for its timer.
+type retiring struct {
+	policy string
+	timer  *time.Timer
+}
+
+// defaultRetireGrace is how long a local store a reload dropped stays open
+// for requests in flight under the old policies, before it is closed
+// (which gives its units back).
+const defaultRetireGrace = time.Second
 
 // localKey names the local-quota store of a policy: one per policy and
 // settings, so a reload that keeps them keeps the units held.
@@ -137,6 +154,7 @@ type snapshot struct {
 	cfg      *config.Config
 	policies map[string]*policy
 	infos    []PolicyInfo
+	locals   map[localKey]bool // the local stores its policies use
 }
 
 type policy struct {
@@ -166,7 +184,10 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 	if m == nil {
 		m = metrics.New()
 	}
-	s := &Service{store: newTimedStore(store, m), m: m, parallel: 1, locals: map[localKey]*localquota.Store{}}
+	s := &Service{
+		store: newTimedStore(store, m), m: m, parallel: 1, locals: map[localKey]*localquota.Store{},
+		retiring: map[*localquota.Store]retiring{}, retired: map[string]localquota.Stats{}, retireGrace: defaultRetireGrace,
+	}
 	if fallback != nil {
 		s.fallback = sharedStore{Store: fallback, share: s.FallbackShare}
 	}
@@ -206,17 +227,59 @@ func (s *Service) Compile(cfg *config.Config) (*Compiled, error) {
 }
 
 // Apply swaps in a compiled policy set. In-flight requests finish under
-// the policies they started with.
+// the policies they started with. The local-quota stores of policies the
+// set drops (or whose local: section it changes) are closed a grace period
+// later, which gives back the units they hold.
 func (s *Service) Apply(c *Compiled) {
 	s.snap.Store(c.snap)
 	s.m.FallbackShare.Set(float64(s.FallbackShare()))
+	s.retire(c.snap.locals)
+}
+
+// retire closes, after retireGrace, the local stores not in keep.
+func (s *Service) retire(keep map[localKey]bool) {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	for k, ls := range s.locals {
+		if keep[k] {
+			continue
+		}
+		delete(s.locals, k)
+		if s.retireGrace <= 0 {
+			s.closeRetired(k.policy, ls)
+			continue
+		}
+		s.retiring[ls] = retiring{k.policy, time.AfterFunc(s.retireGrace, func() {
+			s.localMu.Lock()
+			defer s.localMu.Unlock()
+			if r, ok := s.retiring[ls]; ok {
+				delete(s.retiring, ls)
+				s.closeRetired(r.policy, ls)
+			}
+		})}
+	}
+}
+
+// closeRetired closes ls, a store of policy no longer in use, and keeps
+// its counters for /metrics. localMu is held.
+func (s *Service) closeRetired(policy string, ls *localquota.Store) {
+	_ = ls.Close()
+	s.retired[policy] = addStats(s.retired[policy], ls.Stats())
+}
+
+func addStats(a, b localquota.Stats) localquota.Stats {
+	a.Blocks += b.Blocks
+	a.Taken += b.Taken
+	a.Returned += b.Returned
+	a.Wasted += b.Wasted
+	return a
 }
 
 func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 	if cfg == nil {
 		cfg = &config.Config{}
 	}
-	snap := &snapshot{cfg: cfg, policies: make(map[string]*policy, len(cfg.Policies))}
+	snap := &snapshot{cfg: cfg, policies: make(map[string]*policy, len(cfg.Policies)), locals: map[localKey]bool{}}
 	for i := range cfg.Policies {
 		pc := &cfg.Policies[i]
 		p := &policy{cfg: pc, prefix: pc.Name + ":", quota: map[string]int64{}, capacity: math.MaxInt64}
@@ -239,6 +302,7 @@ func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 				return nil, fmt.Errorf("policy %q: local: %w", pc.Name, err)
 			}
 			store = ls
+			snap.locals[localKey{pc.Name, *pc.Local}] = true
 		}
 		lim, err := weir.NewLimiter(store, opts...)
 		if err != nil {
@@ -292,13 +356,19 @@ func (s *Service) localStore(policy string, l config.Local) (*localquota.Store, 
 	return ls, nil
 }
 
-// Close closes the local-quota stores of policies with a local: section,
-// which gives back the units they hold. It does not close the store.
+// Close closes the local-quota stores of policies with a local: section
+// (those a reload dropped too), which gives back the units they hold. It
+// does not close the store.
 func (s *Service) Close() error {
 	s.localMu.Lock()
 	defer s.localMu.Unlock()
 	for _, ls := range s.locals {
 		_ = ls.Close() // kept: its counters stay on /metrics
+	}
+	for ls, r := range s.retiring {
+		r.timer.Stop()
+		delete(s.retiring, ls)
+		s.closeRetired(r.policy, ls)
 	}
 	return nil
 }
@@ -325,12 +395,13 @@ func (c localCollector) Collect(ch chan<- prometheus.Metric) {
 	c.s.localMu.Lock()
 	sums := map[string]localquota.Stats{}
 	for k, ls := range c.s.locals {
-		st, sum := ls.Stats(), sums[k.policy]
-		sum.Blocks += st.Blocks
-		sum.Taken += st.Taken
-		sum.Returned += st.Returned
-		sum.Wasted += st.Wasted
-		sums[k.policy] = sum
+		sums[k.policy] = addStats(sums[k.policy], ls.Stats())
+	}
+	for ls, r := range c.s.retiring {
+		sums[r.policy] = addStats(sums[r.policy], ls.Stats())
+	}
+	for p, st := range c.s.retired {
+		sums[p] = addStats(sums[p], st)
 	}
 	c.s.localMu.Unlock()
 	for p, st := range sums {
