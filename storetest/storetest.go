@@ -105,6 +105,10 @@ var suite = []subtest{
 	{"Concurrency", testConcurrency},
 	{"Limiter", testLimiter},
 	{"IdleThenBurst", testIdleThenBurst},
+	{"ChangedLimit", testChangedLimit},
+	{"Overrides", testOverrides},
+	{"OverrideBound", testOverrideBound},
+	{"PlanTable", testPlanTable},
 }
 
 // take runs one Take and fails the test on error.
