@@ -68,6 +68,9 @@ func testChangedLimit(t *testing.T, f Factory) {
 				for n <= most {
 					lease++
 					d := h.take(&weir.Request{Checks: []weir.Check{{Key: "k", Limit: l}}, Cost: 1, Lease: fmt.Sprint("l", lease)})
+					if d.Remaining < 0 {
+						t.Fatalf("under %s: Remaining %d, want at least 0", l, d.Remaining)
+					}
 					if !d.Allowed {
 						break
 					}

@@ -25,7 +25,7 @@ func fixedCheck(p *Params, s *State, now, cost int64) Result {
 	n := max(cost, 1)
 	if n > p.Quota-used { // not used+n: Quota may be MaxInt64
 		return Result{
-			Remaining:  p.Quota - used,
+			Remaining:  max(0, p.Quota-used), // above 0 when Quota was lowered
 			RetryAfter: end - now,
 			ResetAfter: end - now,
 		}

@@ -42,7 +42,7 @@ func logCheck(p *Params, s *State, now, cost int64) Result {
 			break
 		}
 	}
-	return Result{Remaining: p.Quota - used, RetryAfter: max(1, wait), ResetAfter: reset}
+	return Result{Remaining: max(0, p.Quota-used), RetryAfter: max(1, wait), ResetAfter: reset}
 }
 
 func logCommit(p *Params, s *State, now, cost int64) {

@@ -58,7 +58,7 @@ BUILD[1] = function(P)
         break
       end
     end
-    return false, c.quota - used, maxn(1, wait), reset, 0
+    return false, maxn(0, c.quota - used), maxn(1, wait), reset, 0
   end
 
   local function log_commit(c, st, now, cost)

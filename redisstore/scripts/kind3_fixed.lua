@@ -32,7 +32,7 @@ BUILD[3] = function(P)
     local n = cost
     if n < 1 then n = 1 end
     if used + n > c.quota then
-      return false, c.quota - used, ends - now, ends - now, 0
+      return false, maxn(0, c.quota - used), ends - now, ends - now, 0
     end
     local reset = 0
     if used + cost > 0 then reset = ends - now end
