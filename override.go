@@ -92,6 +92,12 @@ func (o *Override) Validate() error {
 	if err := validateLimits("Override.Limits", o.Limits); err != nil {
 		return err
 	}
+	for i, l := range o.Limits {
+		// The stored form is the text form with " name=NAME".
+		if strings.ContainsAny(l.Name, " ,\t=") {
+			return &FieldError{Field: fmt.Sprintf("Override.Limits[%d].Name", i), Reason: fmt.Sprintf("%q: a name has no spaces, commas or '='", l.Name)}
+		}
+	}
 	if len(o.Reason) > MaxReason || !utf8.ValidString(o.Reason) {
 		return &FieldError{Field: "Override.Reason", Reason: fmt.Sprintf("must be at most %d bytes of UTF-8", MaxReason)}
 	}
@@ -111,9 +117,6 @@ func validateLimits(field string, ls []Limit) error {
 		if err := l.Validate(); err != nil {
 			fe := err.(*FieldError)
 			return &FieldError{Field: fmt.Sprintf("%s[%d].%s", field, i, strings.TrimPrefix(fe.Field, "Limit.")), Reason: fe.Reason}
-		}
-		if l.Name != "" && strings.ContainsAny(l.Name, " ,\t=") {
-			return &FieldError{Field: fmt.Sprintf("%s[%d].Name", field, i), Reason: fmt.Sprintf("%q: a name has no spaces, commas or '='", l.Name)}
 		}
 	}
 	return nil

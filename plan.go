@@ -35,6 +35,14 @@ type Plans struct {
 	Default string
 	// Keys maps a key to its plan's name (the static key→plan table).
 	Keys map[string]string
+	// Overrides is where the overrides are kept; nil means the store
+	// itself when it is an [OverrideStore] (otherwise the table has none).
+	// Set it when store wraps one (an instrumented store, a local quota).
+	Overrides OverrideStore
+	// NamePrefix is put before the name of every limit of the table, the
+	// overrides' included, to keep their state apart from other tables on
+	// the same store (the server uses "POLICY:"). Empty by default.
+	NamePrefix string
 	// Refresh is how often the cached copy of the store's overrides is
 	// brought up to date (one cheap OverrideVersion call, and a listing when
 	// it changed). 0 means DefaultRefresh; a negative value means only
@@ -82,6 +90,7 @@ type PlanTable struct {
 	store    Store
 	ovs      OverrideStore // nil when store keeps no overrides
 	scope    string
+	prefix   string
 	refresh  time.Duration
 	opts     []Option
 	def      *PlanChoice
@@ -139,13 +148,16 @@ func NewPlanTable(store Store, cfg Plans, opts ...Option) (*PlanTable, error) {
 	if !validScope(cfg.Scope) {
 		return nil, &FieldError{Field: "Plans.Scope", Reason: fmt.Sprintf("%q: use 1 to 64 letters, digits, '.', '_' or '-'", cfg.Scope)}
 	}
-	t := &PlanTable{store: store, scope: cfg.Scope, refresh: cfg.Refresh, opts: opts,
+	t := &PlanTable{store: store, scope: cfg.Scope, prefix: cfg.NamePrefix, refresh: cfg.Refresh, opts: opts,
 		plans: map[string]*PlanChoice{}, keys: map[string]*PlanChoice{}, defNames: map[string]string{},
 		cache: map[string]*Limiter{}, nowFor: time.Now}
 	if t.refresh == 0 {
 		t.refresh = DefaultRefresh
 	}
-	t.ovs, _ = store.(OverrideStore)
+	t.ovs = cfg.Overrides
+	if t.ovs == nil {
+		t.ovs, _ = store.(OverrideStore)
+	}
 	var def *Plan
 	for i := range cfg.Plans {
 		if cfg.Plans[i].Name == cfg.Default {
@@ -243,6 +255,7 @@ func (t *PlanTable) limiter(field string, ls []Limit) (*Limiter, error) {
 	}
 	opts := make([]Option, 0, len(ls)+len(t.opts))
 	for _, l := range nameLimits(t.defNames, ls) {
+		l.Name = t.prefix + l.Name
 		opts = append(opts, l)
 	}
 	opts = append(opts, t.opts...)
