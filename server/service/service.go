@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,8 +139,8 @@ type policy struct {
 	cfg      *config.Policy
 	lim      *weir.Limiter
 	plans    *weir.PlanTable // chooses the limits per key; nil for concurrency policies
-	fb       *weir.Limiter // nil unless OnErrorFallback
-	conc     []weir.Check  // the concurrency limits, Key unset
+	fb       *weir.Limiter   // nil unless OnErrorFallback
+	conc     []weir.Check    // the concurrency limits, Key unset
 	quota    map[string]int64
 	capacity int64 // smallest Capacity of the limits
 	prefix   string
