@@ -84,6 +84,10 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/policies", a.guard(service.ScopeDecide, a.policies))
 	mux.Handle("POST /v1/reset", a.guard(service.ScopeAdmin, a.reset))
 	mux.Handle("POST /v1/reload", a.guard(service.ScopeAdmin, a.reload))
+	mux.Handle("POST /v1/override", a.guard(service.ScopeAdmin, a.setOverride))
+	mux.Handle("POST /v1/override/get", a.guard(service.ScopeAdmin, a.getOverride))
+	mux.Handle("POST /v1/override/delete", a.guard(service.ScopeAdmin, a.deleteOverride))
+	mux.Handle("GET /v1/overrides", a.guard(service.ScopeAdmin, a.listOverrides))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /healthz", a.readyz)
@@ -162,6 +166,8 @@ POST /v1/check     {"policy":"NAME","key":"KEY","cost":1}  (a JSON array for a b
 POST /v1/acquire   {"policy":"NAME","key":"KEY","wait_ms":0}  -> lease (wait_ms up to 5000: wait in line)
 POST /v1/release   {"policy":"NAME","key":"KEY","lease":"ID"}
 GET  /v1/policies
+POST /v1/override  {"policy":"NAME","key":"KEY","plan":"PLAN" or "limits":["100/s"],"for_ms":0,"reason":"..."}  (admin)
+POST /v1/override/get, /v1/override/delete  {"policy":"NAME","key":"KEY"}; GET /v1/overrides?policy=NAME  (admin)
 POST /json         envoyproxy/ratelimit's JSON endpoint
 GET  /metrics /livez /readyz /dashboard
 `)
@@ -731,6 +737,9 @@ func (a *api) policies(w http.ResponseWriter, r *http.Request) {
 // fail writes err with the status of the one error vocabulary.
 func (a *api) fail(w http.ResponseWriter, err error) {
 	var fe *weir.FieldError
+	if overrideError(w, err) {
+		return
+	}
 	switch {
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, "invalid_argument", fe.Field, fe.Reason)
