@@ -7,8 +7,8 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/server/gen/weirv1"
