@@ -130,6 +130,13 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /dashboard", page)
 		mux.Handle("GET /dashboard/{$}", page)
 		mux.Handle("GET /dashboard/", data)
+		// Overrides name keys: admin scope only (the page hides the table
+		// from other tokens).
+		if d, ok := o.Dashboard.(interface {
+			ServeOverrides(http.ResponseWriter, *http.Request)
+		}); ok {
+			mux.Handle("GET /dashboard/overrides", a.guard(service.ScopeAdmin, d.ServeOverrides))
+		}
 	}
 	mux.HandleFunc("GET /{$}", a.index)
 	// Everything no route takes, in the API's error shape: the catch-all
