@@ -123,8 +123,12 @@ func (s *Service) SetOverride(ctx context.Context, req *OverrideRequest, who str
 	if err := os.SetOverride(ctx, o); err != nil {
 		return o, err
 	}
+	expires := "never"
+	if !o.Expires.IsZero() {
+		expires = o.Expires.UTC().Format(time.RFC3339)
+	}
 	s.log.Info("override set", "policy", o.Scope, "key", o.Key, "plan", o.Plan, "limits", req.Limits,
-		"expires", o.Expires, "reason", o.Reason, "by", who)
+		"expires", expires, "reason", o.Reason, "by", who)
 	if err := p.plans.Refresh(ctx); err != nil {
 		s.log.Warn("override set but this server's copy was not refreshed", "policy", o.Scope, "err", err)
 	}
