@@ -267,6 +267,9 @@ func (t *PlanTable) limiter(field string, ls []Limit) (*Limiter, error) {
 	return lim, nil
 }
 
+// Store returns the store the table's limiters decide in.
+func (t *PlanTable) Store() Store { return t.store }
+
 // Scope returns the scope the table's overrides are stored under.
 func (t *PlanTable) Scope() string { return t.scope }
 

@@ -22,6 +22,10 @@ func (w *nopWriter) WriteHeader(int)             {}
 func BenchmarkMiddleware(b *testing.B) {
 	one := mustLimiter(b, newStore(), weir.PerHour(1<<40).WithName("a"))
 	two := mustLimiter(b, newStore(), weir.PerHour(1<<40).WithName("a"), weir.PerDay(1<<40).WithName("b"))
+	plans, err := weir.NewPlanTable(newStore(), weir.Plans{Scope: "b", Plans: []weir.Plan{{Name: "p", Limits: []weir.Limit{weir.PerHour(1 << 40).WithName("a")}}}, Default: "p"})
+	if err != nil {
+		b.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -29,6 +33,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"bare", okHandler},
 		{"one-limit", mustNew(b, Policy{Limiter: one}).Handler(okHandler)},
 		{"two-limits", mustNew(b, Policy{Limiter: two}).Handler(okHandler)},
+		{"plans", mustNew(b, Policy{Plans: plans}).Handler(okHandler)},
 		{"legacy-headers", mustNew(b, Policy{Limiter: one, Scope: "l:"}, WithHeaders(HeadersDraft|HeadersLegacy)).Handler(okHandler)},
 	}
 	for _, c := range cases {

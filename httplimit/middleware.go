@@ -21,8 +21,14 @@ import (
 // A Policy applies a limiter to the requests it matches. Every limit of the
 // limiter applies to the request's key at once (say 10/s and 1000/day).
 type Policy struct {
-	// Limiter holds the limits and the store. Required.
+	// Limiter holds the limits and the store. Required unless Plans is
+	// set.
 	Limiter *weir.Limiter
+	// Plans, instead of Limiter, chooses the limits per key: a key's
+	// override, its plan in the table, or the default plan (see
+	// [weir.PlanTable]). It is asked with the key function's result
+	// ("ip:192.0.2.1"), before the scope is put in front of it.
+	Plans *weir.PlanTable
 	// Key names the client. nil means the middleware's key function
 	// ([WithKey]; by default [RemoteIP]).
 	Key KeyFunc
@@ -159,22 +165,74 @@ type Middleware struct {
 	onError   func(http.ResponseWriter, *http.Request, error)
 	maxKey    int
 
-	policies []policy
-	stores   []weir.Store
-	leaseTag string
-	leaseSeq atomic.Uint64
-	scratch  sync.Pool
+	policies  []policy
+	stores    []weir.Store
+	leaseTag  string
+	leaseSeq  atomic.Uint64
+	scratch   sync.Pool
+	variants  sync.Map // *weir.Limiter of a plan -> *variant
+	nvariants atomic.Int64
 }
 
+// maxVariants bounds the prepared limit sets kept for Policy.Plans.
+const maxVariants = 4 * weir.MaxOverrides
+
 type policy struct {
+	key   KeyFunc // nil: the middleware's
+	match func(*http.Request) bool
+	scope string          // scopePrefix(Policy.Scope)
+	group int             // index in Middleware.stores
+	base  *variant        // the limits of Policy.Limiter
+	plans *weir.PlanTable // or, per key, those Plans chooses
+}
+
+// A variant is one set of limits a policy applies, with its header parts.
+type variant struct {
 	limits []weir.Limit
-	key    KeyFunc // nil: the middleware's
-	match  func(*http.Request) bool
-	scope  string   // scopePrefix(Policy.Scope)
-	group  int      // index in Middleware.stores
 	conc   bool     // has a Concurrency limit
 	header string   // its RateLimit-Policy items
 	items  []string // per limit, the start of its RateLimit item: "name";r=
+}
+
+// newVariant prepares the limits of lim; field prefixes error names.
+func newVariant(lim *weir.Limiter, field string) (*variant, error) {
+	v := &variant{limits: lim.Limits()}
+	var hdr []byte
+	for j, l := range v.limits {
+		if !validSFString(l.Name) {
+			return nil, &weir.FieldError{Field: fmt.Sprintf("%s.limits[%d].Name", field, j), Reason: fmt.Sprintf("%q has characters a header cannot carry (printable ASCII only)", l.Name)}
+		}
+		if l.Algorithm == weir.Concurrency {
+			v.conc = true
+		}
+		if j > 0 {
+			hdr = append(hdr, ", "...)
+		}
+		hdr = AppendPolicy(hdr, PolicyOf(l))
+		v.items = append(v.items, string(appendSFString(nil, l.Name))+";r=")
+	}
+	v.header = string(hdr)
+	return v, nil
+}
+
+// variantOf returns the prepared limits of a plan's limiter, made on
+// first use.
+func (m *Middleware) variantOf(lim *weir.Limiter) (*variant, error) {
+	if v, ok := m.variants.Load(lim); ok {
+		return v.(*variant), nil
+	}
+	v, err := newVariant(lim, "plan")
+	if err != nil {
+		return nil, err
+	}
+	// Overrides that come and go leave limiters behind: start afresh now
+	// and then rather than keep them all.
+	if m.nvariants.Add(1) > maxVariants {
+		m.variants.Clear()
+		m.nvariants.Store(1)
+	}
+	m.variants.Store(lim, v)
+	return v, nil
 }
 
 // scopePrefix is what a scope puts before a key: "" for no scope, else the
@@ -231,26 +289,22 @@ func New(opts ...Option) (*Middleware, error) {
 		m.onError = failed
 	}
 	for i, sp := range m.specs {
-		if sp.Limiter == nil {
-			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil"}
+		p := policy{key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope), plans: sp.Plans}
+		switch {
+		case sp.Limiter == nil && sp.Plans == nil:
+			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil (set Limiter or Plans)"}
+		case sp.Limiter != nil && sp.Plans != nil:
+			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Plans", i), Reason: "set Limiter or Plans, not both"}
+		case sp.Plans != nil:
+			p.group = m.group(sp.Plans.Store())
+		default:
+			v, err := newVariant(sp.Limiter, fmt.Sprintf("policies[%d]", i))
+			if err != nil {
+				return nil, err
+			}
+			p.base = v
+			p.group = m.group(sp.Limiter.Store())
 		}
-		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope)}
-		var hdr []byte
-		for j, l := range p.limits {
-			if !validSFString(l.Name) {
-				return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].limits[%d].Name", i, j), Reason: fmt.Sprintf("%q has characters a header cannot carry (printable ASCII only)", l.Name)}
-			}
-			if l.Algorithm == weir.Concurrency {
-				p.conc = true
-			}
-			if j > 0 {
-				hdr = append(hdr, ", "...)
-			}
-			hdr = AppendPolicy(hdr, PolicyOf(l))
-			p.items = append(p.items, string(appendSFString(nil, l.Name))+";r=")
-		}
-		p.header = string(hdr)
-		p.group = m.group(sp.Limiter.Store())
 		m.policies = append(m.policies, p)
 	}
 	var tag [6]byte
@@ -282,6 +336,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 type scratch struct {
 	matched []int
 	keys    []string
+	vars    []*variant     // per matched policy, its limits for the key
 	reqs    []weir.Request // one per store group
 	items   [][]string     // per group, the RateLimit item starts of its checks
 	dec     []weir.Decision
@@ -300,7 +355,7 @@ func (m *Middleware) getScratch() *scratch {
 // putScratch returns s to the pool. Stale keys stay referenced until the
 // slots are reused, which is cheaper than clearing them.
 func (m *Middleware) putScratch(s *scratch) {
-	s.matched, s.keys = s.matched[:0], s.keys[:0]
+	s.matched, s.keys, s.vars = s.matched[:0], s.keys[:0], s.vars[:0]
 	for i := range s.reqs {
 		r := &s.reqs[i]
 		r.Checks, r.Statuses, r.Lease = r.Checks[:0], r.Statuses[:0], ""
@@ -344,14 +399,23 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			}
 			return
 		}
+		raw := k
 		k = storeKey(p.scope, k)
 		if len(k) > m.maxKey {
 			m.onUnkeyed(w, r, noKey("key of %d bytes exceeds the limit of %d", len(k), m.maxKey))
 			return
 		}
+		v := p.base
+		if p.plans != nil {
+			if v, err = m.variantOf(p.plans.Choose(r.Context(), raw).Limiter); err != nil {
+				m.onError(w, r, err)
+				return
+			}
+		}
 		s.matched = append(s.matched, i)
 		s.keys = append(s.keys, k)
-		conc = conc || p.conc
+		s.vars = append(s.vars, v)
+		conc = conc || v.conc
 	}
 	if len(s.matched) == 0 {
 		next.ServeHTTP(w, r)
@@ -365,12 +429,13 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	for j, i := range s.matched {
 		p := &m.policies[i]
+		v := s.vars[j]
 		req := &s.reqs[p.group]
-		for k, l := range p.limits {
+		for k, l := range v.limits {
 			req.Checks = append(req.Checks, weir.Check{Key: s.keys[j], Limit: l})
-			s.items[p.group] = append(s.items[p.group], p.items[k])
+			s.items[p.group] = append(s.items[p.group], v.items[k])
 		}
-		if p.conc {
+		if v.conc {
 			req.Lease = lease
 		}
 	}
@@ -476,15 +541,15 @@ func (m *Middleware) writeHeaders(h http.Header, s *scratch) {
 		// One allocation for both fields' value slices.
 		vals := make([]string, 2)
 		if len(s.matched) == 1 {
-			vals[0] = m.policies[s.matched[0]].header
+			vals[0] = s.vars[0].header
 			h[hRateLimitPolicy] = vals[0:1:1]
 		} else {
 			b := s.buf[:0]
-			for j, i := range s.matched {
+			for j := range s.matched {
 				if j > 0 {
 					b = append(b, ", "...)
 				}
-				b = append(b, m.policies[i].header...)
+				b = append(b, s.vars[j].header...)
 			}
 			vals[0] = string(b)
 			h[hRateLimitPolicy] = vals[0:1:1]
