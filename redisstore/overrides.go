@@ -62,9 +62,17 @@ func (s *Store) overrideKeys() []string {
 func field(scope, key string) string { return scope + "\x00" + key }
 
 // runOverride runs the override script op; the reply's first element is
-// the script's clock (µs), returned as a time, the rest as they came.
+// the script's clock (µs), returned as a time, the rest as they came. The
+// reads a weir.PlanTable makes on a decision's path (version, list) get
+// the store's deadline, as decisions do, so a stalled Redis delays a
+// decision no longer than it would anyway; the admin writes get at least
+// a second.
 func (s *Store) runOverride(ctx context.Context, op string, args ...any) (time.Time, []any, error) {
-	ctx, cancel := context.WithTimeout(ctx, max(s.opt.deadline, time.Second))
+	d := s.opt.deadline
+	if op == "set" || op == "delete" || op == "get" {
+		d = max(d, time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	clock := ""
 	if s.opt.clock != nil {
