@@ -26,5 +26,6 @@
 //
 // main only wires signals (SIGINT and SIGTERM cancel the context, which
 // starts a graceful shutdown) and exit codes; the program itself is
-// server/cli.Run, which the end-to-end tests call in-process.
+// internal/cli.Run, which the command tests call in-process. The server
+// behind `weir serve` is package server/daemon.
 package main

@@ -2,7 +2,13 @@ module github.com/weir-go/weir/cmd/weir
 
 go 1.26.0
 
-require github.com/weir-go/weir/server v0.1.0
+require (
+	github.com/spf13/cobra v1.10.2
+	github.com/weir-go/weir v0.1.0
+	github.com/weir-go/weir/server v0.1.0
+	go.uber.org/goleak v1.3.0
+	golang.org/x/term v0.47.0
+)
 
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
@@ -33,9 +39,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	github.com/weir-go/weir v0.1.0 // indirect
 	github.com/weir-go/weir/redisstore v0.1.0 // indirect
 	github.com/weir-go/weir/sqlitestore v0.1.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -56,7 +60,6 @@ require (
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/term v0.47.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	gonum.org/v1/plot v0.17.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/weir-go/weir/server/cli"
+	"github.com/weir-go/weir/cmd/weir/internal/cli"
 )
 
 func main() {

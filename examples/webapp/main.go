@@ -34,6 +34,8 @@ type config struct {
 	addr      string
 	store     string
 	redisAddr string
+	// redisDeadline bounds each decision's wait for Redis.
+	redisDeadline time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -43,6 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8090", "address to listen on (8090: clear of weir serve's 8080 and 8081)")
 	fs.StringVar(&c.store, "store", "memory", "where limiter state lives: memory or redis")
 	fs.StringVar(&c.redisAddr, "redis", "localhost:6379", "Redis address, with -store redis")
+	fs.DurationVar(&c.redisDeadline, "redis-deadline", 50*time.Millisecond, "how long a decision may wait for Redis before the store's failure policy (503) applies, with -store redis")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -153,7 +156,7 @@ func openStore(ctx context.Context, cfg config) (weir.Store, func(), error) {
 		s := memstore.New()
 		return s, func() { _ = s.Close() }, nil
 	case "redis":
-		return openRedis(ctx, cfg.redisAddr)
+		return openRedis(ctx, cfg.redisAddr, cfg.redisDeadline)
 	}
 	return nil, nil, fmt.Errorf("unknown -store %q (want memory or redis)", cfg.store)
 }

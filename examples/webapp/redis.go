@@ -13,10 +13,11 @@ import (
 
 // openRedis returns a store in the Redis at addr, after checking that it
 // answers. When Redis fails later, the store reports it and the middleware
-// answers 503 (the store's default failure policy).
-func openRedis(ctx context.Context, addr string) (weir.Store, func(), error) {
+// answers 503 (the store's default failure policy). deadline is how long a
+// decision may wait for Redis before that happens.
+func openRedis(ctx context.Context, addr string, deadline time.Duration) (weir.Store, func(), error) {
 	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	store, err := redisstore.New(client)
+	store, err := redisstore.New(client, redisstore.WithDeadline(deadline))
 	if err != nil {
 		_ = client.Close()
 		return nil, nil, err

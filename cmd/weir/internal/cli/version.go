@@ -8,8 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { subcommands = append(subcommands, versionCommand) }
-
 func versionCommand(stdio IO) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

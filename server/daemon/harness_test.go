@@ -1,10 +1,14 @@
-package cli
+package daemon_test
 
 import (
+	"fmt"
+
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/spf13/pflag"
+	"github.com/weir-go/weir/server/daemon"
 	"io"
 	"net/http"
 	"strings"
@@ -173,4 +177,33 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// IO is where Run reads and writes, as in the command line's cli.IO.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Run runs `weir serve ARGS...` in-process as the command line does: the
+// same flags (daemon.Flags), then daemon.Run. args[0] must be "serve".
+func Run(ctx context.Context, args []string, stdio IO) error {
+	if len(args) == 0 || args[0] != "serve" {
+		return fmt.Errorf("the daemon's tests run only serve, not %q", args)
+	}
+	var fl daemon.Flags
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fl.AddFlags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments: %q", fs.Args())
+	}
+	o, err := fl.ServeOptions(stdio.Stdout, stdio.Stderr)
+	if err != nil {
+		return err
+	}
+	return daemon.Run(ctx, o)
 }

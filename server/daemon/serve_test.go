@@ -1,9 +1,8 @@
-package cli
+package daemon_test
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -509,49 +508,6 @@ func TestReloadOnFileChange(t *testing.T) {
 	eventually(t, "the new limit", func() bool {
 		return s.post("/v1/check", `{"policy":"p","key":"k","cost":0}`).json(t)["limit"] == float64(9)
 	})
-}
-
-func TestConfigCheck(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte(policyV1), 0o600)
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"config", "check", good}, IO{Stdout: &out, Stderr: &out}); err != nil {
-		t.Fatalf("good file: %v", err)
-	}
-	if !strings.Contains(out.String(), "ok (1 policies)") {
-		t.Errorf("output: %s", out.String())
-	}
-	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("policies:\n  p:\n    limits: [\"1/s\"]\n    lmits: 3\n"), 0o600)
-	err := Run(context.Background(), []string{"config", "check", bad}, IO{Stdout: &out, Stderr: &out})
-	if err == nil || !strings.Contains(err.Error(), "bad.yaml:4: unknown key \"lmits\"") {
-		t.Errorf("bad file: %v", err)
-	}
-}
-
-func TestCheckCommand(t *testing.T) {
-	s := start(t)
-	var out bytes.Buffer
-	args := []string{"check", "--server", s.http, "--policy", "login", "--key", "zed", "--token", ""}
-	for i := range 6 {
-		out.Reset()
-		err := Run(context.Background(), args, IO{Stdout: &out, Stderr: &out})
-		if i < 5 {
-			if err != nil || !strings.HasPrefix(out.String(), "allowed: policy login") {
-				t.Errorf("check %d: %v %s", i, err, out.String())
-			}
-			continue
-		}
-		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Code != 1 || !strings.HasPrefix(out.String(), "denied:") {
-			t.Errorf("denied check: %v %q", err, out.String())
-		}
-	}
-	err := Run(context.Background(), []string{"check", "--server", s.http, "--policy", "nope", "--key", "k", "--token", ""}, IO{Stdout: &out, Stderr: &out})
-	if err == nil || !strings.Contains(err.Error(), "policy: unknown policy") {
-		t.Errorf("unknown policy: %v", err)
-	}
 }
 
 // SIGHUP reloads the configuration (file watching is off here).

@@ -1,5 +1,7 @@
 // Package cli is the weir command line: a cobra command tree whose Run is
-// called by the thin main in cmd/weir, and by end-to-end tests in-process.
+// called by the thin main in cmd/weir, and by its tests in-process. Each
+// subcommand is in a file of its own (serve.go, check.go, config.go,
+// pipe.go, sim.go, version.go); commands lists them all.
 package cli
 
 import (
@@ -50,12 +52,21 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	root.SetOut(stdio.Stdout)
 	root.SetErr(stdio.Stderr)
 	root.SetArgs(args)
-	for _, sub := range subcommands {
+	for _, sub := range commands() {
 		root.AddCommand(sub(stdio))
 	}
 	return root.ExecuteContext(ctx)
 }
 
-// subcommands builds each subcommand; files of this package add to it in
-// their init functions (serve.go, pipe.go, check.go, config.go).
-var subcommands []func(IO) *cobra.Command
+// commands lists the constructors of the subcommands (help sorts them by
+// name). A new subcommand is added here, in a file of its own.
+func commands() []func(IO) *cobra.Command {
+	return []func(IO) *cobra.Command{
+		checkCommand,   // check.go: one decision asked of a running server
+		configCommand,  // config.go: config check
+		newPipeCmd,     // pipe.go: throttle a byte stream
+		serveCommand,   // serve.go: the daemon (package server/daemon)
+		simCommand,     // sim.go: simulate a policy against traffic
+		versionCommand, // version.go
+	}
+}

@@ -1,11 +1,10 @@
-package cli
+package daemon_test
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -150,23 +149,6 @@ func TestTLSServe(t *testing.T) {
 		t.Errorf("plaintext gRPC on the TLS listener: %v, want Unavailable", err)
 	}
 
-	// weir check over HTTPS: with --ca it works, without it the server's
-	// certificate is from an unknown authority.
-	var out bytes.Buffer
-	args := []string{"check", "--server", s.http, "--policy", "login", "--key", "bob", "--token", "", "--ca", p.caFile}
-	if err := Run(context.Background(), args, IO{Stdout: &out, Stderr: &out}); err != nil || !strings.HasPrefix(out.String(), "allowed: policy login") {
-		t.Errorf("weir check --ca: %v %s", err, out.String())
-	}
-	out.Reset()
-	hostPort := strings.TrimPrefix(s.http, "https://")
-	args = []string{"check", "--server", hostPort, "--policy", "login", "--key", "bob", "--token", "", "--ca", p.caFile}
-	if err := Run(context.Background(), args, IO{Stdout: &out, Stderr: &out}); err != nil {
-		t.Errorf("weir check --ca with a bare host:port (https implied): %v %s", err, out.String())
-	}
-	err = Run(context.Background(), []string{"check", "--server", s.http, "--policy", "login", "--key", "bob", "--token", ""}, IO{Stdout: &out, Stderr: &out})
-	if ee := (*ExitError)(nil); !errors.As(err, &ee) || ee.Code != exitNoDecision || !strings.Contains(err.Error(), "certificate") {
-		t.Errorf("weir check without --ca: %v", err)
-	}
 }
 
 // mTLS: no certificate or another CA's is a failed handshake; a verified
@@ -239,15 +221,6 @@ func TestMutualTLSServe(t *testing.T) {
 		t.Errorf("gRPC reset with the admin token: %v", err)
 	}
 
-	// weir check with --cert and --cert-key; without them, a handshake error.
-	var out bytes.Buffer
-	base := []string{"check", "--server", s.http, "--policy", "login", "--key", "zed", "--token", "", "--ca", p.caFile}
-	if err := Run(ctx, append(base, "--cert", p.clientCert, "--cert-key", p.clientKey), IO{Stdout: &out, Stderr: &out}); err != nil {
-		t.Errorf("weir check with a client certificate: %v %s", err, out.String())
-	}
-	if err := Run(ctx, base, IO{Stdout: &out, Stderr: &out}); err == nil {
-		t.Error("weir check without a client certificate succeeded")
-	}
 }
 
 func TestTLSRotation(t *testing.T) {
@@ -348,26 +321,6 @@ func TestTLSFlagErrors(t *testing.T) {
 			t.Errorf("%s: printed a banner: %s", tt.name, out.String())
 		}
 	}
-	// weir check's flags, before any connection.
-	checks := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"cert without key", []string{"--cert", p.clientCert}, "--cert-key"},
-		{"key without cert", []string{"--cert-key", p.clientKey}, "--cert"},
-		{"missing CA", []string{"--ca", missing}, "--ca " + missing},
-		{"key not matching", []string{"--cert", p.clientCert, "--cert-key", otherKey}, "--cert-key " + otherKey},
-		{"TLS files with http://", []string{"--ca", p.caFile, "--server", "http://127.0.0.1:1"}, "https://"},
-	}
-	for _, tt := range checks {
-		var out bytes.Buffer
-		err := Run(context.Background(), append([]string{"check", "--policy", "p", "--key", "k"}, tt.args...), IO{Stdout: &out, Stderr: &out})
-		var ee *ExitError
-		if !errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("weir check %s: %v, want exit 2 naming %q", tt.name, err, tt.want)
-		}
-	}
 }
 
 // Without TLS, tokens on a non-loopback listener work as before but the
@@ -413,22 +366,6 @@ func TestTLSFromConfig(t *testing.T) {
 	cc := p.dial(t, net.JoinHostPort("127.0.0.1", port), p.client)
 	if r, err := weirv1.NewWeirClient(cc).Check(context.Background(), &weirv1.CheckRequest{Policy: "api", Key: "k"}); err != nil || !r.Allowed || r.Remaining != 3 {
 		t.Errorf("gRPC check over mutual TLS: %v %v (remaining 3 after the HTTPS check)", r, err)
-	}
-
-	// weir config check loads the same files and says what it found.
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err != nil {
-		t.Fatalf("config check: %v", err)
-	}
-	if want := "  tls: " + p.server.Cert.Subject.String() + ", valid until " + p.server.Cert.NotAfter.UTC().Format(time.RFC3339) + ", client certificates required\n"; !strings.Contains(out.String(), want) {
-		t.Errorf("config check printed\n%s\nwant the line %q", out.String(), want)
-	}
-	other := testcert.NewCA(t, "other").Server(t)
-	_, otherKey := other.Write(t, p.dir, "other")
-	write("    cert: server.pem\n    key: " + filepath.Base(otherKey) + "\n")
-	out.Reset()
-	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err == nil || !strings.Contains(err.Error(), cfg+": server.tls.key "+otherKey+": ") || !strings.Contains(err.Error(), "does not match") {
-		t.Errorf("config check with a key of another certificate: %v", err)
 	}
 
 	// The flags replace the whole section: its files need not exist, and

@@ -1,4 +1,4 @@
-package cli
+package daemon_test
 
 // Reliability tests for `weir serve` (shared/reliability-tests.md R22, R23,
 // S5). Each has a short version that always runs (a few seconds under
@@ -68,7 +68,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 }
 
 // liveHeap collects garbage and returns the bytes of live heap objects of
-// this process, which holds the server (cli.Run) and the test's clients.
+// this process, which holds the server (daemon.Run) and the test's clients.
 // Two collections: sync.Pool contents (the server's response buffers)
 // survive one.
 func liveHeap() uint64 {

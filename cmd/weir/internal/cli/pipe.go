@@ -20,8 +20,6 @@ import (
 	"github.com/weir-go/weir/server/pipe"
 )
 
-func init() { subcommands = append(subcommands, newPipeCmd) }
-
 // pipeOptions are the flags of weir pipe, as typed.
 type pipeOptions struct {
 	rate, burst, size, buffer string

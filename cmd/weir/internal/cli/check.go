@@ -17,8 +17,6 @@ import (
 	"github.com/weir-go/weir/server/tlsconf"
 )
 
-func init() { subcommands = append(subcommands, checkCommand) }
-
 func checkCommand(stdio IO) *cobra.Command {
 	var server, policy, key, token string
 	var tlsFiles tlsconf.ClientFiles

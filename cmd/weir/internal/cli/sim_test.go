@@ -135,7 +135,7 @@ func TestSimBadUsage(t *testing.T) {
 // TestSimDocBursts runs the first command of docs/sim.md (writing the
 // picture to a temporary file) and checks that the doc shows its output.
 func TestSimDocBursts(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/sim.md")
+	doc, err := os.ReadFile(filepath.Join(docsDir, "sim.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"github.com/weir-go/weir/server/service"
 )
 
-func init() { subcommands = append(subcommands, configCommand) }
-
 func configCommand(stdio IO) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
 	var envoy []string

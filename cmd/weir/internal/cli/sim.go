@@ -15,8 +15,6 @@ import (
 	"github.com/weir-go/weir/server/sim"
 )
 
-func init() { subcommands = append(subcommands, simCommand) }
-
 func simCommand(stdio IO) *cobra.Command {
 	var limits, policies []string
 	var configPath, pattern, forText, plotPath string
