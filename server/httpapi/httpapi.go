@@ -130,12 +130,20 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /dashboard", page)
 		mux.Handle("GET /dashboard/{$}", page)
 		mux.Handle("GET /dashboard/", data)
-		// Overrides name keys: admin scope only (the page hides the table
-		// from other tokens).
+		// Overrides name keys: admin scope only. A decision token gets
+		// {"overrides":null}, not a 403, so the page (which hides the
+		// table then) logs no failed request.
 		if d, ok := o.Dashboard.(interface {
 			ServeOverrides(http.ResponseWriter, *http.Request)
 		}); ok {
-			mux.Handle("GET /dashboard/overrides", a.guard(service.ScopeAdmin, d.ServeOverrides))
+			mux.Handle("GET /dashboard/overrides", a.guard(service.ScopeDecide, func(w http.ResponseWriter, r *http.Request) {
+				if a.scope(r) < service.ScopeAdmin {
+					w.Header().Set("Cache-Control", "no-store")
+					writeJSON(w, []byte(`{"overrides":null}`))
+					return
+				}
+				d.ServeOverrides(w, r)
+			}))
 		}
 	}
 	mux.HandleFunc("GET /{$}", a.index)
