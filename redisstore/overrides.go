@@ -116,6 +116,14 @@ func (s *Store) SetOverride(ctx context.Context, o weir.Override) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	for i, l := range o.Limits {
+		if err := CheckLimit(l); err != nil {
+			if fe, ok := errors.AsType[*weir.FieldError](err); ok {
+				return &weir.FieldError{Field: fmt.Sprintf("Override.Limits[%d].%s", i, strings.TrimPrefix(fe.Field, "Limit.")), Reason: fe.Reason}
+			}
+			return err
+		}
+	}
 	o.Updated = time.Time{} // the script stamps it with its clock
 	body, err := json.Marshal(o)
 	if err != nil {

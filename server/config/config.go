@@ -37,6 +37,9 @@ type Config struct {
 	// given in the file; unnamed ones are named per policy by
 	// weir.NameLimits, so a key's state carries over between plans.
 	Plans []weir.Plan
+	// PlanLines holds, by plan name, each plan limit's line in the file
+	// (for later checks to name it).
+	PlanLines map[string][]int
 	// Envoy holds the envoyproxy/ratelimit domains, sorted by domain.
 	Envoy []Domain
 	// EnvoyShadowMode answers OK to every Envoy request while still
@@ -845,6 +848,9 @@ func parsePlans(file string, n *yaml.Node, c *Config) error {
 			return &Error{File: file, Line: vn.Line, Msg: fmt.Sprintf("plans.%s: at most %d limits", name, weir.MaxPlanLimits)}
 		}
 		plan := weir.Plan{Name: name}
+		if c.PlanLines == nil {
+			c.PlanLines = map[string][]int{}
+		}
 		names := map[string]bool{}
 		for j, ln := range nodes {
 			path := fmt.Sprintf("plans.%s[%d]", name, j)
@@ -864,6 +870,7 @@ func parsePlans(file string, n *yaml.Node, c *Config) error {
 			}
 			names[named] = true
 			plan.Limits = append(plan.Limits, l)
+			c.PlanLines[name] = append(c.PlanLines[name], ln.Line)
 		}
 		c.Plans = append(c.Plans, plan)
 	}
