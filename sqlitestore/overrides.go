@@ -13,8 +13,12 @@ import (
 
 var _ weir.OverrideStore = (*Store)(nil)
 
-// live is the SQL condition of an override that has not expired at ?.
-const live = `(expires_at = 0 OR expires_at > ?)`
+// live is the SQL condition of an override that has not expired at ?;
+// expired is its negation, in the form the partial index serves.
+const (
+	live    = `(expires_at = 0 OR expires_at > ?)`
+	expired = `expires_at != 0 AND expires_at <= ?`
+)
 
 // errInvalid carries a validation error out of a write transaction
 // unwrapped (write wraps every other error as a store failure).
@@ -37,14 +41,16 @@ func (s *Store) SetOverride(ctx context.Context, o weir.Override) error {
 		if err != nil {
 			return err
 		}
-		if _, err := w.c.ExecContext(ctx, `DELETE FROM weir_override WHERE NOT `+live, n); err != nil {
+		res, err := w.c.ExecContext(ctx, `DELETE FROM weir_override WHERE `+expired, n)
+		if err != nil {
 			return err
 		}
-		var count int
-		if err := w.c.QueryRowContext(ctx, `SELECT count(*) FROM weir_override WHERE NOT (scope = ? AND key = ?)`, o.Scope, o.Key).Scan(&count); err != nil {
+		gone, _ := res.RowsAffected()
+		var rows, exists int64
+		if err := w.c.QueryRowContext(ctx, `SELECT rows - ?, EXISTS (SELECT 1 FROM weir_override WHERE scope = ? AND key = ?) FROM weir_override_version WHERE id = 1`, gone, o.Scope, o.Key).Scan(&rows, &exists); err != nil {
 			return err
 		}
-		if count >= weir.MaxOverrides {
+		if exists == 0 && rows >= weir.MaxOverrides {
 			return errInvalid{&weir.FieldError{Field: "overrides", Reason: fmt.Sprintf("the store holds %d overrides, the most it keeps", weir.MaxOverrides), Err: weir.ErrTooManyOverrides}}
 		}
 		if _, err := w.c.ExecContext(ctx, `INSERT INTO weir_override (scope, key, body, expires_at) VALUES (?, ?, ?, ?)
@@ -52,7 +58,7 @@ ON CONFLICT (scope, key) DO UPDATE SET body = excluded.body, expires_at = exclud
 			o.Scope, o.Key, string(body), expiresNano(o.Expires)); err != nil {
 			return err
 		}
-		_, err = w.c.ExecContext(ctx, `UPDATE weir_override_version SET version = version + 1 WHERE id = 1`)
+		_, err = w.c.ExecContext(ctx, `UPDATE weir_override_version SET version = version + 1, rows = ? WHERE id = 1`, rows+1-exists)
 		return err
 	})
 	var inv errInvalid
@@ -130,7 +136,7 @@ func (s *Store) DeleteOverride(ctx context.Context, scope, key string) error {
 			return err
 		}
 		found = exp == 0 || exp > now.UnixNano()
-		_, err = w.c.ExecContext(ctx, `UPDATE weir_override_version SET version = version + 1 WHERE id = 1`)
+		_, err = w.c.ExecContext(ctx, `UPDATE weir_override_version SET version = version + 1, rows = rows - 1 WHERE id = 1`)
 		return err
 	})
 	if err == nil && !found {

@@ -5,8 +5,10 @@
 -- expires_at  Override.Expires in Unix nanoseconds, 0 for never: from then
 --             on the row is ignored, and the next SetOverride deletes it.
 --
--- weir_override_version holds one row whose version every change bumps:
--- readers in other processes poll it to refresh their copies.
+-- weir_override_version holds one row whose version every change bumps
+-- (readers in other processes poll it to refresh their copies) and the
+-- number of rows of weir_override, so that the bound on their number costs
+-- no count.
 CREATE TABLE weir_override (
 	scope      TEXT    NOT NULL,
 	key        TEXT    NOT NULL,
@@ -15,9 +17,12 @@ CREATE TABLE weir_override (
 	PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 
+CREATE INDEX weir_override_expires_at ON weir_override (expires_at) WHERE expires_at != 0;
+
 CREATE TABLE weir_override_version (
 	id      INTEGER PRIMARY KEY CHECK (id = 1),
-	version INTEGER NOT NULL
+	version INTEGER NOT NULL,
+	rows    INTEGER NOT NULL
 );
 
-INSERT INTO weir_override_version (id, version) VALUES (1, 0);
+INSERT INTO weir_override_version (id, version, rows) VALUES (1, 0, 0);
