@@ -23,7 +23,10 @@ type Decision struct {
 	Remaining int64
 	// RetryAfter is, when denied, how long until the same request would be
 	// admitted if nothing else is; 0 when allowed. A retry after RetryAfter
-	// is admitted unless other requests took the quota first.
+	// is admitted unless other requests took the quota first. After a
+	// charge ([Limiter.Charge], a settle's excess), which is always
+	// allowed, it is how long until one unit is available again: 0 unless
+	// the charge emptied Limit or left it in debt.
 	RetryAfter time.Duration
 	// ResetAfter is how long until Limit is back to its full quota if
 	// nothing else is admitted.
@@ -31,6 +34,13 @@ type Decision struct {
 	// Delay is, for an admitted reservation ([Limiter.Reserve],
 	// [Limiter.Wait]), how long after Time the caller may act; 0 otherwise.
 	Delay time.Duration
+	// Debt is, after a charge, the number of units Limit is owed beyond
+	// empty (rounded up): later requests are denied until time repays it.
+	// 0 otherwise.
+	Debt int64
+	// Clamped reports that a charge was cut short: some limit would have
+	// owed more than its MaxDebt (or MaxDebtUnits), and holds that much.
+	Clamped bool
 	// Time is the store's clock when it decided (Redis server time for
 	// the Redis store).
 	Time time.Time
@@ -72,4 +82,6 @@ type Status struct {
 	RetryAfter time.Duration // when this limit alone denies: how long until it would admit
 	ResetAfter time.Duration // until this limit is full again
 	Delay      time.Duration // reservation delay imposed by this limit
+	Debt       int64         // after a charge: units owed beyond empty (rounded up)
+	Clamped    bool          // a charge was cut short by this limit's MaxDebt
 }

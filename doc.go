@@ -34,6 +34,13 @@
 // [Limiter.Peek] looks without taking. A [Router] maps items of any type to a
 // key and a limiter.
 //
+// When the cost is known only after the work (LLM tokens, response bytes,
+// failed logins), [Limiter.Charge] takes it afterwards, whether or not it
+// fits: a limit may go into debt, capped by [Limit.MaxDebt], and later
+// requests wait until time repays it. Or reserve an estimate with
+// [Limiter.TryReserve] and [Reservation.Settle] it to the actual cost.
+// docs/costs.md states the rules and docs/algorithms.md the bounds.
+//
 // Several limits on one limiter ("10 per second and 1000 per day") are
 // checked together: a request is admitted only if all admit it, and a denied
 // request is charged to none.

@@ -26,6 +26,9 @@ var (
 	// that has a Concurrency limit: such units must be given back, so use
 	// Acquire (or Do) instead.
 	ErrConcurrency = errors.New("weir: limiter has a concurrency limit; use Acquire or Do")
+	// ErrSettled is returned by [Reservation.Settle] on a reservation
+	// already settled or cancelled: its units were accounted for once.
+	ErrSettled = errors.New("weir: reservation already settled or cancelled")
 )
 
 // A FieldError reports bad input and names the field at fault. It matches

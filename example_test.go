@@ -150,3 +150,57 @@ func ExampleLimit_Named() {
 	// 10/s burst=20
 	// api
 }
+
+func ExampleLimiter_Charge() {
+	ctx := context.Background()
+	// A stopped clock keeps this example's output exact.
+	store := memstore.New(memstore.WithClock(stopped))
+	defer store.Close()
+
+	// 10,000 LLM tokens per minute per API key; a key may owe at most
+	// 20,000 (two minutes locked out at most).
+	lim, _ := weir.NewLimiter(store, weir.PerMinute(10_000).WithMaxDebt(20_000).WithName("tokens"))
+
+	// The answer used 12,500 tokens: charge them, whatever is left.
+	d, _ := lim.Charge(ctx, "key:7", 12_500)
+	fmt.Println(d.Allowed, d.Remaining, d.Debt, d.RetryAfter.Round(time.Second))
+
+	// Until the debt is repaid, the key is denied.
+	d, _ = lim.Allow(ctx, "key:7")
+	fmt.Println(d.Allowed)
+	// Output:
+	// true 0 2500 15s
+	// false
+}
+
+func ExampleReservation_Settle() {
+	ctx := context.Background()
+	// A stopped clock keeps this example's output exact.
+	store := memstore.New(memstore.WithClock(stopped))
+	defer store.Close()
+	lim, _ := weir.NewLimiter(store, weir.PerMinute(10_000).WithName("tokens"))
+
+	// Reserve an estimate before the call (TryReserve never waits) ...
+	r, err := lim.TryReserve(ctx, "key:7", 1_000)
+	if err != nil || !r.OK() {
+		fmt.Println("429")
+		return
+	}
+	// ... and settle to the actual cost when the answer arrives: the
+	// unused 400 go back.
+	if _, err := r.Settle(ctx, 600); err != nil {
+		panic(err)
+	}
+	d, _ := lim.Peek(ctx, "key:7")
+	fmt.Println(d.Remaining)
+
+	// A reservation is settled once.
+	_, err = r.Settle(ctx, 700)
+	fmt.Println(errors.Is(err, weir.ErrSettled))
+	// Output:
+	// 9400
+	// true
+}
+
+// stopped is a clock that never moves.
+func stopped() time.Time { return time.Unix(1_800_000_000, 0) }

@@ -105,7 +105,20 @@ type Limit struct {
 	// Burst is the token bucket's capacity: how many units can pass at once
 	// after a quiet spell. 0 means Quota. Only TokenBucket uses it.
 	Burst int64
+	// MaxDebt caps the debt a [Limiter.Charge] (or the excess of a
+	// [Reservation.Settle]) can leave, in units beyond an empty limit: a
+	// charge that would owe more is clamped to it and the Decision says
+	// Clamped. It bounds how long a key is locked out: for the token bucket
+	// at most (MaxDebt+1)·Period/Quota until one unit is back. 0 means no
+	// cap of its own: the debt is still bounded by MaxDebtUnits and, for
+	// the token bucket, by a span of 100 years. Not for Concurrency limits.
+	MaxDebt int64
 }
+
+// MaxDebtUnits is the largest debt any limit can hold, and the largest
+// cost of one charge: 2^50 units, so that every store (Redis included,
+// which computes in doubles) counts it exactly.
+const MaxDebtUnits = algo.MaxDebtUnits
 
 // Per returns a token-bucket limit of n units per period d.
 func Per(n int64, d time.Duration) Limit { return Limit{Quota: n, Period: d} }
@@ -137,6 +150,10 @@ func (l Limit) WithBurst(b int64) Limit { l.Burst = b; return l }
 // WithAlgorithm returns l counted by algorithm a.
 func (l Limit) WithAlgorithm(a Algorithm) Limit { l.Algorithm = a; return l }
 
+// WithMaxDebt returns l with its debt capped at n units (see
+// [Limit.MaxDebt]).
+func (l Limit) WithMaxDebt(n int64) Limit { l.MaxDebt = n; return l }
+
 // WithName returns l named name.
 func (l Limit) WithName(name string) Limit { l.Name = name; return l }
 
@@ -162,7 +179,7 @@ func (l Limit) Capacity() int64 {
 
 // Params returns the limit in the form internal/algo works with.
 func (l Limit) params() algo.Params {
-	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst}
+	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst, MaxDebt: l.MaxDebt}
 }
 
 // Validate reports whether l can be used. The error is a *[FieldError]
@@ -183,8 +200,8 @@ func (l Limit) Validate() error {
 }
 
 // String returns the text form of l, which [ParseLimit] reads back:
-// "100/s", "5/2s burst=10", "10/15m algo=fixed-window". The Name is not
-// part of it.
+// "100/s", "5/2s burst=10", "10/15m algo=fixed-window", "1000/m debt=5000".
+// The Name is not part of it.
 func (l Limit) String() string {
 	var b strings.Builder
 	b.WriteString(strconv.FormatInt(l.Quota, 10))
@@ -197,6 +214,10 @@ func (l Limit) String() string {
 	if l.Algorithm != TokenBucket {
 		b.WriteString(" algo=")
 		b.WriteString(l.Algorithm.String())
+	}
+	if l.MaxDebt != 0 {
+		b.WriteString(" debt=")
+		b.WriteString(strconv.FormatInt(l.MaxDebt, 10))
 	}
 	return b.String()
 }
@@ -239,13 +260,14 @@ func (l *Limit) UnmarshalText(b []byte) error {
 
 // ParseLimit parses the text form used by the CLI and config files:
 //
-//	QUOTA/PERIOD [burst=N] [algo=NAME] [name=NAME]
+//	QUOTA/PERIOD [burst=N] [algo=NAME] [debt=N] [name=NAME]
 //
 // PERIOD is a unit (s, m, h, d, w, ms, us; also sec, second, min, minute,
 // hour, day, week), optionally preceded by a whole count ("2s", "15m"), or
 // a Go duration ("1h30m"). Modifiers are separated by spaces or commas.
 // Examples: "100/s", "5/2s", "500/h", "1000/day", "10/15m",
-// "100/s burst=200", "60/m algo=sliding-log", "5/30s algo=concurrency".
+// "100/s burst=200", "60/m algo=sliding-log", "5/30s algo=concurrency",
+// "10000/m debt=50000" (debt, or max-debt, sets [Limit.MaxDebt]).
 // The result is validated.
 func ParseLimit(s string) (Limit, error) {
 	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
@@ -279,10 +301,14 @@ func ParseLimit(s string) (Limit, error) {
 			if l.Algorithm, err = ParseAlgorithm(v); err != nil {
 				return Limit{}, err
 			}
+		case "debt", "maxdebt", "max-debt":
+			if l.MaxDebt, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return Limit{}, &FieldError{Field: "Limit.MaxDebt", Reason: fmt.Sprintf("%q is not a whole number", v)}
+			}
 		case "name":
 			l.Name = v
 		default:
-			return Limit{}, &FieldError{Field: "limit", Reason: fmt.Sprintf("unknown modifier %q (want burst, algo or name)", k)}
+			return Limit{}, &FieldError{Field: "limit", Reason: fmt.Sprintf("unknown modifier %q (want burst, algo, debt or name)", k)}
 		}
 	}
 	if err := l.Validate(); err != nil {

@@ -29,6 +29,8 @@ func TestParseLimit(t *testing.T) {
 		{"60/m algo=fixed", weir.PerMinute(60).WithAlgorithm(weir.FixedWindow)},
 		{"5/30s algo=concurrency", weir.Concurrent(5, 30*time.Second)},
 		{"3/250ms", weir.Per(3, 250*time.Millisecond)},
+		{"10000/m debt=50000", weir.PerMinute(10000).WithMaxDebt(50000)},
+		{"10/s algo=fixed max-debt=5", weir.PerSecond(10).WithAlgorithm(weir.FixedWindow).WithMaxDebt(5)},
 	}
 	for _, tt := range tests {
 		got, err := weir.ParseLimit(tt.in)
@@ -65,6 +67,9 @@ func TestParseLimitErrors(t *testing.T) {
 		{"10/s algo=fixed burst=5", "Limit.Burst"},
 		{"10/s colour=red", "limit"},
 		{"10/s burst", "limit"},
+		{"10/s debt=x", "Limit.MaxDebt"},
+		{"10/s debt=-1", "Limit.MaxDebt"},
+		{"5/30s algo=concurrency debt=3", "Limit.MaxDebt"},
 	}
 	for _, tt := range tests {
 		_, err := weir.ParseLimit(tt.in)
@@ -102,6 +107,13 @@ func TestLimitValidateNumericEdges(t *testing.T) {
 		{weir.Per(1, time.Second).WithBurst(-1), "Limit.Burst"},
 		{weir.Per(1, time.Second).WithAlgorithm(weir.FixedWindow).WithBurst(2), "Limit.Burst"},
 		{weir.Per(1, time.Second).WithAlgorithm(99), "Limit.Algorithm"},
+		{weir.Per(1, time.Second).WithMaxDebt(-1), "Limit.MaxDebt"},
+		{weir.Per(1e6, time.Second).WithMaxDebt(weir.MaxDebtUnits), ""},
+		{weir.Per(1e6, time.Second).WithMaxDebt(weir.MaxDebtUnits + 1), "Limit.MaxDebt"},
+		{weir.Per(1, time.Second).WithMaxDebt(1 << 31), ""},              // 68 years of debt
+		{weir.Per(1, time.Second).WithMaxDebt(1 << 32), "Limit.MaxDebt"}, // 136 years > 100
+		{weir.Per(1, time.Second).WithAlgorithm(weir.SlidingWindowLog).WithMaxDebt(1 << 40), ""},
+		{weir.Concurrent(1, time.Second).WithMaxDebt(1), "Limit.MaxDebt"},
 	}
 	for _, tt := range tests {
 		err := tt.l.Validate()
@@ -132,7 +144,7 @@ func TestAlgorithmText(t *testing.T) {
 }
 
 func FuzzParseLimit(f *testing.F) {
-	for _, s := range []string{"100/s", "5/2s burst=10", "10/15m algo=fixed-window", "1/1h30m", "9/w name=x", "1/-1s", "1/us"} {
+	for _, s := range []string{"100/s", "5/2s burst=10", "10/15m algo=fixed-window", "1/1h30m", "9/w name=x", "1/-1s", "1/us", "100/m debt=500"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -51,7 +51,10 @@ func WithLeaseID(f func() string) Option {
 // Most servers call [Limiter.Allow] and reject what it denies; most clients
 // and workers call [Limiter.Wait], which blocks until the request may go.
 // [Limiter.Reserve] takes now and tells when to act; [Limiter.Acquire] holds
-// units of a Concurrency limit until released. Errors mean bad input
+// units of a Concurrency limit until released. When the cost is known only
+// after the work, [Limiter.TryReserve] (or Reserve) an estimate and
+// [Reservation.Settle] it, or [Limiter.Charge] the cost afterwards; a
+// limit may then go into debt (see docs/costs.md). Errors mean bad input
 // ([ErrInvalid]) or a failed store ([ErrUnavailable]), never "limited".
 //
 // A Limiter is safe for concurrent use and holds no goroutines.
@@ -181,6 +184,7 @@ type ask struct {
 	maxWait time.Duration // token buckets may admit within it: a reservation
 	lease   string        // the holder at Concurrency limits
 	queue   time.Duration // a denied holder keeps its place in line this long (Request.Queue)
+	force   bool          // charge whether or not it fits (Request.Force)
 }
 
 // take runs one store decision for key with pooled request memory.
@@ -189,9 +193,9 @@ func (l *Limiter) take(ctx context.Context, key string, a ask) (Decision, error)
 	for i := range r.Checks {
 		r.Checks[i].Key = key
 	}
-	r.Cost, r.MaxWait, r.Lease, r.Queue = a.cost, a.maxWait, a.lease, a.queue
+	r.Cost, r.MaxWait, r.Lease, r.Queue, r.Force = a.cost, a.maxWait, a.lease, a.queue, a.force
 	d, err := l.store.Take(ctx, r)
-	r.Lease, r.Queue = "", 0
+	r.Lease, r.Queue, r.Force = "", 0, false
 	l.reqs.Put(r)
 	return d, err
 }
@@ -244,6 +248,92 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int64) (Decision, er
 		return Decision{}, err
 	}
 	return l.take(ctx, key, ask{cost: n})
+}
+
+// Charge takes n units for key under every limit, whether or not they are
+// available: the cost of work already done (tokens an LLM answered with,
+// bytes sent, a failed login). It is never denied. A limit that had fewer
+// than n units left goes into debt, and later requests are denied until
+// time repays it (the token bucket: its arrival time moves past now plus
+// the burst; the windows: the count passes the quota for the window; see
+// docs/costs.md for what each algorithm carries and its exact bound). A
+// limit's MaxDebt caps the debt: the rest of the charge is dropped and the
+// Decision says Clamped (so does a charge above MaxDebtUnits, cut to it).
+//
+// The Decision is Allowed; its Remaining, Debt and RetryAfter (until one
+// unit is back) describe the limit that is worst off after the charge.
+// When the store failed and a failure policy answered (Decision.Source is
+// not SourceStore), the charge went where the policy says: nowhere for
+// fail-open and fail-closed (whose Decision is then not Allowed), to the
+// fallback store for a fallback.
+// Charge is not for Concurrency limits (units there are held and given
+// back, not spent): on a limiter with one it returns an error naming the
+// algorithm that matches ErrInvalid and ErrConcurrency. A negative n is an
+// error naming "cost"; 0 charges nothing and reports the limits as they are
+// (Allowed, like any charge).
+func (l *Limiter) Charge(ctx context.Context, key string, n int64) (Decision, error) {
+	if len(l.conc) > 0 {
+		lim := l.limits[l.conc[0]]
+		return Decision{}, &FieldError{Field: "Limit.Algorithm", Reason: fmt.Sprintf("limit %q is a concurrency limit: units are held and released, not charged", lim.Name), Err: ErrConcurrency}
+	}
+	if n < 0 {
+		return Decision{}, &FieldError{Field: "cost", Reason: fmt.Sprintf("must not be negative (got %d)", n)}
+	}
+	clamped := n > MaxDebtUnits
+	n = min(n, MaxDebtUnits)
+	d, err := l.take(ctx, key, ask{cost: n, force: true})
+	d.Clamped = d.Clamped || (clamped && err == nil)
+	return d, err
+}
+
+// Settle accounts for reserved units, taken for key at the instant at
+// (a Decision's Time plus its Delay), at their actual cost: a smaller
+// actual gives reserved-actual units back (never above a limit's full
+// quota, even if at has passed), a larger one charges actual-reserved as
+// [Limiter.Charge] does; equal changes nothing. It returns the Decision of
+// the charge when actual is larger, and a zero Decision otherwise.
+//
+// Settle keeps no record: it is for callers that carry a reservation
+// across processes (a server's settle call); in one process use
+// [Reservation.Settle], which also refuses to settle twice. After the key
+// was Reset, a larger actual is charged against the fresh state, and a
+// smaller one gives back to it as any refund does: nothing if it is full,
+// else units taken since the Reset (one state per key cannot tell them
+// apart), never above the full quota.
+func (l *Limiter) Settle(ctx context.Context, key string, reserved int64, at time.Time, actual int64) (Decision, error) {
+	if reserved < 0 {
+		return Decision{}, &FieldError{Field: "reserved", Reason: fmt.Sprintf("must not be negative (got %d)", reserved)}
+	}
+	if actual < 0 {
+		return Decision{}, &FieldError{Field: "actual", Reason: fmt.Sprintf("must not be negative (got %d)", actual)}
+	}
+	switch {
+	case actual > reserved:
+		return l.Charge(ctx, key, actual-reserved)
+	case actual < reserved:
+		if len(l.conc) > 0 {
+			return Decision{}, ErrConcurrency
+		}
+		return Decision{}, l.settleBack(ctx, key, reserved-actual, at)
+	}
+	return Decision{}, nil
+}
+
+// settleBack gives back n units reserved at at, even if at has passed.
+func (l *Limiter) settleBack(ctx context.Context, key string, n int64, at time.Time) error {
+	r := l.reqs.Get().(*Request)
+	for i := range r.Checks {
+		r.Checks[i].Key = key
+	}
+	r.Cost, r.At, r.Force = n, at, true
+	// Like a refund, a settlement must happen even if ctx was just
+	// cancelled, but not hang.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	err := l.store.Refund(rctx, r)
+	cancel()
+	r.At, r.Force = time.Time{}, false
+	l.reqs.Put(r)
+	return err
 }
 
 // Peek reports what a request of one unit would get now, changing nothing.
@@ -424,32 +514,52 @@ func nextSleep(d Decision, left time.Duration, polling bool, poll *time.Duration
 	return sleep, true
 }
 
-// A Reservation is a place taken by [Limiter.Reserve]: the units are
-// charged, and the caller may act after [Reservation.Delay].
+// A Reservation is a place taken by [Limiter.Reserve] or
+// [Limiter.TryReserve]: the units are charged, and the caller may act
+// after [Reservation.Delay]. When the true cost is known only after the
+// work (tokens of an LLM answer, bytes sent), reserve an estimate and
+// [Reservation.Settle] it to the actual cost; [Reservation.Cancel] gives
+// everything back when the work does not happen. A Reservation is
+// accounted for once: after Settle or Cancel, Settle returns ErrSettled
+// and Cancel does nothing. It is safe for concurrent use.
 type Reservation struct {
 	lim      *Limiter
 	key      string
 	n        int64
 	decision Decision
 	act      time.Time // local clock
-	once     sync.Once
+
+	mu   sync.Mutex
+	done bool // settled or cancelled
 }
 
 // Reserve charges n units for key now and says when the caller may act,
 // without sleeping. The reservation is not OK (and charges nothing) when the
 // wait would exceed MaxWait, or when a limit is not a token bucket and the
 // units are not available right now. Call Cancel to give the units back if
-// the caller will not act.
+// the caller will not act, or Settle once the true cost is known.
 func (l *Limiter) Reserve(ctx context.Context, key string, n int64) (*Reservation, error) {
+	wait := time.Duration(math.MaxInt64)
+	if l.maxWait > 0 {
+		wait = l.maxWait
+	}
+	return l.reserve(ctx, key, n, wait)
+}
+
+// TryReserve is Reserve that never waits: the reservation is OK only if
+// the n units are available now, as AllowN would admit them. Servers that
+// decide before the work and settle its cost after call it (see
+// [Reservation.Settle]).
+func (l *Limiter) TryReserve(ctx context.Context, key string, n int64) (*Reservation, error) {
+	return l.reserve(ctx, key, n, 0)
+}
+
+func (l *Limiter) reserve(ctx context.Context, key string, n int64, wait time.Duration) (*Reservation, error) {
 	if len(l.conc) > 0 {
 		return nil, ErrConcurrency
 	}
 	if err := l.checkCost(n); err != nil {
 		return nil, err
-	}
-	wait := time.Duration(math.MaxInt64)
-	if l.maxWait > 0 {
-		wait = l.maxWait
 	}
 	now := time.Now()
 	d, err := l.take(ctx, key, ask{cost: n, maxWait: wait})
@@ -465,6 +575,14 @@ func (r *Reservation) OK() bool { return r.decision.Allowed }
 // Decision returns the decision the reservation was made with.
 func (r *Reservation) Decision() Decision { return r.decision }
 
+// Units is the number of units reserved (0 when not OK).
+func (r *Reservation) Units() int64 {
+	if !r.decision.Allowed {
+		return 0
+	}
+	return r.n
+}
+
 // TimeToAct is when the caller may act, on the local clock.
 func (r *Reservation) TimeToAct() time.Time { return r.act }
 
@@ -473,16 +591,54 @@ func (r *Reservation) Delay() time.Duration { return max(0, time.Until(r.act)) }
 
 // Cancel gives the reserved units back, as far as later reservations allow
 // (the same rule as golang.org/x/time/rate), and never above a limit's full
-// quota. Calling it again, or on a reservation that is not OK, does nothing.
+// quota. Calling it again, after Settle, or on a reservation that is not OK,
+// does nothing.
 func (r *Reservation) Cancel(ctx context.Context) error {
 	if !r.decision.Allowed || r.n == 0 {
 		return nil
 	}
-	var err error
-	r.once.Do(func() {
-		err = r.lim.giveBack(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay))
-	})
-	return err
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil
+	}
+	r.done = true
+	return r.lim.giveBack(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay))
+}
+
+// Settle accounts for the reservation at its actual cost, once the work is
+// done and the cost known: a smaller actual gives the difference back (never
+// above a limit's full quota), a larger one charges the excess as
+// [Limiter.Charge] does, into debt if need be. It is [Limiter.Settle] for
+// this reservation's key, units and instant.
+//
+// It returns the Decision of charging the excess when actual is larger
+// (its Debt and Clamped say how far it went), and otherwise the
+// reservation's own Decision, unchanged (call [Limiter.Peek] for a fresh
+// view). A reservation is settled at most once: settling it again, or after
+// Cancel, returns ErrSettled and changes nothing. A reservation that is not
+// OK reserved nothing, and settling it does nothing and returns its denial:
+// the work it refused should not have happened (charge it with
+// [Limiter.Charge] if it did). A negative actual is an error naming
+// "actual" that changes nothing.
+func (r *Reservation) Settle(ctx context.Context, actual int64) (Decision, error) {
+	if actual < 0 {
+		return Decision{}, &FieldError{Field: "actual", Reason: fmt.Sprintf("must not be negative (got %d)", actual)}
+	}
+	if !r.decision.Allowed {
+		return r.decision, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return Decision{}, ErrSettled
+	}
+	r.done = true
+	d, err := r.lim.Settle(ctx, r.key, r.n, r.decision.Time.Add(r.decision.Delay), actual)
+	if actual <= r.n {
+		d = r.decision
+	}
+	return d, err
 }
 
 // A Lease holds units of the Concurrency limits of a limiter until

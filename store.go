@@ -37,6 +37,15 @@ type Request struct {
 	// At is, for Refund, the instant the refunded units were charged for:
 	// the Decision's Time plus its Delay.
 	At time.Time
+	// Force, on a Take, charges Cost to every check whether or not it
+	// fits (see [Limiter.Charge]): a limit may go into debt, up to its
+	// MaxDebt, and is never denied. Cost may then exceed the capacity, up
+	// to MaxDebtUnits; MaxWait and Queue are ignored; Concurrency checks
+	// are invalid. On a Refund, Force gives the units back even if their
+	// instant has passed (a settlement, see [Reservation.Settle]): the
+	// token bucket moves its arrival time back by Cost/rate, never before
+	// now; the windows give back in the window of At as a plain Refund.
+	Force bool
 	// Statuses, when its length equals len(Checks), receives the outcome of
 	// each check. Stores leave it alone otherwise.
 	Statuses []Status
@@ -63,7 +72,8 @@ func (req *Request) LimitsValidated() bool { return req.limitsValidated }
 type Store interface {
 	// Take decides on every check of req at one instant of the store's
 	// clock. If every check admits and req.Cost > 0, every check is charged;
-	// if any denies, none is. It returns an error only for invalid input
+	// if any denies, none is. With req.Force every check is charged and
+	// none denies. It returns an error only for invalid input
 	// (matching ErrInvalid) or when the store failed (matching
 	// ErrUnavailable); a denial is a Decision with Allowed false.
 	Take(ctx context.Context, req *Request) (Decision, error)

@@ -37,6 +37,7 @@ type soakAPI struct {
 	quota   int
 	window  time.Duration
 	latency time.Duration
+	bare    bool // no rate fields: only 429 and Retry-After
 
 	mu          sync.Mutex
 	log         []time.Time
@@ -72,8 +73,10 @@ func (a *soakAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Unlock()
 	secs := func(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
-	w.Header().Set("RateLimit-Policy", `"api";q=`+strconv.Itoa(a.quota)+`;w=`+strconv.FormatInt(int64(a.window/time.Second), 10))
-	w.Header().Set("RateLimit", `"api";r=`+strconv.Itoa(remaining)+`;t=`+strconv.FormatInt(secs(reset), 10))
+	if !a.bare {
+		w.Header().Set("RateLimit-Policy", `"api";q=`+strconv.Itoa(a.quota)+`;w=`+strconv.FormatInt(int64(a.window/time.Second), 10))
+		w.Header().Set("RateLimit", `"api";r=`+strconv.Itoa(remaining)+`;t=`+strconv.FormatInt(secs(reset), 10))
+	}
 	if a.latency > 0 {
 		t := time.NewTimer(a.latency)
 		select {

@@ -6,22 +6,32 @@ package bench
 //	go test -run '^$' -bench 'LocalQuota' -benchtime 2s -count 3 . | tee lq.txt
 //	go run golang.org/x/perf/cmd/benchstat@latest -col /impl lq.txt
 //
-// Four stores, each with its own connection pool (as four processes would
-// have, but in this one process), share 64 goroutines. With load=admit the
-// limit admits everything on 1000 keys; with load=overload (equal demand)
-// and load=skewed (the goroutines of one store make 90% of the calls) 10
-// keys are limited to 20 per second with burst 20, far below the demand, and
-// util-% is the admitted units over the exact bound Σ(burst + rate·T) of
-// the keys over the run. Each reports decisions/s, redis-µs/op (Redis CPU
-// in scripts per decision, from INFO commandstats) and p99-µs. impl=local
+// BenchmarkLocalQuota runs 4 OS processes (this test binary re-executed
+// with WEIR_LQ_HELPER set) × 16 goroutines, each process with its own
+// store and connection pool, as issue 20 asks. With load=admit the limit
+// admits everything on 1000 keys round robin; with load=overload (equal
+// demand) and load=skewed (one process makes 90% of the calls) 10 keys are
+// limited to 20 per second with burst 20, far below the demand, and util-%
+// is the admitted units over the exact bound Σ(burst + rate·T) of the keys
+// over the run. Each reports decisions/s, redis-µs/op (Redis CPU in
+// scripts per decision, from INFO commandstats) and p99-µs. impl=local
 // holds blocks for L = 100 ms (the default), local-L1s for 1 s, and
-// local-optimistic settles every 10 ms.
+// local-optimistic settles every 10 ms. The decisions of one b.N are split
+// between the processes (skewed: 90% to the first), and the run lasts
+// until the last process is done; process start-up is not timed.
+//
+// BenchmarkLQOneProcess runs the same loads with the 4 stores in this one
+// process, for profiles (-cpuprofile sees only this process).
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
-	"runtime"
-	"slices"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,152 +45,398 @@ import (
 	"github.com/weir-go/weir/redisstore"
 )
 
-// lqStores is the number of stores ("processes") of BenchmarkLocalQuota.
-const lqStores = 4
+// lqStores is the number of stores (processes) of BenchmarkLocalQuota, and
+// lqG the goroutines of each.
+const (
+	lqStores = 4
+	lqG      = 16
+)
 
+// TestMain runs the helper process of BenchmarkLocalQuota when
+// WEIR_LQ_HELPER is set, and the tests and benchmarks otherwise.
+func TestMain(m *testing.M) {
+	if os.Getenv("WEIR_LQ_HELPER") != "" {
+		if err := lqHelper(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "lq helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// lqLoads are the loads of both benchmarks.
+var lqLoads = []struct {
+	name string
+	skew bool
+}{{"admit", false}, {"overload", false}, {"skewed", true}}
+
+var lqImpls = []string{"local", "local-L1s", "local-optimistic", "redisstore", "redis_rate"}
+
+// lqLimit is the limit of a load: all admit, or 20/s burst 20.
+func lqLimit(load string) weir.Limit {
+	if load == "admit" {
+		return weir.PerSecond(1_000_000).WithName("lq-bench")
+	}
+	return weir.PerSecond(20).WithName("lq-limited")
+}
+
+// lqKeys is the key space of a load: 1000 keys, or 10 hot ones.
+func lqKeys(load string) []string {
+	if load == "admit" {
+		return redisKeys
+	}
+	return redisKeys[:10]
+}
+
+// lqStore is one "process" of the benchmark: its decision function and,
+// for the local stores, their counters.
+type lqStore struct {
+	allow allowFunc
+	stats func() localquota.Stats
+	close func()
+}
+
+// newLQStore builds impl over its own client c, with keys under prefix.
+func newLQStore(c *redis.Client, impl string, limit weir.Limit, prefix string) (*lqStore, error) {
+	rs, err := redisstore.New(c, redisstore.WithDeadline(5*time.Second), redisstore.WithPrefix(prefix))
+	if err != nil {
+		return nil, err
+	}
+	st := &lqStore{close: func() { _ = rs.Close() }}
+	var store weir.Store = rs
+	if impl != "redisstore" && impl != "redis_rate" {
+		opt := localquota.WithHold(localquota.DefaultHold)
+		switch impl {
+		case "local-L1s":
+			opt = localquota.WithHold(time.Second)
+		case "local-optimistic":
+			opt = localquota.WithOptimistic(10 * time.Millisecond)
+		}
+		ls, err := localquota.New(rs, opt)
+		if err != nil {
+			return nil, err
+		}
+		st.close = func() { _ = ls.Close(); _ = rs.Close() }
+		store, st.stats = ls, ls.Stats
+	}
+	lim, err := weir.NewLimiter(store, limit)
+	if err != nil {
+		return nil, err
+	}
+	st.allow = func(ctx context.Context, key string) (bool, error) {
+		d, err := lim.Allow(ctx, key)
+		return d.Allowed, err
+	}
+	if impl == "redis_rate" {
+		rl := redis_rate.NewLimiter(c)
+		peer := redis_rate.Limit{Rate: int(limit.Quota), Burst: int(limit.Capacity()), Period: limit.Period}
+		st.allow = func(ctx context.Context, key string) (bool, error) {
+			r, err := rl.Allow(ctx, prefix+key, peer)
+			return err == nil && r.Allowed > 0, err
+		}
+	}
+	return st, nil
+}
+
+// lqHist is a latency histogram: 1 µs buckets below 1 ms, then 1 ms
+// buckets up to 10 s.
+type lqHist [11000]int64
+
+func (h *lqHist) add(d time.Duration) {
+	us := d.Microseconds()
+	i := us
+	if us >= 1000 {
+		i = min(1000+us/1000, int64(len(h)-1))
+	}
+	h[i]++
+}
+
+// p99 returns the lower edge of the bucket of the 99th percentile, in µs.
+func (h *lqHist) p99() int64 {
+	var n int64
+	for _, c := range h {
+		n += c
+	}
+	want := n * 99 / 100
+	var seen int64
+	for i, c := range h {
+		seen += c
+		if seen > want {
+			if i < 1000 {
+				return int64(i)
+			}
+			return int64(i-1000) * 1000
+		}
+	}
+	return 0
+}
+
+// lqResult is what one run of one store reports.
+type lqResult struct {
+	Admitted int64
+	Errors   int64 // decisions that returned an error (counted as denials)
+	Stats    localquota.Stats
+	Hist     *lqHist
+}
+
+// lqRun makes n decisions over keys from g goroutines through st, key
+// order round robin from offset.
+func lqRun(st *lqStore, keys []string, n int64, g, offset int) lqResult {
+	ctx := context.Background()
+	var left atomic.Int64
+	left.Store(n)
+	var next atomic.Uint64
+	next.Store(uint64(offset))
+	var mu sync.Mutex
+	res := lqResult{Hist: new(lqHist)}
+	var wg sync.WaitGroup
+	for range g {
+		wg.Go(func() {
+			var h lqHist
+			var admitted, errs int64
+			for left.Add(-1) >= 0 {
+				t := time.Now()
+				ok, err := st.allow(ctx, keys[next.Add(1)%uint64(len(keys))])
+				if err != nil {
+					// A store slower than its deadline on a busy machine:
+					// counted, reported, not fatal.
+					errs++
+				}
+				if ok {
+					admitted++
+				}
+				h.add(time.Since(t))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Admitted += admitted
+			res.Errors += errs
+			for i, c := range h {
+				res.Hist[i] += c
+			}
+		})
+	}
+	wg.Wait()
+	if st.stats != nil {
+		res.Stats = st.stats()
+	}
+	return res
+}
+
+// lqHelper is one process of BenchmarkLocalQuota: it builds its store from
+// the environment, says "ready", runs when a line arrives on in, and
+// writes its lqResult as JSON.
+func lqHelper(in io.Reader, out io.Writer) error {
+	n, err := strconv.ParseInt(os.Getenv("WEIR_LQ_N"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("WEIR_LQ_N: %w", err)
+	}
+	offset, err := strconv.Atoi(os.Getenv("WEIR_LQ_OFFSET"))
+	if err != nil {
+		return fmt.Errorf("WEIR_LQ_OFFSET: %w", err)
+	}
+	load := os.Getenv("WEIR_LQ_LOAD")
+	c := redis.NewClient(&redis.Options{Addr: os.Getenv("WEIR_REDIS_ADDR"), MaxRetries: -1, PoolSize: 64})
+	defer c.Close()
+	st, err := newLQStore(c, os.Getenv("WEIR_LQ_IMPL"), lqLimit(load), os.Getenv("WEIR_LQ_PREFIX"))
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(out, "ready"); err != nil {
+		return err
+	}
+	if _, err := bufio.NewReader(in).ReadString('\n'); err != nil {
+		return fmt.Errorf("waiting for go: %w", err)
+	}
+	res := lqRun(st, lqKeys(load), n, lqG, offset)
+	return json.NewEncoder(out).Encode(res)
+}
+
+// BenchmarkLocalQuota: 4 OS processes × 16 goroutines (see the file
+// comment).
 func BenchmarkLocalQuota(b *testing.B) {
-	admitAll := weir.PerSecond(1_000_000).WithName("lq-bench")
-	limited := weir.PerSecond(20).WithName("lq-limited")
-	for _, load := range []struct {
-		name  string
-		limit weir.Limit
-		skew  bool
-	}{{"admit", admitAll, false}, {"overload", limited, false}, {"skewed", limited, true}} {
-		for _, impl := range []string{"local", "local-L1s", "local-optimistic", "redisstore", "redis_rate"} {
+	for _, load := range lqLoads {
+		for _, impl := range lqImpls {
 			if load.name != "admit" && impl == "redis_rate" {
 				continue // the comparison of utilisation is between Weir's two paths
 			}
 			b.Run(fmt.Sprintf("load=%s/impl=%s", load.name, impl), func(b *testing.B) {
-				benchLocalQuota(b, impl, load.limit, load.skew)
+				benchLQProcesses(b, impl, load.name, load.skew)
 			})
 		}
 	}
 }
 
-func benchLocalQuota(b *testing.B, impl string, limit weir.Limit, skew bool) {
-	ctx := context.Background()
+// lqShares splits n decisions between the stores: equally, or 90% to the
+// first.
+func lqShares(n int64, skew bool) []int64 {
+	sh := make([]int64, lqStores)
+	if skew {
+		rest := n / 10
+		for i := 1; i < lqStores; i++ {
+			sh[i] = rest / (lqStores - 1)
+		}
+	} else {
+		for i := 1; i < lqStores; i++ {
+			sh[i] = n / lqStores
+		}
+	}
+	sh[0] = n
+	for _, s := range sh[1:] {
+		sh[0] -= s
+	}
+	return sh
+}
+
+func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
+	b.StopTimer()
+	addr := redisAddr(b)
+	client := redisClient(b)
 	prefix := fmt.Sprintf("lq%d:", time.Now().UnixNano())
-	var clients []*redis.Client
-	allows := make([]allowFunc, lqStores)
-	var stats []func() localquota.Stats
-	for i := range lqStores {
-		c := redisClient(b)
-		clients = append(clients, c)
-		rs, err := redisstore.New(c, redisstore.WithDeadline(5*time.Second), redisstore.WithPrefix(prefix))
+	type proc struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Reader
+	}
+	var procs []proc
+	defer func() {
+		for _, p := range procs {
+			_ = p.stdin.Close()
+			_ = p.cmd.Wait()
+		}
+	}()
+	for i, n := range lqShares(int64(b.N), skew) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+		cmd.Env = append(os.Environ(), "WEIR_LQ_HELPER=1", "WEIR_REDIS_ADDR="+addr, "WEIR_LQ_IMPL="+impl,
+			"WEIR_LQ_LOAD="+load, "WEIR_LQ_PREFIX="+prefix, "WEIR_LQ_N="+strconv.FormatInt(n, 10),
+			"WEIR_LQ_OFFSET="+strconv.Itoa(i*len(lqKeys(load))/lqStores))
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = rs.Close() })
-		var store weir.Store = rs
-		if impl != "redisstore" && impl != "redis_rate" {
-			opt := localquota.WithHold(localquota.DefaultHold)
-			switch impl {
-			case "local-L1s":
-				opt = localquota.WithHold(time.Second)
-			case "local-optimistic":
-				opt = localquota.WithOptimistic(10 * time.Millisecond)
-			}
-			ls, err := localquota.New(rs, opt)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = ls.Close() })
-			store = ls
-			stats = append(stats, ls.Stats)
-		}
-		lim, err := weir.NewLimiter(store, limit)
+		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
 		}
-		allows[i] = func(ctx context.Context, key string) (bool, error) {
-			d, err := lim.Allow(ctx, key)
-			return d.Allowed, err
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
 		}
-		if impl == "redis_rate" {
-			rl := redis_rate.NewLimiter(c)
-			peer := redis_rate.Limit{Rate: int(limit.Quota), Burst: int(limit.Capacity()), Period: limit.Period}
-			allows[i] = func(ctx context.Context, key string) (bool, error) {
-				r, err := rl.Allow(ctx, prefix+key, peer)
-				return err == nil && r.Allowed > 0, err
-			}
+		p := proc{cmd, stdin, bufio.NewReader(stdout)}
+		procs = append(procs, p)
+		if line, err := p.out.ReadString('\n'); err != nil || line != "ready\n" {
+			b.Fatalf("helper %d: %q, %v", i, line, err)
 		}
 	}
-	var worker atomic.Int64
-	var next atomic.Uint64
-	var admitted atomic.Int64
-	var failed atomic.Value
-	var mu sync.Mutex
-	var lats []time.Duration
-	usec, _ := scriptUsec(b, clients[0])
-	b.ReportAllocs()
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	usec, _ := scriptUsec(b, client)
+	b.StartTimer()
 	start := time.Now()
-	keys := redisKeys
-	if limit.Quota < 1000 {
-		keys = keys[:10] // overload: 10 hot keys
+	for _, p := range procs {
+		if _, err := io.WriteString(p.stdin, "go\n"); err != nil {
+			b.Fatal(err)
+		}
 	}
-	b.RunParallel(func(pb *testing.PB) {
-		w := int(worker.Add(1) - 1)
-		// Equal: goroutines spread over the stores. Skewed: nine in ten
-		// goroutines call through store 0.
-		s := w % lqStores
-		if skew {
-			s = 0
-			if w%10 == 9 {
-				s = 1 + w/10%(lqStores-1)
-			}
+	results := make([]lqResult, len(procs))
+	for i, p := range procs {
+		if err := json.NewDecoder(p.out).Decode(&results[i]); err != nil {
+			b.Fatalf("helper %d: %v", i, err)
 		}
-		allow := allows[s]
-		local := make([]time.Duration, 0, 1024)
-		var n int64
-		for pb.Next() {
-			t := time.Now()
-			ok, err := allow(ctx, keys[next.Add(1)%uint64(len(keys))])
-			if err != nil {
-				failed.Store(err)
-				return
-			}
-			if ok {
-				n++
-			}
-			local = append(local, time.Since(t))
-		}
-		admitted.Add(n)
-		mu.Lock()
-		lats = append(lats, local...)
-		mu.Unlock()
-	})
+	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
+	all := lqResult{Hist: new(lqHist)}
+	for _, r := range results {
+		all.add(r)
 	}
-	usec2, _ := scriptUsec(b, clients[0])
+	usec2, _ := scriptUsec(b, client)
+	lqReport(b, all, elapsed, usec2-usec, impl, load)
+}
+
+func (r *lqResult) add(o lqResult) {
+	r.Admitted += o.Admitted
+	r.Errors += o.Errors
+	for i, c := range o.Hist {
+		r.Hist[i] += c
+	}
+	r.Stats.Blocks += o.Stats.Blocks
+	r.Stats.Taken += o.Stats.Taken
+	r.Stats.Wasted += o.Stats.Wasted
+}
+
+// lqReport reports the metrics of one run of b.N decisions.
+func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec int64, impl, load string) {
+	limit, keys := lqLimit(load), lqKeys(load)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
-	b.ReportMetric(float64(usec2-usec)/float64(b.N), "redis-µs/op")
-	slices.Sort(lats)
-	if len(lats) > 0 {
-		b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(usec)/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(r.Hist.p99()), "p99-µs")
+	if r.Errors > 0 {
+		b.ReportMetric(float64(r.Errors), "errors")
 	}
-	if limit.Quota < 1000 {
+	if load != "admit" {
 		// The exact bound of the run: every key's burst plus its rate over
 		// the elapsed time (an upper estimate of the Redis clock's span).
 		bound := float64(len(keys)) * (float64(limit.Capacity()) + float64(limit.Quota)*elapsed.Seconds()/limit.Period.Seconds())
-		b.ReportMetric(100*float64(admitted.Load())/bound, "util-%")
+		b.ReportMetric(100*float64(r.Admitted)/bound, "util-%")
 	}
-	if len(stats) > 0 {
-		var st localquota.Stats
-		for _, f := range stats {
-			s := f()
-			st.Blocks += s.Blocks
-			st.Taken += s.Taken
-			st.Wasted += s.Wasted
-		}
-		b.ReportMetric(float64(st.Blocks)/float64(b.N), "blocks/op")
-		if limit.Quota < 1000 {
-			b.ReportMetric(float64(st.Taken), "taken")
-			b.ReportMetric(float64(st.Wasted), "wasted")
-			b.ReportMetric(float64(admitted.Load()), "admitted")
+	if impl != "redisstore" && impl != "redis_rate" {
+		b.ReportMetric(float64(r.Stats.Blocks)/float64(b.N), "blocks/op")
+		if load != "admit" {
+			b.ReportMetric(float64(r.Stats.Taken), "taken")
+			b.ReportMetric(float64(r.Stats.Wasted), "wasted")
+			b.ReportMetric(float64(r.Admitted), "admitted")
 		}
 	}
+}
+
+// BenchmarkLQOneProcess runs the loads of BenchmarkLocalQuota with the 4
+// stores in this process (64 goroutines in all), for profiles.
+func BenchmarkLQOneProcess(b *testing.B) {
+	for _, load := range lqLoads {
+		for _, impl := range lqImpls {
+			if load.name != "admit" && impl == "redis_rate" {
+				continue
+			}
+			b.Run(fmt.Sprintf("load=%s/impl=%s", load.name, impl), func(b *testing.B) {
+				benchLQOneProcess(b, impl, load.name, load.skew)
+			})
+		}
+	}
+}
+
+func benchLQOneProcess(b *testing.B, impl, load string, skew bool) {
+	prefix := fmt.Sprintf("lq%d:", time.Now().UnixNano())
+	var stores []*lqStore
+	var clients []*redis.Client
+	for range lqStores {
+		c := redisClient(b)
+		st, err := newLQStore(c, impl, lqLimit(load), prefix)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(st.close)
+		stores, clients = append(stores, st), append(clients, c)
+	}
+	usec, _ := scriptUsec(b, clients[0])
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	results := make([]lqResult, lqStores)
+	var wg sync.WaitGroup
+	for i, n := range lqShares(int64(b.N), skew) {
+		wg.Go(func() { results[i] = lqRun(stores[i], lqKeys(load), n, lqG, i*len(lqKeys(load))/lqStores) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	all := lqResult{Hist: new(lqHist)}
+	for _, r := range results {
+		all.add(r)
+	}
+	usec2, _ := scriptUsec(b, clients[0])
+	lqReport(b, all, elapsed, usec2-usec, impl, load)
 }

@@ -44,7 +44,7 @@ var redisBench struct {
 
 // redisAddr returns the address of the benchmark's redis-server, starting
 // one on a free loopback port (it lives as long as the test binary).
-func redisAddr(b *testing.B) string {
+func redisAddr(b testing.TB) string {
 	redisBench.once.Do(func() {
 		if a := os.Getenv("WEIR_REDIS_ADDR"); a != "" {
 			redisBench.addr = a

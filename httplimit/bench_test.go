@@ -17,15 +17,18 @@ func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *nopWriter) WriteHeader(int)             {}
 
+// reportingHandler reports a cost of 3 and writes "ok".
+var reportingHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ReportCost(r.Context(), 3)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte("ok"))
+})
+
 // BenchmarkMiddleware is one admitted request through the middleware and
 // the memory store (one limit, then two), against the bare handler.
 func BenchmarkMiddleware(b *testing.B) {
 	one := mustLimiter(b, newStore(), weir.PerHour(1<<40).WithName("a"))
 	two := mustLimiter(b, newStore(), weir.PerHour(1<<40).WithName("a"), weir.PerDay(1<<40).WithName("b"))
-	plans, err := weir.NewPlanTable(newStore(), weir.Plans{Scope: "b", Plans: []weir.Plan{{Name: "p", Limits: []weir.Limit{weir.PerHour(1 << 40).WithName("a")}}}, Default: "p"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -33,8 +36,13 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"bare", okHandler},
 		{"one-limit", mustNew(b, Policy{Limiter: one}).Handler(okHandler)},
 		{"two-limits", mustNew(b, Policy{Limiter: two}).Handler(okHandler)},
-		{"plans", mustNew(b, Policy{Plans: plans}).Handler(okHandler)},
 		{"legacy-headers", mustNew(b, Policy{Limiter: one, Scope: "l:"}, WithHeaders(HeadersDraft|HeadersLegacy)).Handler(okHandler)},
+		// Charging after the handler (issue 21): a login limit that counts
+		// 401s only (the 200 costs nothing: a peek before, nothing after),
+		// and a cost the handler reports against an estimate of 2 (taken
+		// before, settled to 3 when the head is sent).
+		{"count-by-status", mustNew(b, Policy{Limiter: one, Count: StatusIn(401, 403)}).Handler(okHandler)},
+		{"reported-cost", mustNew(b, Policy{Limiter: one, Cost: ReportedCost, Estimate: func(*http.Request) int64 { return 2 }}).Handler(reportingHandler)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -103,6 +111,12 @@ func BenchmarkParseRateLimit(b *testing.B) {
 
 // BenchmarkTransport is one request through the transport (adapting, with
 // a limiter) to an in-process handler, against the handler transport alone.
+// costHandler answers "ok" with X-Tokens: 3.
+var costHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Tokens", "3")
+	_, _ = w.Write([]byte("ok"))
+})
+
 func BenchmarkTransport(b *testing.B) {
 	base := &handlerTransport{h: okHandler}
 	for _, c := range []struct {
@@ -111,6 +125,10 @@ func BenchmarkTransport(b *testing.B) {
 	}{
 		{"base", base},
 		{"transport", &Transport{Base: base, Limit: weir.PerHour(1 << 40), MaxPause: time.Minute}},
+		// With a Budget (issue 21): an estimate of 5 taken before the send
+		// and settled to the 3 of a response header.
+		{"budget", &Transport{Base: &handlerTransport{h: costHandler}, Limit: weir.PerHour(1 << 40), MaxPause: time.Minute,
+			Budget: &Budget{Limit: weir.PerHour(1 << 40).WithName("tokens"), Estimate: func(*http.Request) int64 { return 5 }, Cost: headerTokens}}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "http://api.example/", nil)
@@ -122,6 +140,40 @@ func BenchmarkTransport(b *testing.B) {
 					b.Fatal(err)
 				}
 				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkLearnFrom is what the transport does with each answer: learn
+// from it, and with a shared store post what changed (fields), or, for an
+// upstream without fields learnt from its 429s, log the admitted answer in
+// the store.
+func BenchmarkLearnFrom(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		header http.Header
+	}{
+		{"fields", http.Header{HeaderRateLimitPolicy: {`"api";q=100;w=1`}, HeaderRateLimit: {`"api";r=50;t=1`}}},
+		{"nofields", http.Header{}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := &Transport{Store: newStore()}
+			if err := tr.init(); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			ks := tr.state("api.example", now)
+			resp := &http.Response{StatusCode: http.StatusOK, Header: c.header}
+			ctx := b.Context()
+			tr.learnFrom(ctx, ks, "api.example", readAnswer(resp, now, now))
+			if c.name == "nofields" {
+				ks.p.learn.limited(answer{sent: now, at: now}, time.Second, 100) // paced to an estimate
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Millisecond)
+				tr.learnFrom(ctx, ks, "api.example", readAnswer(resp, now, now))
 			}
 		})
 	}

@@ -27,6 +27,16 @@
 // admitted, and an RFC 9457 application/problem+json body of type
 // quota-exceeded naming the violated policies ([WithOnLimited] replaces it).
 //
+// A policy can charge after the handler instead, when the cost is known
+// only from the outcome: Count selects the outcomes that cost anything
+// (Count: [StatusIn](401, 403) for a login limit that only failures use
+// up, so a user who logs in correctly is never locked out), Cost weighs
+// them ([ReportedCost], what the handler reported with [ReportCost], or
+// [HeaderCost]), and Estimate is taken before the handler and settled to
+// the actual cost after; a cost past what is left puts the key into debt.
+// The RateLimit fields of the response carry the charge when it is known
+// as the head is sent (see docs/costs.md).
+//
 // Key functions: [BasicAuthUser], [Header] (an API key), [ClientIP] and
 // [RemoteIP] (addresses, IPv6 grouped by /64, forwarding headers read only
 // from trusted proxies), and [FirstOf] to chain them. A request that cannot
@@ -41,11 +51,17 @@
 // reuses, at the limit the caller tells it (Transport.Limit) or the one the
 // upstream advertises (RateLimit-Policy, draft-11 and draft-07, or
 // X-RateLimit-*), learnt from a first probe; an upstream that says nothing
-// is followed by additive increase, multiplicative decrease from its 429s.
-// The pace lives in any [weir.Store] (Transport.Store), so processes that
+// has its limit learnt from its 429s (slow start, then the requests it
+// admitted in the window before the first 429). The pace, and what was
+// learnt, live in any [weir.Store] (Transport.Store), so processes that
 // share one pace together. Transport.Timeout starts at each send, so
 // waiting for a turn never spends it; [Transport.Wait] takes the turn apart
 // from the send. It can retry idempotent requests after a 429 or 503.
+//
+// A [Budget] (Transport.Budget) keeps a second limit in units whose cost
+// the response reveals (LLM tokens): an estimate is taken before each send
+// and settled from the response's head or body, in the same store, so
+// processes sharing it stay within one tokens-per-minute budget.
 //
 // [Pool] drains a channel of [Job] values with many workers through a
 // Transport, handing a job to it only when it may be sent, putting 429s

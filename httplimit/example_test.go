@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,9 +105,118 @@ func ExamplePool() {
 	pool := &httplimit.Pool{
 		Transport: &httplimit.Transport{Base: server.Client().Transport, Timeout: 30 * time.Second},
 		Workers:   40,
+		// The statistics line every ReportEvery (log.Print(s) in a
+		// program), and once more when Run returns.
+		ReportEvery: time.Hour,
+		Report:      func(s httplimit.Stats) { fmt.Println("report: done", s.Done, "ok", s.OK) },
 	}
 	undone, err := pool.Run(context.Background(), jobs)
 	st := pool.Stats()
 	fmt.Println(st.Done, st.OK, st.Limited, len(undone), err, st.Source)
-	// Output: 5 5 0 0 <nil> RateLimit-Policy
+	// Output:
+	// report: done 5 ok 5
+	// 5 5 0 0 <nil> RateLimit-Policy
+}
+
+// A login limit that only failed attempts use up: 3 failures per hour per
+// client address. Successful logins cost nothing, so a user who types the
+// password right is never locked out; after 3 failures the client is
+// answered 429 before the password is even checked.
+func ExamplePolicy_count() {
+	lim, err := weir.NewLimiter(memstore.New(), weir.PerHour(3).WithName("login-failures"))
+	if err != nil {
+		panic(err)
+	}
+	mw, err := httplimit.New(httplimit.Policy{
+		Limiter: lim,
+		Key:     httplimit.RemoteIP(),
+		Count:   httplimit.StatusIn(http.StatusUnauthorized, http.StatusForbidden),
+	})
+	if err != nil {
+		panic(err)
+	}
+	login := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pw, _ := r.BasicAuth(); pw != "right" {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})
+	h := mw.Handler(login)
+	for _, pw := range []string{"right", "right", "guess", "guess", "guess", "right"} {
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.SetBasicAuth("alice", pw)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(pw, w.Code, w.Header().Get("RateLimit"))
+	}
+	// Output:
+	// right 200 "login-failures";r=3;t=0
+	// right 200 "login-failures";r=3;t=0
+	// guess 401 "login-failures";r=2;t=1200
+	// guess 401 "login-failures";r=1;t=2400
+	// guess 401 "login-failures";r=0;t=3600
+	// right 429 "login-failures";r=0;t=3600
+}
+
+// A cost known only after the work: 1000 tokens per hour per user; each
+// request takes an estimate of 100 before the handler, and is settled to
+// what the handler reports. The RateLimit field carries the settled
+// charge, because the cost was reported before the response was written.
+func ExampleReportCost() {
+	lim, err := weir.NewLimiter(memstore.New(), weir.PerHour(1000).WithName("tokens"))
+	if err != nil {
+		panic(err)
+	}
+	mw, err := httplimit.New(httplimit.Policy{
+		Limiter:  lim,
+		Key:      httplimit.BasicAuthUser(),
+		Estimate: func(*http.Request) int64 { return 100 },
+		Cost:     httplimit.ReportedCost,
+	})
+	if err != nil {
+		panic(err)
+	}
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tokens := int64(250) // what the work turned out to cost
+		httplimit.ReportCost(r.Context(), tokens)
+		fmt.Fprintln(w, "done")
+	})
+	r := httptest.NewRequest("POST", "/complete", nil)
+	r.SetBasicAuth("alice", "secret")
+	w := httptest.NewRecorder()
+	mw.Handler(app).ServeHTTP(w, r)
+	fmt.Println(w.Code, w.Header().Get("RateLimit"))
+	// Output: 200 "tokens";r=750;t=900
+}
+
+// A client that keeps within a tokens-per-minute budget shared by every
+// process that uses the same store: an estimate is taken before each
+// send, and settled to the tokens the API says it used.
+func ExampleBudget() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Tokens-Used", "420")
+		fmt.Fprintln(w, "answer")
+	}))
+	defer server.Close()
+
+	tr := &httplimit.Transport{
+		Base:  server.Client().Transport,
+		Limit: weir.PerSecond(10), // the API's request limit
+		Store: memstore.New(),     // a redisstore shares the budget between processes
+		Budget: &httplimit.Budget{
+			Limit:    weir.PerMinute(90_000).WithName("tokens"),
+			Estimate: func(*http.Request) int64 { return 500 },
+			Cost: func(resp *http.Response) (int64, bool) {
+				n, err := strconv.ParseInt(resp.Header.Get("X-Tokens-Used"), 10, 64)
+				return n, err == nil
+			},
+		},
+	}
+	client := &http.Client{Transport: tr}
+	resp, err := client.Get(server.URL)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status)
+	// Output: 200 OK
 }

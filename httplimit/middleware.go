@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -21,14 +22,8 @@ import (
 // A Policy applies a limiter to the requests it matches. Every limit of the
 // limiter applies to the request's key at once (say 10/s and 1000/day).
 type Policy struct {
-	// Limiter holds the limits and the store. Required unless Plans is
-	// set.
+	// Limiter holds the limits and the store. Required.
 	Limiter *weir.Limiter
-	// Plans, instead of Limiter, chooses the limits per key: a key's
-	// override, its plan in the table, or the default plan (see
-	// [weir.PlanTable]). It is asked with the key function's result
-	// ("ip:192.0.2.1"), before the scope is put in front of it.
-	Plans *weir.PlanTable
 	// Key names the client. nil means the middleware's key function
 	// ([WithKey]; by default [RemoteIP]).
 	Key KeyFunc
@@ -44,6 +39,30 @@ type Policy struct {
 	// name, key): give policies on different routes different scopes (or
 	// limits different names) to count them apart.
 	Scope string
+
+	// Cost, when set, makes the policy charge each request after the
+	// handler, what the handler's [Outcome] says it cost (see
+	// [ReportedCost], [HeaderCost]), instead of one unit before it. A
+	// cost above what is left is charged all the same: the key goes into
+	// debt and its later requests are denied until time has paid it back
+	// (capped by each limit's MaxDebt). A negative cost counts as 0.
+	Cost func(*Outcome) int64
+	// Count, when set, makes the policy charge after the handler too, but
+	// only the outcomes it selects (see [StatusIn]): for a login limit that
+	// only failed attempts use up, Count: StatusIn(401, 403). It charges
+	// Cost, or 1 without a Cost, for an outcome it counts, and nothing for
+	// the others.
+	Count func(*Outcome) bool
+	// Estimate is, for a policy with Cost or Count, what a request is
+	// expected to cost: it is taken before the handler runs, as a plain
+	// policy takes one unit, and the request is denied if it does not fit;
+	// after the handler the charge is settled to the actual cost (the
+	// difference given back, or the excess charged as debt). An estimate
+	// above a limit's capacity takes the capacity. nil, or 0, only checks
+	// that the key has a unit left (it is not exhausted nor in debt) and
+	// takes nothing: concurrent requests of one key then all pass the
+	// check, and each is charged after (see docs/costs.md for the bound).
+	Estimate func(*http.Request) int64
 }
 
 func (p Policy) apply(m *Middleware) { m.specs = append(m.specs, p) }
@@ -107,6 +126,14 @@ func WithOnError(f func(w http.ResponseWriter, r *http.Request, err error)) Opti
 	return optionFunc(func(m *Middleware) { m.onError = f })
 }
 
+// WithOnChargeError sets a function called when a policy that charges
+// after the handler could not charge (the store failed): the response is
+// already on its way, so the request cannot be refused; the charge is
+// lost. The default ignores the error.
+func WithOnChargeError(f func(r *http.Request, err error)) Option {
+	return optionFunc(func(m *Middleware) { m.onChargeError = f })
+}
+
 // WithMaxKeyLength caps the length of a key (scope included). Longer keys
 // are answered like unkeyed requests, without a store write. The default
 // is 256 bytes.
@@ -165,74 +192,33 @@ type Middleware struct {
 	onError   func(http.ResponseWriter, *http.Request, error)
 	maxKey    int
 
-	policies  []policy
-	stores    []weir.Store
-	leaseTag  string
-	leaseSeq  atomic.Uint64
-	scratch   sync.Pool
-	variants  sync.Map // *weir.Limiter of a plan -> *variant
-	nvariants atomic.Int64
-}
+	onChargeError func(*http.Request, error)
 
-// maxVariants bounds the prepared limit sets kept for Policy.Plans.
-const maxVariants = 4 * weir.MaxOverrides
+	policies []policy
+	stores   []weir.Store
+	solo     []bool // per store group: it is one after-charging policy's own
+	leaseTag string
+	leaseSeq atomic.Uint64
+	scratch  sync.Pool
+}
 
 type policy struct {
-	key   KeyFunc // nil: the middleware's
-	match func(*http.Request) bool
-	scope string          // scopePrefix(Policy.Scope)
-	group int             // index in Middleware.stores
-	base  *variant        // the limits of Policy.Limiter
-	plans *weir.PlanTable // or, per key, those Plans chooses
-}
-
-// A variant is one set of limits a policy applies, with its header parts.
-type variant struct {
 	limits []weir.Limit
+	key    KeyFunc // nil: the middleware's
+	match  func(*http.Request) bool
+	scope  string   // scopePrefix(Policy.Scope)
+	group  int      // index in Middleware.stores
 	conc   bool     // has a Concurrency limit
 	header string   // its RateLimit-Policy items
 	items  []string // per limit, the start of its RateLimit item: "name";r=
-}
 
-// newVariant prepares the limits of lim; field prefixes error names.
-func newVariant(lim *weir.Limiter, field string) (*variant, error) {
-	v := &variant{limits: lim.Limits()}
-	var hdr []byte
-	for j, l := range v.limits {
-		if !validSFString(l.Name) {
-			return nil, &weir.FieldError{Field: fmt.Sprintf("%s.limits[%d].Name", field, j), Reason: fmt.Sprintf("%q has characters a header cannot carry (printable ASCII only)", l.Name)}
-		}
-		if l.Algorithm == weir.Concurrency {
-			v.conc = true
-		}
-		if j > 0 {
-			hdr = append(hdr, ", "...)
-		}
-		hdr = AppendPolicy(hdr, PolicyOf(l))
-		v.items = append(v.items, string(appendSFString(nil, l.Name))+";r=")
-	}
-	v.header = string(hdr)
-	return v, nil
-}
-
-// variantOf returns the prepared limits of a plan's limiter, made on
-// first use.
-func (m *Middleware) variantOf(lim *weir.Limiter) (*variant, error) {
-	if v, ok := m.variants.Load(lim); ok {
-		return v.(*variant), nil
-	}
-	v, err := newVariant(lim, "plan")
-	if err != nil {
-		return nil, err
-	}
-	// Overrides that come and go leave limiters behind: start afresh now
-	// and then rather than keep them all.
-	if m.nvariants.Add(1) > maxVariants {
-		m.variants.Clear()
-		m.nvariants.Store(1)
-	}
-	m.variants.Store(lim, v)
-	return v, nil
+	// Charging after the handler (Policy.Cost, Count): after is set when
+	// either is; the policy then has a store group of its own.
+	after    bool
+	costFn   func(*Outcome) int64
+	count    func(*Outcome) bool
+	estimate func(*http.Request) int64
+	capacity int64 // smallest Capacity of the limits
 }
 
 // scopePrefix is what a scope puts before a key: "" for no scope, else the
@@ -289,20 +275,39 @@ func New(opts ...Option) (*Middleware, error) {
 		m.onError = failed
 	}
 	for i, sp := range m.specs {
-		p := policy{key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope), plans: sp.Plans}
-		switch {
-		case sp.Limiter == nil && sp.Plans == nil:
-			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil (set Limiter or Plans)"}
-		case sp.Limiter != nil && sp.Plans != nil:
-			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Plans", i), Reason: "set Limiter or Plans, not both"}
-		case sp.Plans != nil:
-			p.group = m.group(sp.Plans.Store())
-		default:
-			v, err := newVariant(sp.Limiter, fmt.Sprintf("policies[%d]", i))
-			if err != nil {
-				return nil, err
+		if sp.Limiter == nil {
+			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil"}
+		}
+		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope),
+			after: sp.Cost != nil || sp.Count != nil, costFn: sp.Cost, count: sp.Count, estimate: sp.Estimate, capacity: math.MaxInt64}
+		if sp.Estimate != nil && !p.after {
+			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Estimate", i), Reason: "needs a Cost or a Count: a policy without them charges one unit before the handler"}
+		}
+		var hdr []byte
+		for j, l := range p.limits {
+			if !validSFString(l.Name) {
+				return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].limits[%d].Name", i, j), Reason: fmt.Sprintf("%q has characters a header cannot carry (printable ASCII only)", l.Name)}
 			}
-			p.base = v
+			if l.Algorithm == weir.Concurrency {
+				p.conc = true
+				if p.after {
+					return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Cost", i), Reason: fmt.Sprintf("limit %q is a concurrency limit: it holds units while the handler runs and cannot be charged after it", l.Name)}
+				}
+			}
+			p.capacity = min(p.capacity, l.Capacity())
+			if j > 0 {
+				hdr = append(hdr, ", "...)
+			}
+			hdr = AppendPolicy(hdr, PolicyOf(l))
+			p.items = append(p.items, string(appendSFString(nil, l.Name))+";r=")
+		}
+		p.header = string(hdr)
+		if p.after {
+			// Its own request: its cost differs from the others' one unit.
+			p.group = len(m.stores)
+			m.stores = append(m.stores, sp.Limiter.Store())
+			m.solo = append(m.solo, true)
+		} else {
 			p.group = m.group(sp.Limiter.Store())
 		}
 		m.policies = append(m.policies, p)
@@ -318,12 +323,16 @@ func New(opts ...Option) (*Middleware, error) {
 func (m *Middleware) group(s weir.Store) int {
 	if reflect.TypeOf(s).Comparable() {
 		for i, t := range m.stores {
+			if m.solo[i] {
+				continue
+			}
 			if reflect.TypeOf(t) == reflect.TypeOf(s) && t == s {
 				return i
 			}
 		}
 	}
 	m.stores = append(m.stores, s)
+	m.solo = append(m.solo, false)
 	return len(m.stores) - 1
 }
 
@@ -336,8 +345,10 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 type scratch struct {
 	matched []int
 	keys    []string
-	vars    []*variant     // per matched policy, its limits for the key
 	reqs    []weir.Request // one per store group
+	cost    []int64        // per group, the units taken before the handler
+	charged []int64        // per group, the units charged so far
+	after   bool           // a matched policy charges after the handler
 	items   [][]string     // per group, the RateLimit item starts of its checks
 	dec     []weir.Decision
 	last    int // the last group decided
@@ -349,13 +360,14 @@ func (m *Middleware) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
 	}
-	return &scratch{reqs: make([]weir.Request, len(m.stores)), items: make([][]string, len(m.stores)), dec: make([]weir.Decision, len(m.stores))}
+	n := len(m.stores)
+	return &scratch{reqs: make([]weir.Request, n), items: make([][]string, n), dec: make([]weir.Decision, n), cost: make([]int64, n), charged: make([]int64, n)}
 }
 
 // putScratch returns s to the pool. Stale keys stay referenced until the
 // slots are reused, which is cheaper than clearing them.
 func (m *Middleware) putScratch(s *scratch) {
-	s.matched, s.keys, s.vars = s.matched[:0], s.keys[:0], s.vars[:0]
+	s.matched, s.keys, s.after = s.matched[:0], s.keys[:0], false
 	for i := range s.reqs {
 		r := &s.reqs[i]
 		r.Checks, r.Statuses, r.Lease = r.Checks[:0], r.Statuses[:0], ""
@@ -399,23 +411,14 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			}
 			return
 		}
-		raw := k
 		k = storeKey(p.scope, k)
 		if len(k) > m.maxKey {
 			m.onUnkeyed(w, r, noKey("key of %d bytes exceeds the limit of %d", len(k), m.maxKey))
 			return
 		}
-		v := p.base
-		if p.plans != nil {
-			if v, err = m.variantOf(p.plans.Choose(r.Context(), raw).Limiter); err != nil {
-				m.onError(w, r, err)
-				return
-			}
-		}
 		s.matched = append(s.matched, i)
 		s.keys = append(s.keys, k)
-		s.vars = append(s.vars, v)
-		conc = conc || v.conc
+		conc = conc || p.conc
 	}
 	if len(s.matched) == 0 {
 		next.ServeHTTP(w, r)
@@ -429,14 +432,22 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	for j, i := range s.matched {
 		p := &m.policies[i]
-		v := s.vars[j]
 		req := &s.reqs[p.group]
-		for k, l := range v.limits {
+		for k, l := range p.limits {
 			req.Checks = append(req.Checks, weir.Check{Key: s.keys[j], Limit: l})
-			s.items[p.group] = append(s.items[p.group], v.items[k])
+			s.items[p.group] = append(s.items[p.group], p.items[k])
 		}
-		if v.conc {
+		if p.conc {
 			req.Lease = lease
+		}
+		s.cost[p.group] = 1
+		if p.after {
+			est := int64(0)
+			if p.estimate != nil {
+				est = min(max(p.estimate(r), 0), p.capacity)
+			}
+			s.cost[p.group], s.charged[p.group] = est, est
+			s.after = true
 		}
 	}
 	ctx := r.Context()
@@ -447,7 +458,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		if len(req.Checks) == 0 {
 			continue
 		}
-		req.Cost = 1
+		req.Cost = s.cost[g]
 		req.Statuses = grow(req.Statuses, len(req.Checks))
 		d, err := m.stores[g].Take(ctx, req)
 		if err == nil && d.Source == weir.SourceFailClosed {
@@ -487,6 +498,10 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	if conc {
 		defer m.release(ctx, s, lease)
 	}
+	if s.after {
+		m.serveAfter(w, r, next, s)
+		return
+	}
 	next.ServeHTTP(w, r)
 }
 
@@ -503,10 +518,10 @@ func grow(s []weir.Status, n int) []weir.Status {
 func (m *Middleware) giveBack(ctx context.Context, s *scratch, g int) {
 	for i := 0; i < g; i++ {
 		req := &s.reqs[i]
-		if len(req.Checks) == 0 || !s.dec[i].Allowed {
+		if len(req.Checks) == 0 || !s.dec[i].Allowed || (s.cost[i] == 0 && req.Lease == "") {
 			continue
 		}
-		m.refund(ctx, i, &weir.Request{Checks: req.Checks, Cost: 1, At: s.dec[i].Time.Add(s.dec[i].Delay), Lease: req.Lease})
+		m.refund(ctx, i, &weir.Request{Checks: req.Checks, Cost: s.cost[i], At: s.dec[i].Time.Add(s.dec[i].Delay), Lease: req.Lease})
 	}
 }
 
@@ -541,15 +556,15 @@ func (m *Middleware) writeHeaders(h http.Header, s *scratch) {
 		// One allocation for both fields' value slices.
 		vals := make([]string, 2)
 		if len(s.matched) == 1 {
-			vals[0] = s.vars[0].header
+			vals[0] = m.policies[s.matched[0]].header
 			h[hRateLimitPolicy] = vals[0:1:1]
 		} else {
 			b := s.buf[:0]
-			for j := range s.matched {
+			for j, i := range s.matched {
 				if j > 0 {
 					b = append(b, ", "...)
 				}
-				b = append(b, s.vars[j].header...)
+				b = append(b, m.policies[i].header...)
 			}
 			vals[0] = string(b)
 			h[hRateLimitPolicy] = vals[0:1:1]

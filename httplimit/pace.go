@@ -19,18 +19,6 @@ const paceName = "httplimit.pace"
 
 // Pacing constants, documented in docs/http.md.
 const (
-	// aimdStart is the rate of an upstream that sends no rate fields, until
-	// its 429s say more: one request per second.
-	aimdStart = 1.0
-	// aimdFloor and aimdCeiling bound the AIMD rate: one request per hour,
-	// a million per second (an upstream that never refuses).
-	aimdFloor   = 1.0 / 3600
-	aimdCeiling = 1e6
-	// aimdDecrease is the multiplicative decrease on a 429.
-	aimdDecrease = 0.75
-	// aimdIncrease is the additive increase per second, as a share of the
-	// rate at the last decrease.
-	aimdIncrease = 0.05
 	// bumpDecay is how many answers in a row without a 429 halve the
 	// margin added by 429s (as a multiple of the policy's quota).
 	bumpDecay = 10
@@ -40,13 +28,12 @@ const (
 type Pace struct {
 	// Source says where the limit comes from: "told" (Transport.Limit),
 	// "RateLimit-Policy", "X-RateLimit" (the legacy fields), "429s" (an
-	// upstream with no rate fields: additive increase, multiplicative
-	// decrease), or "" while nothing is known (the transport probes with
-	// one request at a time).
+	// upstream with no rate fields: learnt from its 429s), or "" while
+	// nothing is known (the transport probes with one request at a time).
 	Source string
 	// Quota per Window is the upstream's limit as known: the slowest of
-	// the told and advertised ones. For "429s", the current estimate as
-	// one request per Window.
+	// the told and advertised ones. For "429s", the estimate, or during
+	// slow start (before the first 429) one request per Window.
 	Quota  int64
 	Window time.Duration
 	// Margin is added to Window between a send and the send that reuses
@@ -170,6 +157,10 @@ type pacer struct {
 	told     QuotaPolicy   // Transport.Limit; Quota 0 if not told
 	policies []QuotaPolicy // the last advertised RateLimit-Policy
 	legacy   QuotaPolicy   // from X-RateLimit-Limit and the longest Reset seen
+	// shared is a limit another transport learnt from the upstream's
+	// fields and posted in the store (share.go); sharedSrc its source.
+	shared    QuotaPolicy
+	sharedSrc string
 
 	// The round-trip estimator of RFC 6298 (srtt, rttvar), and the same
 	// for how late a sender woke for its slot.
@@ -182,12 +173,9 @@ type pacer struct {
 	bump time.Duration
 	calm int64
 
-	// AIMD, for an upstream that sends no rate fields.
-	aimd      bool
-	rate      float64 // requests per second
-	slowStart bool
-	ceiling   float64   // the rate at the last decrease
-	decreased time.Time // 429s to sends before this do not decrease again
+	// learn learns the limit of an upstream that sends no rate fields
+	// from its 429s (learn.go).
+	learn learner
 
 	paused   time.Time     // send nothing before this
 	maxPause time.Duration // caps a pause; 0: no cap
@@ -212,8 +200,14 @@ func (p *pacer) pace() Pace {
 	if len(p.policies) == 0 && p.legacy.Quota > 0 && p.legacy.Window > 0 {
 		consider("X-RateLimit", p.legacy.Quota, p.legacy.Window)
 	}
-	if best.Quota == 0 && p.aimd {
-		best = Pace{Source: "429s", Quota: 1, Window: time.Duration(float64(time.Second) / p.rate)}
+	if best.Quota == 0 && p.shared.Quota > 0 {
+		consider(p.sharedSrc, p.shared.Quota, p.shared.Window)
+	}
+	if q, w := p.learn.pace(); best.Quota == 0 && q > 0 {
+		best = Pace{Source: "429s", Quota: q, Window: w}
+		if !p.learn.slowStart {
+			best.Margin = p.margin(w, q)
+		}
 	}
 	return best
 }
@@ -304,42 +298,28 @@ func (p *pacer) observe(a answer) {
 	}
 
 	known := p.told.Quota > 0 || len(p.policies) > 0 || p.legacy.Window > 0
+	estimated := !known && p.learn.on && !p.learn.slowStart
 	switch {
-	case known && limited:
-		// A 429 although paced to a known limit: widen the margin.
+	case limited && (known || estimated && !p.learn.probing && !a.sent.Before(p.learn.ignoreBefore)):
+		// A 429 although paced to a known or estimated limit (not a
+		// probe above it, nor a send that left before the estimate):
+		// widen the margin.
 		w := p.pace().Window
 		p.bump = min(max(2*p.bump, w/100), w/10)
 		p.calm = 0
-	case known:
+	case known || estimated:
 		p.calm++
 		if q := p.pace().Quota; p.bump > 0 && p.calm >= bumpDecay*q {
 			p.bump /= 2
 			p.calm = 0
 		}
-	case !p.aimd && !limited && a.status < 500:
+	case !p.learn.on && !limited && a.status < 500:
 		// An answer that gives no limit (no fields, or only RateLimit
-		// without a policy): AIMD from one request per second, in slow
-		// start.
-		p.aimd, p.rate, p.slowStart = true, aimdStart, true
+		// without a policy): learn it from the 429s, in slow start.
+		p.learn.start(a)
 		return
 	}
-	if !p.aimd || known {
-		return
-	}
-	switch {
-	case limited:
-		if !a.sent.Before(p.decreased) {
-			p.ceiling = p.rate
-			p.rate = max(p.rate*aimdDecrease, aimdFloor)
-			p.slowStart = false
-			p.decreased = a.at
-		}
-	case a.status < 400:
-		if p.slowStart {
-			p.rate += 0.6931471805599453 // doubles every second of successes
-		} else {
-			p.rate += aimdIncrease * p.ceiling / p.rate // per second: 5% of the ceiling
-		}
-		p.rate = min(p.rate, aimdCeiling)
+	if !known && !limited && a.status < 400 {
+		p.learn.ok(a)
 	}
 }

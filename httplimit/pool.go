@@ -55,6 +55,13 @@ type Pool struct {
 	// finished it: with the response (its body is closed when Done returns)
 	// or the error of the last attempt. It may be nil.
 	Done func(job *Job, resp *http.Response, err error)
+	// Report, when set, receives the pool's statistics every ReportEvery
+	// while Run works, and once more when Run returns: the periodic
+	// line is Report: func(s Stats) { log.Print(s) }. It is called from
+	// one goroutine, never twice at once.
+	Report func(Stats)
+	// ReportEvery is the period of Report; 0 means one second.
+	ReportEvery time.Duration
 
 	started   atomic.Int64 // unix ns of Run's start
 	stopped   atomic.Int64 // unix ns of Run's end, 0 while running
@@ -177,8 +184,12 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 		return nil, err
 	}
 	n := max(p.Workers, 1)
+	if p.ReportEvery < 0 {
+		return nil, &weir.FieldError{Field: "Pool.ReportEvery", Reason: fmt.Sprintf("must not be negative (got %v)", p.ReportEvery)}
+	}
 	p.started.Store(time.Now().UnixNano())
 	p.stopped.Store(0)
+	defer p.reportUntil()()
 	defer func() { p.stopped.Store(time.Now().UnixNano()) }()
 
 	work := make(chan *Job)

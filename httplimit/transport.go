@@ -36,10 +36,16 @@ import (
 //   - X-RateLimit-Limit, with the longest X-RateLimit-Reset seen as window;
 //   - nothing: with no limit known, the transport sends one request at a
 //     time (a probe) until an answer arrives, so first contact is not a
-//     burst of every waiter. An answer that names no limit starts additive
-//     increase, multiplicative decrease from one request per second: the
-//     rate doubles every second until a 429, then drops to 3/4 and grows
-//     by 5% of the rate at the drop each second.
+//     burst of every waiter. An answer that names no limit starts slow
+//     start from one request per second, evenly spaced, growing eightfold
+//     per second of answers; the first 429 ends it, and the requests the
+//     upstream admitted in the window its Retry-After names (counted in
+//     Store) become the limit, then paced as if advertised and probed
+//     upward rarely (Source "429s"; see learn.go and docs/http.md).
+//
+// What a transport learnt, it posts in Store when the store keeps notes
+// ([weir.Noter]: memstore, redisstore, sqlitestore), and a transport of
+// another process on the store paces to it from its first request.
 //
 // Margin (see [Pace]) covers the measured variation of the round trip and
 // of the wake-up of a waiting sender, at least Window/1000, at most
@@ -71,9 +77,11 @@ type Transport struct {
 	// transport assumes an exact sliding log, the strictest). The zero
 	// Limit means learn it from the upstream.
 	Limit weir.Limit
-	// Store keeps the timeline of sends per key. Transports of several
-	// processes that share a store (and a Key) pace together. nil means a
-	// memory store private to this transport.
+	// Store keeps the timeline of sends per key and, if it is a
+	// [weir.Noter], the limit learnt of each key. Transports of several
+	// processes that share a store (and a Key) pace together and share
+	// what they learnt. nil means a memory store private to this
+	// transport.
 	Store weir.Store
 	// Key names the upstream a request counts against. nil means the
 	// request's host (URL.Host).
@@ -93,10 +101,16 @@ type Transport struct {
 	MaxRetryWait time.Duration
 	// MaxPause caps a pause learnt from a response. 0 means ten minutes.
 	MaxPause time.Duration
+	// Budget, when set, is a second limit the transport keeps per key, in
+	// units whose cost is known only from the response (LLM tokens): each
+	// request takes an estimate before its turn and is settled to its
+	// actual cost from the response (see [Budget]). nil means none.
+	Budget *Budget
 
 	initOnce sync.Once
 	initErr  error
 	store    weir.Store
+	budget   *budget
 
 	mu   sync.Mutex
 	keys map[string]*keyState
@@ -123,8 +137,17 @@ type keyState struct {
 	// are remade when the limit changes and used only by the holder of
 	// line.
 	lim, glim *weir.Limiter
-	lastSent  time.Time // the latest send, probe or paced; guarded by Transport.mu
-	seen      time.Time // last use, for pruning; guarded by Transport.mu
+	// olim is the log of admitted answers (learn.go); guarded by
+	// Transport.mu, used outside it.
+	olim *weir.Limiter
+	// posted and postedAt are the note last posted (share.go), guarded
+	// by Transport.mu; noteRead is when the note was last read, used only
+	// by the holder of line.
+	posted   sharedLimit
+	postedAt time.Time
+	noteRead time.Time
+	lastSent time.Time // the latest send, probe or paced; guarded by Transport.mu
+	seen     time.Time // last use, for pruning; guarded by Transport.mu
 }
 
 const maxHosts = 4096
@@ -158,6 +181,9 @@ func (t *Transport) init() error {
 		t.store = t.Store
 		if t.store == nil {
 			t.store = memstore.New()
+		}
+		if t.Budget != nil && t.initErr == nil {
+			t.budget, t.initErr = newBudget(t.Budget, t.store)
 		}
 	})
 	return t.initErr
@@ -237,9 +263,10 @@ type turnKey struct{}
 // turn is a send slot taken by Wait, used by the first RoundTrip of its
 // key that carries it.
 type turn struct {
-	key  string
-	used atomic.Bool
-	done func() // ends the probe, if the turn is one
+	key    string
+	used   atomic.Bool
+	done   func()  // ends the probe, if the turn is one
+	charge *charge // the Budget's estimate taken, or nil
 }
 
 // Wait blocks until req may be sent and returns req with a context that
@@ -253,11 +280,16 @@ func (t *Transport) Wait(req *http.Request) (*http.Request, error) {
 		return nil, err
 	}
 	key := t.key(req)
-	done, err := t.waitTurn(req.Context(), t.state(key, time.Now()), key)
+	ch, err := t.takeBudget(req.Context(), key, req)
 	if err != nil {
 		return nil, err
 	}
-	tk := &turn{key: key, done: done}
+	done, err := t.waitTurn(req.Context(), t.state(key, time.Now()), key)
+	if err != nil {
+		_ = ch.settle(req.Context(), 0)
+		return nil, err
+	}
+	tk := &turn{key: key, done: done, charge: ch}
 	return req.WithContext(context.WithValue(req.Context(), turnKey{}, tk)), nil
 }
 
@@ -273,14 +305,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ks := t.state(key, time.Now())
 	send := req
 	for attempt := 0; ; attempt++ {
-		done, err := t.take(ctx, ks, key, attempt == 0)
+		done, ch, err := t.take(ctx, ks, key, attempt == 0, send)
 		if err != nil {
 			closeBody(send)
 			return nil, err
 		}
 		// Each attempt costs one unit of the pace, taken above and learnt
-		// from below: costs estimated before the send and settled after
-		// the answer (issue 21) belong between take and observe.
+		// from below, and its Budget's estimate, settled from the answer.
 		out, cancel := t.withTimeout(send)
 		sent := time.Now()
 		resp, err := t.base().RoundTrip(out)
@@ -290,9 +321,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		now := time.Now()
-		t.mu.Lock()
-		ks.p.observe(readAnswer(resp, sent, now))
-		t.mu.Unlock()
+		t.learnFrom(ctx, ks, key, readAnswer(resp, sent, now))
 		done()
 		retry := attempt < t.Retries && retryable(resp.StatusCode) && replayable(req)
 		var delay time.Duration
@@ -315,11 +344,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		if !retry {
+			ch.settleFrom(ctx, resp)
 			if t.Timeout > 0 {
 				resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 			}
 			return resp, nil
 		}
+		ch.settleRetried(ctx, resp)
 		drain(resp)
 		cancel()
 		if err := sleep(ctx, delay); err != nil {
@@ -331,12 +362,30 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // take returns the turn Wait put in ctx for key, on the first attempt, or
-// waits for one.
-func (t *Transport) take(ctx context.Context, ks *keyState, key string, first bool) (func(), error) {
+// takes the Budget's estimate for req, if any, and waits for a turn.
+func (t *Transport) take(ctx context.Context, ks *keyState, key string, first bool, req *http.Request) (func(), *charge, error) {
 	if tk, ok := ctx.Value(turnKey{}).(*turn); ok && first && tk.key == key && tk.used.CompareAndSwap(false, true) {
-		return tk.done, nil
+		return tk.done, tk.charge, nil
 	}
-	return t.waitTurn(ctx, ks, key)
+	ch, err := t.takeBudget(ctx, key, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, err := t.waitTurn(ctx, ks, key)
+	if err != nil {
+		_ = ch.settle(ctx, 0)
+		return nil, nil, err
+	}
+	return done, ch, nil
+}
+
+// takeBudget takes req's estimate from the Budget, waiting until it fits;
+// nil without a Budget.
+func (t *Transport) takeBudget(ctx context.Context, key string, req *http.Request) (*charge, error) {
+	if t.budget == nil {
+		return nil, nil
+	}
+	return t.budget.take(ctx, key, req)
 }
 
 // withTimeout returns r with the attempt's deadline, if Timeout is set,
@@ -413,6 +462,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 		// earlier one left late) keeps the slot, a long one (the window is
 		// crowded by other processes or probes) takes a new one.
 		retake := false
+		var held time.Duration // waits for the guard: other senders, not lateness
 		for {
 			wait, err := guard(ctx, s.guard, key)
 			if err != nil {
@@ -421,6 +471,7 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			if wait == 0 {
 				break
 			}
+			held += wait
 			if err := sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -433,10 +484,11 @@ func (t *Transport) waitTurn(ctx context.Context, ks *keyState, key string) (don
 			continue
 		}
 		// How late the send leaves after its slot (the wake-up and the
-		// guard's round trip) varies, and the variation is margin.
+		// guard's round trip) varies, and the variation is margin; a wait
+		// for the guard is not lateness (the guard keeps the window).
 		now = time.Now()
 		t.mu.Lock()
-		ks.p.woke(s.at, now)
+		ks.p.woke(s.at, now.Add(-held))
 		ks.lastSent = now
 		t.mu.Unlock()
 		return func() {}, nil
@@ -476,6 +528,7 @@ type slot struct {
 // nextSlot takes the next slot of key; the caller holds ks.line.
 func (t *Transport) nextSlot(ctx context.Context, ks *keyState, key string) (slot, error) {
 	for {
+		t.readNote(ctx, ks, key)
 		now := time.Now()
 		t.mu.Lock()
 		paused := ks.p.paused

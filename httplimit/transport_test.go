@@ -159,7 +159,7 @@ func TestPacerObserve(t *testing.T) {
 		window time.Duration
 		pause  time.Duration // from now
 	}{
-		{"no fields: AIMD from 1/s", QuotaPolicy{}, 200, nil, "429s", 1, time.Second, 0},
+		{"no fields: slow start from 1/s", QuotaPolicy{}, 200, nil, "429s", 1, time.Second, 0},
 		{"draft-11, slowest policy", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"a";q=4;w=1, "b";q=100;w=60`, "RateLimit": `"a";r=3;t=1`}, "RateLimit-Policy", 100, time.Minute, 0},
 		{"draft-11 r=0 is no pause once the policy is known", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"a";q=2;w=1`, "RateLimit": `"a";r=0;t=1`}, "RateLimit-Policy", 2, time.Second, 0},
 		{"draft-11 r=0 without policy pauses", QuotaPolicy{}, 200, map[string]string{"RateLimit": `"x";r=0;t=7`}, "429s", 1, time.Second, 7 * time.Second},

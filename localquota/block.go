@@ -89,24 +89,84 @@ func ceilMulDiv(a, b, c int64) (int64, bool) {
 	return int64(q), true
 }
 
-// demand is the units a key is expected to spend in half a hold: spent
-// units over elapsed local time (ns), scaled.
-func demand(spent, elapsed int64, hold time.Duration) int64 {
-	if elapsed <= 0 || spent <= 0 {
-		return 0
-	}
-	d, ok := ceilMulDiv(spent, int64(hold)/2, elapsed)
-	if !ok {
-		return 1 << 62
-	}
-	return d
+// meter counts the units an entry spends per half hold: in the current
+// half-hold window (from start) and in the one before it. Windows are the
+// entry's own, so a count never reaches back further than a hold.
+type meter struct {
+	start     int64 // local ns the current window began
+	cur, prev int64 // units spent in the current and the previous window
 }
 
-// nextSize is the size of the next block an entry asks for: the demand
-// seen since the previous block, at least need and at most maxBlock (and
-// never above the limit's capacity, which no single Take may exceed), so
-// that a block is normally spent well before it lapses.
-func nextSize(spent, elapsed int64, hold time.Duration, need, maxBlock, capacity int64) int64 {
-	want := max(need, demand(spent, elapsed, hold))
+// roll moves m to the window of now.
+func (m *meter) roll(now, half int64) {
+	d := now - m.start
+	if d < half {
+		return
+	}
+	if d < 2*half {
+		m.prev = m.cur
+	} else {
+		m.prev = 0 // a whole window without a unit spent
+	}
+	m.cur = 0
+	m.start = now - d%half
+}
+
+// demand is the units the entry is expected to spend in the next half
+// hold: the larger of the last complete window and the current one.
+func (m *meter) demand(now, half int64) int64 {
+	m.roll(now, half)
+	return max(m.cur, m.prev)
+}
+
+// add counts n units spent at now.
+func (m *meter) add(n, now, half int64) {
+	m.roll(now, half)
+	m.cur += n
+}
+
+// syncSize is the size of a block that a caller waits for: the entry's
+// last size doubled when the blocks before were spent before they lapsed
+// (slow start: the demand outgrew them), and ahead(demand) once units went
+// back unspent; always at least ahead(demand) and what the request misses,
+// at most maxBlock (unless the request needs more) and never above the
+// capacity, which no single Take may exceed. A key's first block (last 0)
+// is first (see firstBlock).
+func syncSize(last int64, unspent bool, first, demand, missing, maxBlock, capacity int64) int64 {
+	var want int64
+	switch {
+	case last == 0:
+		want = first
+	case unspent:
+		want = ahead(demand)
+	default:
+		want = 2 * last
+	}
+	return clampSize(max(want, ahead(demand)), missing, maxBlock, capacity)
+}
+
+// firstBlock is the size of a key's first block under limit l with hold
+// L: ⌈rate·L/64⌉ and at most a sixteenth of the capacity. A fast limit
+// (whose units refill within the hold anyway) starts with a block that
+// spares its first callers the round trips of slow start; a slow one
+// starts with what the request needs, so that a key seen once costs one
+// Take, not a Take and a return.
+func firstBlock(l weir.Limit, hold time.Duration) int64 {
+	n, ok := ceilMulDiv(int64(hold), l.Quota, 64*int64(l.Period))
+	if !ok {
+		n = 1 << 62
+	}
+	return min(n, (l.Capacity()+15)/16)
+}
+
+// clampSize bounds a wanted block size by maxBlock and capacity, keeping
+// it at least need (itself at most the capacity).
+func clampSize(want, need, maxBlock, capacity int64) int64 {
 	return max(min(want, maxBlock, capacity), min(need, capacity))
 }
+
+// ahead scales a demand per half hold to the units a block is expected to
+// be spent in: a block is spendable for a hold, and the janitor gives it
+// back when it has less than a quarter hold left, so three quarters of a
+// hold, rounded up.
+func ahead(demand int64) int64 { return demand + (demand+1)/2 }

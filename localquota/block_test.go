@@ -94,23 +94,73 @@ func TestGiveBackSafe(t *testing.T) {
 	}
 }
 
-func TestNextSize(t *testing.T) {
-	ms := int64(time.Millisecond)
+func TestSyncSize(t *testing.T) {
 	tests := []struct {
-		name                             string
-		spent, elapsed                   int64
-		need, maxBlock, capacity, expect int64
+		name                                               string
+		last                                               int64
+		unspent                                            bool
+		first, demand, missing, maxBlock, capacity, expect int64
 	}{
-		{"no history: need", 0, 0, 3, 1000, 100, 3},
-		{"100/ms demand over half of 100ms", 100, ms, 1, 100000, 100000, 5000},
-		{"capped by max block", 100, ms, 1, 1000, 100000, 1000},
-		{"capped by capacity", 100, ms, 1, 1000, 20, 20},
-		{"need beyond max block", 0, 0, 50, 10, 100, 50},
-		{"need beyond capacity is capacity", 0, 0, 500, 1000, 100, 100},
+		{"first block: first", 0, false, 20, 0, 3, 1000, 320, 20},
+		{"first block of a slow limit: what is missing", 0, false, 1, 0, 3, 1000, 320, 3},
+		{"first block after demand seen: 3/2 of it", 0, false, 1, 4, 1, 1000, 320, 6},
+		{"first block capped by max block", 0, false, 1 << 40, 0, 1, 1000, 1_000_000, 1000},
+		{"slow start: doubles", 40, false, 1, 10, 1, 1000, 100000, 80},
+		{"slow start: at least 3/2 of the demand", 40, false, 1, 500, 1, 1000, 100000, 750},
+		{"went back unspent: 3/2 of the demand", 40, true, 1, 10, 1, 1000, 100000, 15},
+		{"went back unspent, no demand: what is missing", 40, true, 1, 0, 2, 1000, 100000, 2},
+		{"capped by max block", 800, false, 1, 0, 1, 1000, 100000, 1000},
+		{"capped by capacity", 800, false, 1, 0, 1, 1000, 20, 20},
+		{"need beyond max block", 4, true, 1, 0, 50, 10, 100, 50},
+		{"need beyond capacity is capacity", 4, true, 1, 0, 500, 1000, 100, 100},
 	}
 	for _, tt := range tests {
-		if got := nextSize(tt.spent, tt.elapsed, 100*time.Millisecond, tt.need, tt.maxBlock, tt.capacity); got != tt.expect {
-			t.Errorf("%s: nextSize = %d, want %d", tt.name, got, tt.expect)
+		if got := syncSize(tt.last, tt.unspent, tt.first, tt.demand, tt.missing, tt.maxBlock, tt.capacity); got != tt.expect {
+			t.Errorf("%s: syncSize = %d, want %d", tt.name, got, tt.expect)
+		}
+	}
+}
+
+func TestFirstBlock(t *testing.T) {
+	for _, tt := range []struct {
+		limit  weir.Limit
+		hold   time.Duration
+		expect int64
+	}{
+		{weir.PerSecond(1_000_000), 100 * time.Millisecond, 1563},   // ⌈100000/64⌉
+		{weir.PerSecond(1_000_000).WithBurst(320), time.Second, 20}, // a sixteenth of the burst
+		{weir.PerSecond(20), 100 * time.Millisecond, 1},             // ⌈2/64⌉
+		{weir.Per(1000, time.Hour), time.Second, 1},                 // slow: what is needed
+		{weir.Per(1<<62, time.Nanosecond), time.Hour, 1 << 58},      // rate·L overflows: the capacity's share
+	} {
+		if got := firstBlock(tt.limit, tt.hold); got != tt.expect {
+			t.Errorf("firstBlock(%v, %v) = %d, want %d", tt.limit, tt.hold, got, tt.expect)
+		}
+	}
+}
+
+func TestMeter(t *testing.T) {
+	const half = 50
+	var m meter
+	steps := []struct {
+		add, at, demand int64
+	}{
+		{1, 0, 1},    // first window
+		{1, 10, 2},   // same window
+		{3, 60, 3},   // next window: max(prev 2, cur 3)
+		{0, 100, 3},  // cur 0, prev 3
+		{0, 150, 0},  // the window after: nothing spent in [100, 150)
+		{5, 1000, 5}, // long idle: prev forgotten
+		{0, 1049, 5}, // same window
+		{0, 1050, 5}, // prev
+		{0, 1100, 0}, // gone
+	}
+	for _, st := range steps {
+		if st.add > 0 {
+			m.add(st.add, st.at, half)
+		}
+		if got := m.demand(st.at, half); got != st.demand {
+			t.Errorf("at %d: demand %d, want %d", st.at, got, st.demand)
 		}
 	}
 }

@@ -30,18 +30,23 @@
 // # Blocks
 //
 // A check that holds fewer units than a request needs takes a block from
-// the shared store, sized by the demand seen since the previous block (the
-// units a process spends in half a hold), at least what the request needs
-// and at most [WithMaxBlock] and the limit's capacity. The block is taken
-// at most what the shared state can give: when a Take of the whole block is
-// denied, what remained is taken instead (one more round trip). When a
-// check falls below half its last block, a background Take refills it so
-// callers rarely wait. A denial from the shared store is remembered until
-// its RetryAfter, so an exhausted limit does not cost a round trip per
-// request.
+// the shared store, sized by the demand its key shows (the units it spends
+// per half hold) with slow start: a block a caller waited for is twice the
+// last while blocks are spent before they lapse (a key's first block is
+// ⌈rate·L/64⌉, at most a sixteenth of the capacity), and units that go back
+// unspent shrink the next blocks. A block is at least what the request needs and at most
+// [WithMaxBlock] and the limit's capacity. It is taken at most what the
+// shared state can give: when a Take of the whole block is denied, what
+// remained is taken instead (one more round trip). When what a check holds
+// beyond the next half hold would not cover its demand, a background Take
+// refills it so callers rarely wait; a request that lacks units while such
+// a refill is in flight waits for it rather than asking the shared store
+// (which the refill may have emptied). A denial from the shared store is
+// remembered until its RetryAfter, so an exhausted limit does not cost a
+// round trip per request.
 //
 // Unspent units go back to the shared store when a block is about to lapse,
-// when its key has been idle for half a hold, and on Close, never leaving
+// when its key has been idle for three quarters of a hold, and on Close, never leaving
 // the shared state more permissive than if they had not been taken: window
 // and log units are refunded by their charge instant (nothing once their
 // window has passed), and token-bucket units less those that refilled since

@@ -26,7 +26,7 @@ type Store struct {
 	inner weir.Store
 	cfg   config
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[entryKey]*entry
 	closed  bool
 
@@ -53,15 +53,16 @@ type entryKey struct{ name, key string }
 // entry is the local allowance of one (limit, key).
 type entry struct {
 	mu       sync.Mutex
-	blocks   []block // oldest first
-	avail    int64   // sum of blocks[i].units
-	spent    int64   // units spent since lastTake
-	lastTake int64   // local ns of the last block request
-	lastUse  int64   // local ns of the last local decision
-	fetching bool    // a background refill is in flight
-	gen      int64   // bumped by Refund and Reset: a block asked for before comes back unused
-	dead     bool    // forgotten by the janitor: no longer in Store.entries
-	size     int64   // the size of the last block asked for
+	blocks   []block       // oldest first
+	avail    int64         // sum of blocks[i].units
+	use      meter         // units spent per half hold
+	unspent  bool          // units went back unspent since the last block a caller waited for
+	lastUse  int64         // local ns of the last local decision
+	fetching bool          // a background refill is in flight
+	landed   chan struct{} // closed when that refill lands (or fails)
+	gen      int64         // bumped by Refund and Reset: a block asked for before comes back unused
+	dead     bool          // forgotten by the janitor: no longer in Store.entries
+	size     int64         // the size blocks are asked for: doubles when callers wait, shrinks by what goes back unspent
 
 	deniedUntil int64         // local ns: until then a request of at least deniedCost is denied here
 	deniedCost  int64         //
@@ -100,13 +101,20 @@ func New(inner weir.Store, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) nowNS() int64 { return s.cfg.now().UnixNano() }
+// nowNS reads the local clock in ns: the monotonic clock (one read, no
+// time.Time built) unless WithClock replaced it.
+func (s *Store) nowNS() int64 {
+	if !s.cfg.base.IsZero() {
+		return s.cfg.base.UnixNano() + int64(time.Since(s.cfg.base))
+	}
+	return s.cfg.now().UnixNano()
+}
 
 // local reports whether req can be decided from local allowances: a
 // positive cost, no reservation, no line and no concurrency limit. Other
 // requests go to the shared store as they are.
 func local(req *weir.Request) bool {
-	if req.Cost <= 0 || req.MaxWait > 0 || req.Queue > 0 || req.Lease != "" {
+	if req.Cost <= 0 || req.MaxWait > 0 || req.Queue > 0 || req.Lease != "" || req.Force {
 		return false
 	}
 	for i := range req.Checks {
@@ -119,8 +127,9 @@ func local(req *weir.Request) bool {
 
 // Take decides on req from the units held for each of its checks, taking
 // a block from the shared store first when a check holds fewer than
-// req.Cost. Peeks (Cost 0), reservations (MaxWait), lines (Queue) and
-// concurrency limits are passed to the shared store as they are.
+// req.Cost. Peeks (Cost 0), reservations (MaxWait), lines (Queue),
+// charges (Force) and concurrency limits are passed to the shared store as
+// they are.
 func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
 	if err := engine.Validate(req); err != nil {
 		return weir.Decision{}, err
@@ -129,34 +138,71 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		s.stats.passed.Add(1)
 		return s.inner.Take(ctx, req)
 	}
-	es, order, err := s.lockEntries(req)
-	if err != nil {
-		return weir.Decision{}, err
-	}
-	defer func() {
-		for _, i := range order {
-			es[i].mu.Unlock()
-		}
-	}()
-	// The same entry may appear twice (two checks of one limit and key):
-	// it must then hold the cost twice over.
-	need := make(map[*entry]int64, len(es))
-	for _, e := range es {
-		need[e] += req.Cost
-	}
-	if s.cfg.sync > 0 {
-		return s.takeOptimistic(ctx, req, es, need)
-	}
-	for i, e := range es {
-		d, ok, err := s.ensure(ctx, e, req.Checks[i], need[e])
-		if err != nil || !ok {
+	for {
+		d, wait, err := s.takeLocal(ctx, req)
+		if wait == nil {
 			return d, err
 		}
+		// A refill of this process is on its way with the units the
+		// request lacks: asking the shared store meanwhile would be
+		// denied (the refill may hold its last units) and that denial
+		// remembered. Wait for it, holding no lock, then decide again.
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return weir.Decision{}, ctx.Err()
+		}
+	}
+}
+
+// takeLocal decides req (which is local) from the entries of its checks,
+// locked for the call. When an entry lacks units while a background refill
+// of it is in flight, it decides nothing and returns the channel closed
+// when that refill lands.
+func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision, <-chan struct{}, error) {
+	// Most requests have one or two checks: no allocation for them.
+	var ebuf [2]*entry
+	var obuf [2]int
+	var nbuf [2]int64
+	es, order, err := s.lockEntries(req, ebuf[:0], obuf[:0])
+	if err != nil {
+		return weir.Decision{}, nil, err
+	}
+	defer unlock(es, order)
+	// The same entry may appear twice (two checks of one limit and key):
+	// it must then hold the cost twice over.
+	need := nbuf[:0]
+	for _, e := range es {
+		var n int64
+		for _, f := range es {
+			if f == e {
+				n += req.Cost
+			}
+		}
+		need = append(need, n)
+	}
+	if s.cfg.sync > 0 {
+		d, err := s.takeOptimistic(ctx, req, es, need)
+		return d, nil, err
 	}
 	now := s.nowNS()
+	for i, e := range es {
+		s.drop(e, now)
+		if e.avail < need[i] && e.fetching {
+			return weir.Decision{}, e.landed, nil
+		}
+	}
+	for i, e := range es {
+		var d weir.Decision
+		var ok bool
+		if now, d, ok, err = s.ensure(ctx, e, req.Checks[i], need[i], now); err != nil || !ok {
+			return d, nil, err
+		}
+	}
 	var dec weir.Decision
 	for i, e := range es {
 		b := e.spend(req.Cost, now)
+		e.use.add(req.Cost, now, int64(s.cfg.hold)/2)
 		rem := e.avail
 		if i == 0 || rem < dec.Remaining {
 			dec = weir.Decision{
@@ -173,21 +219,21 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		s.maybeRefill(e, req.Checks[i], now)
 	}
 	s.stats.local.Add(1)
-	return dec, nil
+	return dec, nil, nil
 }
 
 // lockEntries returns the entries of req's checks, each locked once (in
 // order, the index of each distinct entry), in a fixed order so that two
 // requests never wait on each other. An entry the janitor forgot between
 // the lookup and the lock is looked up again.
-func (s *Store) lockEntries(req *weir.Request) (es []*entry, order []int, err error) {
+func (s *Store) lockEntries(req *weir.Request, ebuf []*entry, obuf []int) (es []*entry, order []int, err error) {
 	for {
-		if es, err = s.lookup(req); err != nil {
+		if es, err = s.lookup(req, ebuf); err != nil {
 			return nil, nil, err
 		}
-		order = make([]int, len(es))
-		for i := range order {
-			order[i] = i
+		order = obuf[:0]
+		for i := range es {
+			order = append(order, i)
 		}
 		if len(es) > 1 {
 			slices.SortFunc(order, func(a, b int) int {
@@ -210,6 +256,13 @@ func (s *Store) lockEntries(req *weir.Request) (es []*entry, order []int, err er
 	}
 }
 
+// unlock unlocks the entries lockEntries locked.
+func unlock(es []*entry, order []int) {
+	for _, i := range order {
+		es[i].mu.Unlock()
+	}
+}
+
 func named(l weir.Limit) weir.Limit {
 	if l.Name == "" {
 		l.Name = l.String()
@@ -218,21 +271,38 @@ func named(l weir.Limit) weir.Limit {
 }
 
 // lookup returns the entry of every check, creating missing ones.
-func (s *Store) lookup(req *weir.Request) ([]*entry, error) {
-	es := make([]*entry, len(req.Checks))
+// It appends them to es[:0]. Finding entries takes a read lock only.
+func (s *Store) lookup(req *weir.Request, es []*entry) ([]*entry, error) {
+	es = es[:0]
+	s.mu.RLock()
+	for i := range req.Checks {
+		e := s.entries[entryKey{engine.Name(req.Checks[i].Limit), req.Checks[i].Key}]
+		if e == nil {
+			break
+		}
+		es = append(es, e)
+	}
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if len(es) == len(req.Checks) {
+		return es, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	for i := range req.Checks {
+	for i := len(es); i < len(req.Checks); i++ {
 		k := entryKey{engine.Name(req.Checks[i].Limit), req.Checks[i].Key}
 		e := s.entries[k]
 		if e == nil {
 			e = &entry{}
 			s.entries[k] = e
 		}
-		es[i] = e
+		es = append(es, e)
 	}
 	return es, nil
 }
@@ -240,10 +310,18 @@ func (s *Store) lookup(req *weir.Request) ([]*entry, error) {
 // drop removes spent and lapsed blocks from the front of e.blocks at now,
 // counting lapsed units as wasted.
 func (s *Store) drop(e *entry, now int64) {
+	stale := false
+	for i := range e.blocks {
+		stale = stale || e.blocks[i].units == 0 || e.blocks[i].expires <= now
+	}
+	if !stale {
+		return
+	}
 	n := 0
 	for n < len(e.blocks) && (e.blocks[n].units == 0 || e.blocks[n].expires <= now) {
 		if u := e.blocks[n].units; u > 0 {
 			e.avail -= u
+			e.wentBack(u)
 			s.stats.wasted.Add(u)
 		}
 		n++
@@ -257,29 +335,36 @@ func (s *Store) drop(e *entry, now int64) {
 			return false
 		}
 		e.avail -= b.units
+		e.wentBack(b.units)
 		s.stats.wasted.Add(b.units)
 		return true
 	})
 }
 
-// ensure makes e (locked) hold at least need units for check c, taking a
-// block from the shared store when it holds fewer. ok false means the
-// request is denied (or decided by the shared store's failure policy) with
-// the returned Decision.
-func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need int64) (weir.Decision, bool, error) {
-	now := s.nowNS()
-	s.drop(e, now)
+// ensure makes e (locked, dropped at now) hold at least need units for
+// check c, taking a block from the shared store when it holds fewer. ok
+// false means the request is denied (or decided by the shared store's
+// failure policy) with the returned Decision. It returns the local clock
+// after its work: now, or later after a round trip.
+func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need, now int64) (after int64, d weir.Decision, ok bool, err error) {
 	if e.avail >= need {
-		return weir.Decision{}, true, nil
+		return now, weir.Decision{}, true, nil
 	}
 	if now < e.deniedUntil && need >= e.deniedCost {
 		d := e.denied
 		d.RetryAfter = time.Duration(e.deniedUntil - now)
 		d.Time = d.Time.Add(time.Duration(now - e.deniedAt))
-		return d, false, nil
+		return now, d, false, nil
 	}
+	d, ok, err = s.fetch(ctx, e, c, need, now)
+	return s.nowNS(), d, ok, err
+}
+
+// fetch takes a block for e (locked), which holds fewer than need units,
+// while the caller waits.
+func (s *Store) fetch(ctx context.Context, e *entry, c weir.Check, need, now int64) (weir.Decision, bool, error) {
 	missing := need - e.avail
-	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, missing, s.cfg.maxBlock, c.Limit.Capacity())
+	size := syncSize(e.size, e.unspent, firstBlock(c.Limit, s.cfg.hold), e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity())
 	d, b, err := s.takeBlock(ctx, c, size, missing)
 	if err != nil {
 		return weir.Decision{}, false, err
@@ -290,12 +375,21 @@ func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need int64) 
 		}
 		return d, false, nil
 	}
-	e.spent, e.lastTake, e.size = 0, now, size
+	e.size, e.unspent = size, false
 	s.add(e, *b)
 	if e.avail < need { // lapsed on arrival (a store slower than the hold)
 		return weir.Decision{Limit: named(c.Limit), Time: d.Time, RetryAfter: time.Millisecond}, false, nil
 	}
 	return weir.Decision{}, true, nil
+}
+
+// wentBack notes that u units of e lapsed or went back unspent: blocks
+// shrink by as much, and the next block a caller waits for is not doubled.
+func (e *entry) wentBack(u int64) {
+	if u > 0 {
+		e.unspent = true
+		e.size = max(1, e.size-u)
+	}
 }
 
 // b0 is the local instant before which a denial with d.RetryAfter, asked
@@ -354,7 +448,6 @@ func (s *Store) takeBlock(ctx context.Context, c weir.Check, size, need int64) (
 // and returns the block the last unit came from.
 func (e *entry) spend(cost, now int64) block {
 	e.avail -= cost
-	e.spent += cost
 	e.lastUse = now
 	var last block
 	for i := range e.blocks {
@@ -370,14 +463,27 @@ func (e *entry) spend(cost, now int64) block {
 	return last
 }
 
-// maybeRefill starts a background Take when e (locked) is below half its
-// last block, so that callers rarely wait on the shared store.
+// maybeRefill starts a background Take when the units e (locked) holds
+// beyond the next half hold (a block closer to its end may go back before
+// it is spent) would not cover the demand of that half hold, so that
+// callers rarely wait on the shared store.
 func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
-	if e.fetching || e.size == 0 || e.avail*2 > e.size {
+	if e.fetching {
 		return
 	}
-	if demand(e.spent, now-e.lastTake, s.cfg.hold) < 2 {
-		// Sparse demand: a unit taken ahead would likely lapse unspent.
+	d := e.use.demand(now, int64(s.cfg.hold)/2)
+	if e.use.prev < 1 {
+		// Nothing spent in the last half hold (sparse, or too new to
+		// tell): a unit taken ahead would likely lapse unspent.
+		return
+	}
+	var usable int64
+	for i := range e.blocks {
+		if e.blocks[i].expires > now+int64(s.cfg.hold)/2 {
+			usable += e.blocks[i].units
+		}
+	}
+	if usable > d {
 		return
 	}
 	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
@@ -392,19 +498,20 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		return
 	}
 	e.fetching = true
+	landed := make(chan struct{})
+	e.landed = landed
 	gen := e.gen
-	size := nextSize(e.spent, now-e.lastTake, s.cfg.hold, 1, s.cfg.maxBlock, c.Limit.Capacity())
-	e.spent, e.lastTake = 0, now
+	size := clampSize(max(e.size, ahead(d)), 1, s.cfg.maxBlock, c.Limit.Capacity())
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
 		defer cancel()
 		_, b, _ := s.takeBlock(ctx, c, size, 1)
 		e.mu.Lock()
-		e.fetching = false
+		e.fetching, e.landed = false, nil
+		close(landed)
 		stale := e.gen != gen
 		if b != nil && !stale {
-			e.size = size
 			s.add(e, *b)
 		}
 		e.mu.Unlock()
@@ -489,7 +596,7 @@ func (s *Store) janitor() {
 func (s *Store) sweep(all bool) {
 	now := s.nowNS()
 	horizon := now + int64(s.cfg.hold/4)
-	idle := now - int64(s.cfg.hold/2)
+	idle := now - int64(s.cfg.hold)*3/4
 	s.mu.Lock()
 	keys := make([]entryKey, 0, len(s.entries))
 	es := make([]*entry, 0, len(s.entries))
@@ -512,6 +619,7 @@ func (s *Store) sweep(all bool) {
 			if all || isIdle || b.expires <= horizon {
 				rets = append(rets, ret{b, b.units})
 				e.avail -= b.units
+				e.wentBack(b.units)
 				return true
 			}
 			return false

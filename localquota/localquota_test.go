@@ -222,7 +222,7 @@ func TestHoldBound(t *testing.T) {
 		b, _ := localquota.New(shared, localquota.WithHold(hold))
 		defer a.Close()
 		defer b.Close()
-		for range 3 { // demand seen: blocks grow to the rest of the burst
+		for i := 0; a.Stats().Taken < 8 && i < 20; i++ { // blocks grow (slow start) to the rest of the burst
 			take(a, 1)
 			time.Sleep(time.Millisecond)
 		}
@@ -354,7 +354,8 @@ func TestReturns(t *testing.T) {
 			}
 			s, _ := localquota.New(shared, localquota.WithHold(hold))
 			var spent int64
-			for range 50 {
+			// At least 50, until a block is held beyond what was spent.
+			for spent < 50 || 1000-spent-peek() <= 0 && spent < 200 {
 				d, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: 1})
 				if err != nil || !d.Allowed {
 					t.Fatal(d, err)
@@ -363,7 +364,7 @@ func TestReturns(t *testing.T) {
 				time.Sleep(100 * time.Microsecond)
 			}
 			if held := 1000 - spent - peek(); held <= 0 {
-				t.Fatalf("no units held after %d spent: the test needs a block", spent)
+				t.Fatalf("no units held after %d spent: the test needs a block (close=%v, %+v)", spent, viaClose, s.Stats())
 			}
 			if viaClose {
 				if err := s.Close(); err != nil {
@@ -456,4 +457,114 @@ func TestOptimisticBound(t *testing.T) {
 			})
 		}
 	}
+}
+
+// gated is a shared store whose first Take with a deadline (a background
+// refill's: callers here pass none) after arm is charged and then held
+// back until release is closed: a refill that holds units but has not
+// landed yet.
+type gated struct {
+	weir.Store
+	armed   atomic.Bool
+	charged chan struct{} // closed once the gated Take was charged
+	release chan struct{}
+}
+
+func (g *gated) Take(ctx context.Context, req *weir.Request) (weir.Decision, error) {
+	d, err := g.Store.Take(ctx, req)
+	if _, bg := ctx.Deadline(); bg && err == nil && d.Allowed && req.Cost > 0 && g.armed.CompareAndSwap(true, false) {
+		close(g.charged)
+		<-g.release
+	}
+	return d, err
+}
+
+// TestRefillInFlight: a request that finds no units held while this
+// process's refill holds the store's last units (another process took the
+// rest) waits for that refill instead of asking the store, which would
+// deny it (and the denial would be remembered): the quota covers it, so it
+// is admitted once the refill lands. A request whose context ends while it
+// waits returns the context's error.
+func TestRefillInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memstore.New()
+		defer mem.Close()
+		g := &gated{Store: mem, charged: make(chan struct{}), release: make(chan struct{})}
+		var once sync.Once
+		release := func() { once.Do(func() { close(g.release) }) }
+		s, err := localquota.New(g, localquota.WithHold(hold))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		defer release() // before Close, which waits for the refill
+		c := weir.Check{Key: "k", Limit: weir.Per(1000, time.Hour).WithAlgorithm(weir.FixedWindow)}
+		req := &weir.Request{Checks: []weir.Check{c}, Cost: 1}
+		take := func() weir.Decision {
+			t.Helper()
+			d, err := s.Take(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		g.armed.Store(true)
+		// Spend one unit a millisecond until a background refill is
+		// charged and held back.
+		var admitted int64
+		for refilling := false; !refilling; {
+			if d := take(); !d.Allowed {
+				t.Fatalf("denied after %d admitted of 1000 before any refill was held back", admitted)
+			}
+			admitted++
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			select {
+			case <-g.charged:
+				refilling = true
+			default:
+			}
+		}
+		// Another process takes the rest of the quota.
+		peek := func() int64 {
+			d, err := mem.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.Remaining
+		}
+		if r := peek(); r > 0 {
+			if d, err := mem.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: r}); err != nil || !d.Allowed {
+				t.Fatalf("the other process could not take the last %d units: %+v, %v", r, d, err)
+			}
+		}
+		// Spend what is held locally.
+		for d := take(); ; d = take() {
+			if !d.Allowed {
+				t.Fatalf("denied after %d admitted while units were held", admitted)
+			}
+			admitted++
+			if d.Remaining == 0 {
+				break
+			}
+		}
+		if r := peek(); r != 0 {
+			t.Fatalf("%d units left in the store: the test sets up nothing", r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if _, err := s.Take(ctx, req); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a request whose context ended while it waited for the refill: %v, want %v", err, context.DeadlineExceeded)
+		}
+		cancel()
+		slow := make(chan struct{})
+		go func() {
+			defer close(slow)
+			time.Sleep(10 * time.Millisecond) // the refill's goroutine is slow
+			release()
+		}()
+		if d := take(); !d.Allowed {
+			t.Errorf("denied after %d admitted while this process's refill held its units: %+v", admitted, d)
+		}
+		<-slow
+	})
 }

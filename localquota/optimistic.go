@@ -34,14 +34,14 @@ func optCap(l weir.Limit, sync time.Duration) int64 {
 
 // takeOptimistic decides req from the credits of its entries, which are
 // locked. An entry never settled settles first, synchronously.
-func (s *Store) takeOptimistic(ctx context.Context, req *weir.Request, es []*entry, need map[*entry]int64) (weir.Decision, error) {
+func (s *Store) takeOptimistic(ctx context.Context, req *weir.Request, es []*entry, need []int64) (weir.Decision, error) {
 	for i, e := range es {
 		if !e.optInit {
 			e.check = req.Checks[i]
 			e.optInit = true
 			s.settleLocked(ctx, e)
 		}
-		if e.optCredit < need[e] {
+		if e.optCredit < need[i] {
 			if e.optErr != nil {
 				return weir.Decision{}, e.optErr
 			}

@@ -14,6 +14,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	now      func() time.Time
+	base     time.Time // the start of the default clock; zero after WithClock
 	hold     time.Duration
 	maxBlock int64
 	slack    time.Duration
@@ -31,6 +32,7 @@ func defaults() config {
 	start := time.Now()
 	return config{
 		now:      func() time.Time { return start.Add(time.Since(start)) },
+		base:     start,
 		hold:     DefaultHold,
 		maxBlock: DefaultMaxBlock,
 		slack:    DefaultHold / 4,
@@ -74,7 +76,7 @@ func WithMaxBlock(n int64) Option {
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) {
 		if now != nil {
-			c.now = now
+			c.now, c.base = now, time.Time{}
 		}
 	})
 }

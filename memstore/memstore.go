@@ -58,6 +58,7 @@ type Store struct {
 	cursor    atomic.Uint32 // where makeRoom starts sweeping
 	evicted   atomic.Uint64
 	refused   atomic.Uint64
+	notes     noteBook // notes.go
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -459,7 +460,27 @@ func (s *Store) Refund(_ context.Context, req *weir.Request) error {
 			return err
 		}
 	}
-	sc := newScratch(len(req.Checks)) // refunds are rare: no stack tricks
+	// Settlements (Request.Force) make refunds common: scratch on the
+	// stack for a few checks, as Take does.
+	n := len(req.Checks)
+	var (
+		ps   [small]algo.Params
+		out  [small]algo.Result
+		st   [small]algo.State
+		sp   [small]*algo.State
+		pes  [small]*ptrEntry
+		locs [small]loc
+		lk   [small]uint32
+	)
+	var sc scratch
+	if n <= small {
+		for i := range st {
+			sp[i] = &st[i]
+		}
+		sc = scratch{ps[:n], out[:n], st[:n], sp[:n], pes[:n], locs[:n], lk[:0]}
+	} else {
+		sc = newScratch(n)
+	}
 	locks, err := s.locate(req, sc.locs, sc.locks)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -160,4 +161,40 @@ func runBatch(t *testing.T, s *Store, reqs []weir.Request) ([][]int64, string) {
 		out[i] = slices.Clone(c.out)
 	}
 	return out, path
+}
+
+// TestForcedOpsTakeGeneralPath: the fast path handles plain takes only;
+// a charge (a forced take) and a settlement (a forced refund) go to the
+// general path with their own op, and carry each check's debt cap.
+func TestForcedOpsTakeGeneralPath(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := New(srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lim := weir.PerSecond(10).WithMaxDebt(7)
+	cases := []struct {
+		op     int
+		force  bool
+		wantOp int64
+		fast   bool
+	}{
+		{opTake, false, opTake, true},
+		{opTake, true, opCharge, false},
+		{opRefund, false, opRefund, false},
+		{opRefund, true, opSettle, false},
+	}
+	for _, c := range cases {
+		call, err := s.prepare(c.op, &weir.Request{Checks: []weir.Check{{Key: "k", Limit: lim}}, Cost: 3, Force: c.force})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := call.args[0].([]byte)
+		op := int64(binary.LittleEndian.Uint64(b))
+		debt := int64(binary.LittleEndian.Uint64(b[8*(headerWords+checkWords-1):]))
+		if call.fast != c.fast || op != c.wantOp || debt != 7 || len(b) != 8*(headerWords+checkWords) {
+			t.Errorf("prepare(%d, force %v): fast %v op %d debt cap %d len %d", c.op, c.force, call.fast, op, debt, len(b))
+		}
+	}
 }

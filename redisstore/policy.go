@@ -53,7 +53,7 @@ func (s *Store) failure(ctx context.Context, req *weir.Request, err error) (weir
 		return weir.Decision{Allowed: true, Limit: lim, Time: time.Now(), Source: weir.SourceFailOpen}, nil
 	case Fallback:
 		fr := s.shared(req)
-		if fr.Cost > minCapacity(fr.Checks) {
+		if fr.Cost > minCapacity(fr.Checks) && !fr.Force { // a charge may pass the capacity
 			// More than the local share of a limit can ever admit.
 			return weir.Decision{Limit: lim, RetryAfter: s.opt.retryAfter, Time: time.Now(), Source: weir.SourceFallback}, nil
 		}

@@ -172,7 +172,7 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 	n := len(req.Checks)
 	c := s.getCall()
 	c.op, c.nc, c.want = op, n, op == opTake && len(req.Statuses) == n
-	c.fast = !s.noFast && op == opTake && n == 1 && req.Checks[0].Limit.Algorithm == weir.TokenBucket
+	c.fast = !s.noFast && op == opTake && !req.Force && n == 1 && req.Checks[0].Limit.Algorithm == weir.TokenBucket
 	if n == 1 {
 		c.keys = c.key1[:] // no allocation for the common case
 	} else {
@@ -182,8 +182,12 @@ func (s *Store) prepare(op int, req *weir.Request) (*call, error) {
 	if op == opRefund && !req.At.IsZero() {
 		at = min(max(req.At.UnixMicro(), 0), maxAt)
 	}
+	wop := op
+	if req.Force {
+		wop += opCharge - opTake // opCharge, or opSettle for a refund
+	}
 	h := decisionHeader{
-		op:      int64(op),
+		op:      int64(wop),
 		checks:  int64(n),
 		cost:    req.Cost,
 		maxWait: min(int64(req.MaxWait/time.Microsecond), maxWaitUS),
@@ -276,6 +280,8 @@ func (s *Store) decision(req *weir.Request, c *call) (weir.Decision, error) {
 		RetryAfter: st.RetryAfter,
 		ResetAfter: st.ResetAfter,
 		Delay:      st.Delay,
+		Debt:       st.Debt,
+		Clamped:    st.Clamped,
 		Time:       time.UnixMicro(c.now),
 		Source:     weir.SourceStore,
 	}

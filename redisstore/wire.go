@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/weir-go/weir"
+	"github.com/weir-go/weir/internal/engine"
 )
 
 // The wire format between the store and its script (scripts/*.lua),
@@ -27,28 +28,33 @@ import (
 //	         they equal the previous decision's
 //
 // A decision's numbers are little-endian int64s (one struct.unpack in the
-// script): the 7 words of a decisionHeader, then the 5 words of a
-// checkParams per check.
+// script): the 7 words of a decisionHeader, then the 6 words of a
+// checkParams per check. Its op is a take, a refund, or their forced
+// forms (weir.Request.Force): a charge, answered as a take, and a
+// settlement, answered as a refund. The fast paths carry takes only.
 //
 // The reply is one string of little-endian int64s (see decodeReply): the
 // instant of the decision (µs), then per decision, in order:
 //
 //	take, general path  takeWords: allowed (1, 0, or -1 when a key holds
 //	                    data of another type), decider (0-based check
-//	                    index), remaining, retry after, reset after, delay
+//	                    index), remaining, retry after, reset after, delay,
+//	                    debt (units), clamped (1/0)
 //	take, fast path     fastWords: allowed, remaining, wait (a denial's
 //	                    retry after, an admission's delay), reset after
 //	refund              refundWords: 1, or -1 when a key holds data of
 //	                    another type
 //
 // and after a take's words, when it asked for statuses, statusWords per
-// check: allowed (1/0), remaining, retry after, reset after, delay. Times
-// are µs. A malformed call is answered {-1} (an array, not a string).
+// check: allowed (1/0), remaining, retry after, reset after, delay, debt,
+// clamped (1/0; the fast path answers debt and clamped 0). Times are µs. A malformed call is answered {-1} (an array, not a string).
 
 // Operations: a decisionHeader's op.
 const (
 	opTake   = 1
 	opRefund = 2
+	opCharge = 3 // a forced take: weir.Request.Force
+	opSettle = 4 // a forced refund: weir.Request.Force
 )
 
 // Paths: ARGV[4].
@@ -61,11 +67,11 @@ const (
 // Words (int64s) of each part of a call and of its reply.
 const (
 	headerWords = 7 // decisionHeader
-	checkWords  = 5 // checkParams
-	takeWords   = 6
+	checkWords  = 6 // checkParams
+	takeWords   = 8
 	fastWords   = 4
 	refundWords = 1
-	statusWords = 5
+	statusWords = 7
 )
 
 // ttlSlackTest is ARGV[2] with a test clock (WithClock), in ms: keys must
@@ -74,7 +80,7 @@ const ttlSlackTest = "60000"
 
 // A decisionHeader is the fixed part of one decision's numbers.
 type decisionHeader struct {
-	op      int64 // opTake or opRefund
+	op      int64 // opTake, opRefund, opCharge or opSettle
 	checks  int64 // number of checkParams that follow
 	cost    int64
 	maxWait int64 // µs a take may reserve ahead (token buckets)
@@ -94,6 +100,7 @@ type checkParams struct {
 	per      int64 // µs; for a token bucket, Period/Quota reduced: per/q
 	capacity int64
 	q        int64 // a token bucket's reduced quota; 1 otherwise
+	maxDebt  int64 // the debt cap in units (internal/algo's DebtCap); 0 for Concurrency
 }
 
 func paramsOf(l weir.Limit) checkParams {
@@ -104,6 +111,10 @@ func paramsOf(l weir.Limit) checkParams {
 		capacity: l.Capacity(),
 		q:        1,
 	}
+	if l.Algorithm != weir.Concurrency {
+		ap := engine.Params(l)
+		p.maxDebt = ap.DebtCap()
+	}
 	if l.Algorithm == weir.TokenBucket {
 		g := gcd(p.per, p.quota)
 		p.per, p.q = p.per/g, p.quota/g
@@ -112,7 +123,7 @@ func paramsOf(l weir.Limit) checkParams {
 }
 
 func (p *checkParams) append(b []byte) []byte {
-	return pack(b, p.kind, p.quota, p.per, p.capacity, p.q)
+	return pack(b, p.kind, p.quota, p.per, p.capacity, p.q, p.maxDebt)
 }
 
 // pack appends vs as little-endian 64-bit integers.
@@ -165,7 +176,7 @@ func (c *call) replyLen(fast bool) int {
 // is a denial's retry-after and an admission's delay.
 func (c *call) widen(r []int64) []int64 {
 	w := c.wide[:takeWords]
-	w[0], w[1], w[2], w[4] = r[0], 0, r[1], r[3]
+	w[0], w[1], w[2], w[4], w[6], w[7] = r[0], 0, r[1], r[3], 0, 0
 	if r[0] == 1 {
 		w[3], w[5] = 0, r[2]
 	} else {
@@ -183,18 +194,18 @@ func (r takeReply) decider() int64  { return r[1] }
 
 // valid reports whether r's numbers can be a take's on n checks.
 func (r takeReply) valid(n int) bool {
-	return r[0] <= 1 && r[1] >= 0 && r[1] < int64(n) && r[2] >= 0 && r[3] >= 0 && r[4] >= 0 && r[5] >= 0
+	return r[0] <= 1 && r[1] >= 0 && r[1] < int64(n) && r[2] >= 0 && r[3] >= 0 && r[4] >= 0 && r[5] >= 0 && r[6] >= 0 && (r[7] == 0 || r[7] == 1)
 }
 
 // status is the decider's status.
 func (r takeReply) status() weir.Status {
-	return weir.Status{Allowed: r[0] == 1, Remaining: r[2], RetryAfter: micros(r[3]), ResetAfter: micros(r[4]), Delay: micros(r[5])}
+	return weir.Status{Allowed: r[0] == 1, Remaining: r[2], RetryAfter: micros(r[3]), ResetAfter: micros(r[4]), Delay: micros(r[5]), Debt: r[6], Clamped: r[7] == 1}
 }
 
 // check returns the status of check i (the reply must carry statuses).
 func (r takeReply) check(i int) weir.Status {
 	v := r[takeWords+statusWords*i:]
-	return weir.Status{Allowed: v[0] == 1, Remaining: v[1], RetryAfter: micros(v[2]), ResetAfter: micros(v[3]), Delay: micros(v[4])}
+	return weir.Status{Allowed: v[0] == 1, Remaining: v[1], RetryAfter: micros(v[2]), ResetAfter: micros(v[3]), Delay: micros(v[4]), Debt: v[5], Clamped: v[6] == 1}
 }
 
 // decodeReply reads the script's reply: its integers packed as

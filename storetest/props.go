@@ -24,6 +24,8 @@ var modelLimits = []weir.Limit{
 	weir.Per(6, time.Second).WithAlgorithm(weir.SlidingWindowCounter).WithName("counter"),
 	weir.Per(4, time.Second).WithAlgorithm(weir.SlidingWindowLog).WithName("log"),
 	weir.Concurrent(3, 2*time.Second).WithName("leases"),
+	weir.Per(3, time.Second).WithMaxDebt(4).WithName("tb-debt"),
+	weir.Per(3, time.Second).WithAlgorithm(weir.SlidingWindowCounter).WithMaxDebt(2).WithName("counter-debt"),
 }
 
 // testModel applies random operations at random instants to the store and
@@ -61,7 +63,9 @@ func crossCheck(t *testing.T, h *harness, m *model, seed uint64, n int) {
 		default:
 			h.clk.add(t, time.Duration(rng.IntN(3_000_000))*time.Microsecond)
 		}
-		switch r := rng.IntN(20); {
+		switch r := rng.IntN(24); {
+		case r >= 20: // a charge (forced take) or a settlement (forced refund)
+			chargeOrSettle(t, h, m, rng, keys, past, seed, i)
 		case r < 15: // Take (cost 0: peek)
 			req := randomRequest(rng, keys, leases)
 			mreq := cloneRequest(req)
@@ -110,6 +114,60 @@ func crossCheck(t *testing.T, h *harness, m *model, seed uint64, n int) {
 			_ = m.Reset(ctx, []weir.Check{c})
 		}
 	}
+}
+
+// chargeOrSettle is one forced operation of crossCheck: a charge on
+// random rate limits (no Concurrency), or the settlement of part of an
+// earlier admission, compared with the model.
+func chargeOrSettle(t *testing.T, h *harness, m *model, rng *rand.Rand, keys []string, past []admitted, seed uint64, i int) {
+	ctx := context.Background()
+	if rng.IntN(2) == 0 || len(past) == 0 {
+		req := &weir.Request{Force: true}
+		for _, j := range rng.Perm(len(modelLimits))[:1+rng.IntN(3)] {
+			if l := modelLimits[j]; l.Algorithm != weir.Concurrency {
+				req.Checks = append(req.Checks, weir.Check{Key: keys[rng.IntN(len(keys))], Limit: l})
+			}
+		}
+		if len(req.Checks) == 0 {
+			return
+		}
+		req.Cost = rng.Int64N(15)
+		if rng.IntN(8) == 0 {
+			req.Cost = 1000 // past every debt cap
+		}
+		if rng.IntN(2) == 0 {
+			req.Statuses = make([]weir.Status, len(req.Checks))
+		}
+		mreq := cloneRequest(req)
+		d, err := h.store.Take(ctx, req)
+		md, merr := m.Take(ctx, mreq)
+		if err != nil || merr != nil {
+			t.Fatalf("seed %d op %d: charge(%s): %v, model %v", seed, i, describe(req), err, merr)
+		}
+		if msg := sameDecision(d, md); msg != "" {
+			t.Fatalf("seed %d op %d at +%v: charge(%s) differs from the model:%s", seed, i, h.elapsed(), describe(req), msg)
+		}
+		for j := range req.Statuses {
+			if !sameStatus(req.Statuses[j], mreq.Statuses[j]) {
+				t.Fatalf("seed %d op %d: charge(%s): Statuses[%d] = %+v, model %+v", seed, i, describe(req), j, req.Statuses[j], mreq.Statuses[j])
+			}
+		}
+		return
+	}
+	a := past[rng.IntN(len(past))]
+	req := &weir.Request{Cost: rng.Int64N(a.req.Cost + 2), At: a.d.Time.Add(a.d.Delay), Force: true}
+	for _, c := range a.req.Checks {
+		if c.Limit.Algorithm != weir.Concurrency {
+			req.Checks = append(req.Checks, c)
+		}
+	}
+	if len(req.Checks) == 0 {
+		return
+	}
+	if err := h.store.Refund(ctx, req); err != nil {
+		t.Fatalf("seed %d op %d: settle(%s): %v", seed, i, describe(req), err)
+	}
+	_ = m.Refund(ctx, cloneRequest(req))
 }
 
 func randomRequest(rng *rand.Rand, keys, leases []string) *weir.Request {

@@ -98,6 +98,7 @@ var suite = []subtest{
 	{"Lease", testLease},
 	{"LeaseLine", testLeaseLine},
 	{"Reset", testReset},
+	{"Notes", testNotes},
 	{"Invalid", testInvalid},
 	{"Keys", testKeys},
 	{"Model", testModel},
@@ -105,6 +106,9 @@ var suite = []subtest{
 	{"Concurrency", testConcurrency},
 	{"Limiter", testLimiter},
 	{"IdleThenBurst", testIdleThenBurst},
+	{"Charge", testCharge},
+	{"Settle", testSettle},
+	{"DebtBound", testDebtBound},
 	{"ChangedLimit", testChangedLimit},
 	{"Overrides", testOverrides},
 	{"OverrideBound", testOverrideBound},
@@ -156,6 +160,9 @@ func describe(req *weir.Request) string {
 	}
 	if req.Queue != 0 {
 		s += fmt.Sprintf(" queue=%v", req.Queue)
+	}
+	if req.Force {
+		s += " force"
 	}
 	for _, c := range req.Checks {
 		s += fmt.Sprintf(" [%q %q %s]", c.Limit.Name, c.Key, c.Limit)
@@ -211,6 +218,9 @@ func sameDecision(got, want weir.Decision) string {
 	if !got.Time.Equal(want.Time) {
 		s += fmt.Sprintf(" Time=%v want %v;", got.Time, want.Time)
 	}
+	if got.Debt != want.Debt || got.Clamped != want.Clamped {
+		s += fmt.Sprintf(" Debt=%d Clamped=%v want %d %v;", got.Debt, got.Clamped, want.Debt, want.Clamped)
+	}
 	if got.Source != weir.SourceStore {
 		s += fmt.Sprintf(" Source=%v want store;", got.Source)
 	}
@@ -224,7 +234,7 @@ func wantOf(d weir.Decision) want {
 func sameStatus(got, want weir.Status) bool {
 	return got.Allowed == want.Allowed && got.Remaining == want.Remaining &&
 		closeDur(got.RetryAfter, want.RetryAfter) && closeDur(got.ResetAfter, want.ResetAfter) &&
-		closeDur(got.Delay, want.Delay)
+		closeDur(got.Delay, want.Delay) && got.Debt == want.Debt && got.Clamped == want.Clamped
 }
 
 // wantField checks that err is a *weir.FieldError matching ErrInvalid whose

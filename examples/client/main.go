@@ -121,7 +121,9 @@ func run(ctx context.Context, cfg config, base http.RoundTripper, out io.Writer)
 	if cfg.rate > 0 {
 		tr.Limit = weir.PerSecond(cfg.rate)
 	}
-	pool := &httplimit.Pool{Transport: tr, Workers: cfg.workers}
+	// The statistics line, every cfg.report while the pool works.
+	pool := &httplimit.Pool{Transport: tr, Workers: cfg.workers, ReportEvery: cfg.report,
+		Report: func(s httplimit.Stats) { fmt.Fprintln(out, "progress:", s) }}
 	jobs := make(chan *httplimit.Job, cfg.jobs)
 	for i := range cfg.jobs {
 		req, err := http.NewRequest("GET", url, nil)
@@ -132,24 +134,7 @@ func run(ctx context.Context, cfg config, base http.RoundTripper, out io.Writer)
 	}
 	close(jobs)
 
-	done := make(chan struct{})
-	reported := make(chan struct{})
-	go func() {
-		defer close(reported)
-		tick := time.NewTicker(cfg.report)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				fmt.Fprintln(out, "progress:", pool.Stats())
-			case <-done:
-				return
-			}
-		}
-	}()
 	undone, err := pool.Run(ctx, jobs)
-	close(done)
-	<-reported
 	st := pool.Stats()
 	fmt.Fprintln(out, st)
 	fmt.Fprintf(out, "jobs: %d done, %d failed, %d undone, %d still queued\n", st.Done, st.Failed, len(undone), len(jobs))

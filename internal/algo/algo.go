@@ -49,7 +49,17 @@ type Params struct {
 	// Burst is the token-bucket capacity; 0 means Quota. Other kinds must
 	// leave it 0.
 	Burst int64
+	// MaxDebt caps the debt a forced charge ([Force]) can leave, in units
+	// beyond an empty limit; 0 means MaxDebtUnits, and for the
+	// token bucket also at most a span of MaxPeriod. Concurrency must
+	// leave it 0.
+	MaxDebt int64
 }
+
+// MaxDebtUnits is the largest debt of any limit and the largest cost of
+// one forced charge: 2^50 units, exact in every store (the Redis scripts
+// compute in doubles).
+const MaxDebtUnits = 1 << 50
 
 // ErrParams is wrapped by every error of [Params.Validate].
 var ErrParams = errors.New("invalid limit")
@@ -86,12 +96,24 @@ func (p *Params) Validate() error {
 	if p.Kind != TokenBucket && p.Burst != 0 {
 		return &ParamError{"Burst", "applies only to the token bucket"}
 	}
+	if p.MaxDebt < 0 || p.MaxDebt > MaxDebtUnits {
+		return &ParamError{"MaxDebt", fmt.Sprintf("must be from 0 to 2^50 (got %d)", p.MaxDebt)}
+	}
+	if p.Kind == Concurrency && p.MaxDebt != 0 {
+		return &ParamError{"MaxDebt", "does not apply to concurrency limits: they cannot be charged"}
+	}
 	if p.Kind == TokenBucket {
 		// The tolerance Burst*Period/Quota must fit comfortably in int64 so
 		// that now+tolerance cannot overflow before the year 2262.
 		tau, _, ok := mulDiv(p.Capacity(), p.Period, p.Quota)
 		if !ok || tau > MaxPeriod {
 			return &ParamError{"Burst", fmt.Sprintf("burst %d at %d per %dns spans more than 100 years", p.Capacity(), p.Quota, p.Period)}
+		}
+		if p.MaxDebt > 0 {
+			span, _, ok := mulDiv(p.MaxDebt, p.Period, p.Quota)
+			if !ok || span > MaxPeriod {
+				return &ParamError{"MaxDebt", fmt.Sprintf("a debt of %d at %d per %dns spans more than 100 years", p.MaxDebt, p.Quota, p.Period)}
+			}
 		}
 	}
 	return nil
@@ -163,6 +185,12 @@ type Result struct {
 	// Delay is, for an allowed token-bucket reservation, how long the caller
 	// must wait before acting; 0 otherwise.
 	Delay int64
+	// Debt is the number of units owed beyond an empty limit (rounded up),
+	// after a forced charge; 0 otherwise.
+	Debt int64
+	// Clamped reports that a forced charge was cut short by the limit's
+	// debt cap (MaxDebt).
+	Clamped bool
 }
 
 // Check reports the outcome of taking cost units at now without changing s.

@@ -127,3 +127,54 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkForce is one forced charge of 1 and one settlement of 1 per
+// call, per algorithm but concurrency: the core of Limiter.Charge and of
+// Reservation.Settle. "debt" steps 1µs per call, so the limit runs deep
+// into debt (to its cap); "allow" 1ms, so it never does.
+//
+//	go test -run '^$' -bench BenchmarkForce -benchmem ./internal/algo
+func BenchmarkForce(b *testing.B) {
+	for _, p := range benchParams[:4] {
+		for _, st := range []struct {
+			name string
+			step int64
+		}{{"allow", ms}, {"debt", 1000}} {
+			b.Run("kind="+kindNames[p.Kind]+"/"+st.name, func(b *testing.B) {
+				p := p
+				p.MaxDebt = 10_000
+				ps := []Params{p}
+				ss := []*State{{}}
+				now := int64(base)
+				b.ReportAllocs()
+				for b.Loop() {
+					now += st.step
+					Force(ps, ss, now, 2, nil)
+					Settle(&ps[0], ss[0], now, now, 1, "")
+				}
+			})
+		}
+	}
+}
+
+// TestForceZeroAllocs: charges and settlements on the token bucket, fixed
+// window and counter do not allocate.
+func TestForceZeroAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	for _, p := range benchParams[:3] {
+		ps := []Params{p}
+		ss := []*State{{}}
+		out := make([]Result, 1)
+		now := int64(base)
+		allocs := testing.AllocsPerRun(10000, func() {
+			now += 1000
+			Force(ps, ss, now, 3, out)
+			Settle(&ps[0], ss[0], now, now, 1, "")
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocs per charge and settlement", kindNames[p.Kind], allocs)
+		}
+	}
+}

@@ -180,3 +180,63 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+// FuzzForce: random limits (any kind but concurrency, any debt cap) and
+// random takes, charges (up to MaxDebtUnits) and settlements never panic;
+// every Result stays in range (Remaining in [0, capacity], durations ≥ 0,
+// 0 ≤ Debt ≤ the debt cap) and a charge is always Allowed.
+//
+//	go test -run '^$' -fuzz '^FuzzForce$' -fuzztime 30s ./internal/algo
+func FuzzForce(f *testing.F) {
+	f.Add(byte(0), int64(10), int64(sec), int64(0), int64(5), int64(base), []byte("charge take settle charge charge"))
+	f.Add(byte(1), int64(4), int64(sec), int64(0), int64(0), int64(base), []byte("\xff\xff\xff\xff\x00\x00\x00\x01\x02\x03"))
+	f.Add(byte(2), int64(6), int64(7), int64(0), int64(1), int64(0), []byte("\x80\x80\x80\x80\x80\x80\x80\x80"))
+	f.Add(byte(3), int64(math.MaxInt64), int64(MaxPeriod), int64(0), int64(MaxDebtUnits), int64(-1), []byte("\x01\xff\x02\xfe"))
+	f.Add(byte(0), int64(1), int64(MaxPeriod), int64(1), int64(0), int64(math.MaxInt64), []byte("\xff\xff\xff\xff\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, kind byte, quota, period, burst, maxDebt, start int64, ops []byte) {
+		p := Params{Kind: Kind(kind % 4), Quota: quota, Period: period, Burst: burst, MaxDebt: maxDebt}
+		if !fuzzParams(t, p) {
+			return
+		}
+		if len(ops) > 2000 {
+			ops = ops[:2000]
+		}
+		src := &byteSource{ops}
+		s := &State{}
+		// Instants from the epoch on: the zero State is a TAT of 0, which
+		// an instant before 1970 sees in the future (as in debt).
+		now := fuzzStart(start)
+		if now < 0 {
+			now = -now
+		}
+		var last int64 = -1
+		for range len(ops)/8 + 1 {
+			now = min(maxNow, satAdd(now, src.Int64N(satMul(3, p.Period)+1)))
+			var r Result
+			switch src.IntN(3) {
+			case 0:
+				_, _, r = Decide([]Params{p}, []*State{s}, now, src.Int64N(p.Capacity()+1), 0, "", nil)
+			case 1:
+				cost := src.Int64N(MaxDebtUnits + 1)
+				if src.IntN(2) == 0 {
+					cost = src.Int64N(3*min(p.Quota, 1<<40) + 1)
+				}
+				_, r = Force([]Params{p}, []*State{s}, now, cost, nil)
+				if !r.Allowed {
+					t.Fatalf("%+v: charge of %d denied: %+v", p, cost, r)
+				}
+				last = now
+			default:
+				at := now
+				if last >= 0 {
+					at = last
+				}
+				Settle(&p, s, now, at, src.Int64N(p.Capacity()+1), "")
+				continue
+			}
+			if r.Remaining < 0 || r.Remaining > p.Capacity() || r.RetryAfter < 0 || r.ResetAfter < 0 || r.Delay < 0 || r.Debt < 0 || r.Debt > p.DebtCap() {
+				t.Fatalf("%+v at %d: result out of range: %+v (debt cap %d)", p, now, r, p.DebtCap())
+			}
+		}
+	})
+}

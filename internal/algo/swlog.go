@@ -18,7 +18,7 @@ func logCheck(p *Params, s *State, now, cost int64) Result {
 	live := s.Log[logFirstLive(s.Log, now-p.Period):]
 	var used int64
 	for _, e := range live {
-		used += e.Cost
+		used = satAdd(used, e.Cost)
 	}
 	n := max(cost, 1)
 	reset := int64(0)

@@ -15,7 +15,7 @@ import (
 
 // Params converts a limit into algorithm parameters.
 func Params(l weir.Limit) algo.Params {
-	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst}
+	return algo.Params{Kind: algo.Kind(l.Algorithm), Quota: l.Quota, Period: int64(l.Period), Burst: l.Burst, MaxDebt: l.MaxDebt}
 }
 
 // Name is the state name of a limit (see weir.Limit.Named).
@@ -32,6 +32,9 @@ func Validate(req *weir.Request) error {
 	}
 	if req.Cost < 0 {
 		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("must not be negative (got %d)", req.Cost)}
+	}
+	if req.Force && req.Cost > weir.MaxDebtUnits {
+		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("a forced charge must be at most 2^50 (got %d)", req.Cost)}
 	}
 	if req.MaxWait < 0 {
 		return &weir.FieldError{Field: "max_wait", Reason: fmt.Sprintf("must not be negative (got %v)", req.MaxWait)}
@@ -50,7 +53,10 @@ func Validate(req *weir.Request) error {
 				return &weir.FieldError{Field: fmt.Sprintf("checks[%d].%s", i, fe.Field), Reason: fe.Reason}
 			}
 		}
-		if c := l.Capacity(); req.Cost > c {
+		if req.Force && l.Algorithm == weir.Concurrency {
+			return &weir.FieldError{Field: fmt.Sprintf("checks[%d].Limit.Algorithm", i), Reason: fmt.Sprintf("limit %q is a concurrency limit: a forced charge does not apply (units are held and released)", Name(*l)), Err: weir.ErrConcurrency}
+		}
+		if c := l.Capacity(); req.Cost > c && !req.Force {
 			return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of limit %q: it can never be admitted", req.Cost, c, Name(*l)), Err: weir.ErrExceedsCapacity}
 		}
 		if l.Algorithm == weir.Concurrency && req.Cost > 0 && req.Lease == "" {
@@ -69,8 +75,16 @@ func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []alg
 	for i := range req.Checks {
 		ps[i] = Params(req.Checks[i].Limit)
 	}
-	allowed, k, agg := algo.Decide(ps, states, now.UnixNano(), req.Cost, int64(req.MaxWait), req.Lease, out)
-	changed := allowed && req.Cost > 0
+	var allowed, changed bool
+	var k int
+	var agg algo.Result
+	if req.Force {
+		k, agg = algo.Force(ps, states, now.UnixNano(), req.Cost, out)
+		allowed, changed = true, req.Cost > 0
+	} else {
+		allowed, k, agg = algo.Decide(ps, states, now.UnixNano(), req.Cost, int64(req.MaxWait), req.Lease, out)
+		changed = allowed && req.Cost > 0
+	}
 	if !allowed && req.Queue > 0 {
 		changed = algo.Enqueue(ps, states, now.UnixNano(), req.Cost, req.Lease, int64(req.Queue))
 	}
@@ -81,6 +95,8 @@ func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []alg
 		RetryAfter: time.Duration(agg.RetryAfter),
 		ResetAfter: time.Duration(agg.ResetAfter),
 		Delay:      time.Duration(agg.Delay),
+		Debt:       agg.Debt,
+		Clamped:    agg.Clamped,
 		Time:       now,
 	}
 	if len(req.Statuses) == len(req.Checks) {
@@ -91,6 +107,8 @@ func Decide(req *weir.Request, ps []algo.Params, states []*algo.State, out []alg
 				RetryAfter: time.Duration(r.RetryAfter),
 				ResetAfter: time.Duration(r.ResetAfter),
 				Delay:      time.Duration(r.Delay),
+				Debt:       r.Debt,
+				Clamped:    r.Clamped,
 			}
 		}
 	}
@@ -105,6 +123,10 @@ func Refund(req *weir.Request, states []*algo.State, now time.Time) {
 	}
 	for i := range req.Checks {
 		p := Params(req.Checks[i].Limit)
-		algo.Refund(&p, states[i], now.UnixNano(), at, req.Cost, req.Lease)
+		if req.Force {
+			algo.Settle(&p, states[i], now.UnixNano(), at, req.Cost, req.Lease)
+		} else {
+			algo.Refund(&p, states[i], now.UnixNano(), at, req.Cost, req.Lease)
+		}
 	}
 }

@@ -155,7 +155,7 @@ if path == '1' or path == '2' then
     if blob == '' then
       if not last then return {-1} end
     elseif blob ~= last then
-      if #blob ~= 96 then return {-1} end
+      if #blob ~= 104 then return {-1} end
       local op, nc, _, _, _, _, _, kind = sunpack('<llllllll', blob)
       if op ~= 1 or nc ~= 1 or kind ~= 0 then return {-1} end
       last = blob
@@ -167,7 +167,7 @@ if path == '1' or path == '2' then
     local blob = ARGV[4 + i]
     if blob ~= '' and blob ~= last then
       local _
-      _, _, cost, maxwait, _, want, _, _, _, per, cap, q = sunpack('<llllllllllll', blob)
+      _, _, cost, maxwait, _, want, _, _, _, per, cap, q = sunpack('<lllllllllllll', blob)
       local n = cost
       if n < 1 then n = 1 end
       -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
@@ -278,8 +278,8 @@ if path == '1' or path == '2' then
       local retry, delay = wait, 0
       if al == 1 then retry, delay = 0, wait end
       if al < 0 then al = 0 end
-      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] = al, rem, retry, reset, delay
-      no = no + 5
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5], out[no + 6], out[no + 7] = al, rem, retry, reset, delay, 0, 0
+      no = no + 7
     end
   end
   -- Save the kept states. A key that turns out to hold another type fails

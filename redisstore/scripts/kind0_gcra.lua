@@ -182,11 +182,67 @@ BUILD[0] = function(P)
     st.ver = st.ver + 1
   end
 
+  -- tb_norm is the TAT, or now when it is earlier.
+  local function tb_norm(st, now)
+    if st.a < now then return now, 0 end
+    return st.a, st.b
+  end
+
+  -- tb_force moves the TAT by cost*I whether or not it conforms, to at
+  -- most now + tau + maxdebt*I (internal/algo's gcraForce), and reports
+  -- whether that cut it short.
+  local function tb_force(c, st, now, cost)
+    local per, q = c.per, c.q
+    local ta, tb = tb_norm(st, now)
+    local tau_a, tau_b = muldiv(c.cap, per, q)
+    local la, lb = tb_add(per, q, now + tau_a, tau_b, c.maxdebt)
+    local na, nb, cl = la, lb, false
+    if not rless(ta, tb, la, lb) then
+      na, nb, cl = ta, tb, true
+    elseif cost > tb_units(per, q, ta, tb, la, lb, P.MAXDEBT) then
+      cl = true
+    else
+      na, nb = tb_add(per, q, ta, tb, cost)
+    end
+    st.a, st.b = na, nb
+    st.ver = st.ver + 1
+    return cl
+  end
+
+  -- tb_debt is ceil((TAT - now - tau)/I), at least 0.
+  local function tb_debt(c, st, now)
+    local per, q = c.per, c.q
+    local ta, tb = tb_norm(st, now)
+    local tau_a, tau_b = muldiv(c.cap, per, q)
+    local ba, bb = now + tau_a, tau_b
+    if not rless(ba, bb, ta, tb) then return 0 end
+    local d = tb_units(per, q, ba, bb, ta, tb, P.MAXDEBT + 1)
+    local xa, xb = tb_add(per, q, ba, bb, d)
+    if rless(xa, xb, ta, tb) then d = d + 1 end
+    return d
+  end
+
+  -- tb_settle gives back cost units even after their instant (internal/
+  -- algo's Settle): the TAT moves back by cost*I, never before now.
+  local function tb_settle(c, st, now, at, cost)
+    local per, q = c.per, c.q
+    local ta, tb = st.a, st.b
+    if cost <= 0 or not rless(now, 0, ta, tb) then return end
+    if cost > tb_units(per, q, now, 0, ta, tb, P.MAXDEBT) then
+      ta, tb = now, 0
+    else
+      ta, tb = tb_sub(per, q, ta, tb, cost)
+      if rless(ta, tb, now, 0) then ta, tb = now, 0 end
+    end
+    st.a, st.b = ta, tb
+    st.ver = st.ver + 1
+  end
+
   local function tb_save(c, st, now)
     local exp = st.a
     if st.b > 0 then exp = exp + 1 end
     save_string(c.key, P.spack('<Blll', 0, st.a, st.b, c.q), exp, now)
   end
 
-  return {load = tb_load, check = tb_check, commit = tb_commit, refund = tb_refund, save = tb_save}
+  return {load = tb_load, check = tb_check, commit = tb_commit, refund = tb_refund, save = tb_save, force = tb_force, debt = tb_debt, settle = tb_settle}
 end

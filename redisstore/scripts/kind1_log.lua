@@ -84,6 +84,37 @@ BUILD[1] = function(P)
     rcall('ZADD', c.key, int(now), log_member(e))
   end
 
+  local function log_used(c, st, now)
+    local ev = st.ev
+    local used = 0
+    for i = log_live(c, st, now), #ev do used = used + ev[i][2] end
+    return used
+  end
+
+  -- log_force records cost at now whether or not it fits, until the
+  -- window holds quota + the debt cap. A charge into debt merges into the
+  -- newest live event, moved up to now (internal/algo's force), so the
+  -- log never holds more than quota events plus one.
+  local function log_force(c, st, now, cost)
+    local used = log_used(c, st, now)
+    local add, cl = P.cap_add(used, cost, c.quota, c.maxdebt)
+    local ev = st.ev
+    local last = ev[#ev]
+    if add > 0 and used + add > c.quota and last and last[1] > now - c.per then
+      rcall('ZREM', c.key, log_member(last))
+      if last[1] < now then last[1] = now end
+      last[2] = last[2] + add
+      rcall('ZADD', c.key, int(last[1]), log_member(last))
+    elseif add > 0 then
+      log_commit(c, st, now, add)
+    end
+    return cl
+  end
+
+  local function log_debt(c, st, now)
+    return maxn(0, log_used(c, st, now) - c.quota)
+  end
+
   local function log_refund(c, st, now, at, cost)
     local ev = st.ev
     for i = #ev, 1, -1 do
@@ -109,5 +140,5 @@ BUILD[1] = function(P)
     save_ttl(c.key, exp, now)
   end
 
-  return {load = log_load, check = log_check, commit = log_commit, refund = log_refund, save = log_save}
+  return {load = log_load, check = log_check, commit = log_commit, refund = log_refund, save = log_save, force = log_force, debt = log_debt}
 end

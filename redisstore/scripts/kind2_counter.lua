@@ -91,6 +91,31 @@ BUILD[2] = function(P)
     st.a, st.b, st.c = start, curr + cost, prev
   end
 
+  -- sw_used is the estimate rounded up: ceil(prev*(per-el)/per) + curr.
+  local function sw_used(c, prev, curr, el)
+    local used = curr
+    if prev > 0 and el < c.per then
+      local q, r = muldiv(prev, c.per - el, c.per)
+      used = used + q
+      if r > 0 then used = used + 1 end
+    end
+    return used
+  end
+
+  -- sw_force charges cost whether or not it fits: the current count may
+  -- grow until the estimate is quota + the debt cap.
+  local function sw_force(c, st, now, cost)
+    local start, curr, prev = sw_roll(c, st, now)
+    local add, cl = P.cap_add(sw_used(c, prev, curr, now - start), cost, c.quota, c.maxdebt)
+    st.a, st.b, st.c = start, curr + add, prev
+    return cl
+  end
+
+  local function sw_debt(c, st, now)
+    local start, curr, prev = sw_roll(c, st, now)
+    return maxn(0, sw_used(c, prev, curr, now - start) - c.quota)
+  end
+
   local function sw_refund(c, st, now, at, cost)
     local start, curr, prev = sw_roll(c, st, now)
     local ws = window_start(at, c.per)
@@ -112,5 +137,5 @@ BUILD[2] = function(P)
     save_string(c.key, fmt('%d %d %d', st.a, st.b, st.c), exp, now)
   end
 
-  return {load = sw_load, check = sw_check, commit = sw_commit, refund = sw_refund, save = sw_save}
+  return {load = sw_load, check = sw_check, commit = sw_commit, refund = sw_refund, save = sw_save, force = sw_force, debt = sw_debt}
 end

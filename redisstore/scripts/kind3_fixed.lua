@@ -44,6 +44,20 @@ BUILD[3] = function(P)
     st.a, st.b = start, used + cost
   end
 
+  -- fw_force charges cost whether or not it fits (internal/algo's
+  -- force): the count may pass the quota, up to quota + the debt cap.
+  local function fw_force(c, st, now, cost)
+    local start, used = fw_used(c, st, now)
+    local add, cl = P.cap_add(used, cost, c.quota, c.maxdebt)
+    st.a, st.b = start, used + add
+    return cl
+  end
+
+  local function fw_debt(c, st, now)
+    local _, used = fw_used(c, st, now)
+    return maxn(0, used - c.quota)
+  end
+
   local function fw_refund(c, st, now, at, cost)
     if st.a == window_start(at, c.per) then
       st.b = maxn(0, st.b - cost)
@@ -56,5 +70,5 @@ BUILD[3] = function(P)
     save_string(c.key, fmt('%d %d', st.a, st.b), exp, now)
   end
 
-  return {load = fw_load, check = fw_check, commit = fw_commit, refund = fw_refund, save = fw_save}
+  return {load = fw_load, check = fw_check, commit = fw_commit, refund = fw_refund, save = fw_save, force = fw_force, debt = fw_debt}
 end

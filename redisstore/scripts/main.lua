@@ -4,8 +4,9 @@
 --
 -- The layout of the call and of the reply is defined in wire.go: per
 -- decision its packed numbers (a header of 7 int64s: op, checks, cost,
--- max wait, refund instant, statuses wanted, queue; then 5 per check:
--- kind, quota, period, capacity, reduced quota) and its lease id; KEYS
+-- max wait, refund instant, statuses wanted, queue; then 6 per check:
+-- kind, quota, period, capacity, reduced quota, debt cap) and its lease
+-- id; KEYS
 -- holds one key per check, in order. The reply is packed by reply (see
 -- entry.lua).
 
@@ -39,16 +40,20 @@ local FMT = {}
 
 -- Scratch reused by every decision: check tables and per-check results.
 local cs = {}
-local r_al, r_rem, r_retry, r_reset, r_delay = {}, {}, {}, {}, {}
+local r_al, r_rem, r_retry, r_reset, r_delay, r_debt, r_cl = {}, {}, {}, {}, {}, {}, {}
+
+-- Ops (wire.go): 1 take, 2 refund, 3 charge (a forced take), 4 settle (a
+-- forced refund).
+local OP_REFUND, OP_CHARGE, OP_SETTLE = 2, 3, 4
 
 for _ = 1, nd do
   local blob, lease = ARGV[ai], ARGV[ai + 1]
   ai = ai + 2
-  local nc = (#blob / 8 - 7) / 5
+  local nc = (#blob / 8 - 7) / 6
   local f = FMT[nc]
   if not f then
     if nc < 1 or nc ~= floor(nc) then return {-1} end
-    f = '<' .. rep('l', 7 + 5 * nc)
+    f = '<' .. rep('l', 7 + 6 * nc)
     FMT[nc] = f
   end
   local v = {sunpack(f, blob)}
@@ -61,9 +66,10 @@ for _ = 1, nd do
       c = {}
       cs[i] = c
     end
-    c.kind, c.quota, c.per, c.cap, c.q = v[o + 1], v[o + 2], v[o + 3], v[o + 4], v[o + 5]
+    c.kind, c.quota, c.per, c.cap, c.q, c.maxdebt = v[o + 1], v[o + 2], v[o + 3], v[o + 4], v[o + 5], v[o + 6]
     c.key = KEYS[ki]
-    o = o + 5
+    o = o + 6
+    if (op == OP_CHARGE or op == OP_SETTLE) and c.kind == CONCURRENCY then return {-1} end
     ki = ki + 1
     local impl = KIND[c.kind]
     if not impl and BUILD[c.kind] then
@@ -84,13 +90,15 @@ for _ = 1, nd do
     cs[i] = c
   end
 
-  if op == 2 then
+  if op == OP_REFUND or op == OP_SETTLE then
     if ok then
       if at < 0 then at = now end
       for i = 1, nc do
         local c = cs[i]
         if c.kind == CONCURRENCY then
           c.impl.release(c, c.st, lease)
+        elseif op == OP_SETTLE and c.impl.settle then
+          c.impl.settle(c, c.st, now, at, cost)
         else
           c.impl.refund(c, c.st, now, at, cost)
         end
@@ -102,9 +110,41 @@ for _ = 1, nd do
     end
   elseif not ok then
     out[#out + 1] = -1
-    for _ = 1, 5 do out[#out + 1] = 0 end
+    for _ = 1, 7 do out[#out + 1] = 0 end
     if want then
-      for _ = 1, 5 * nc do out[#out + 1] = 0 end
+      for _ = 1, 7 * nc do out[#out + 1] = 0 end
+    end
+  elseif op == OP_CHARGE then
+    -- A charge (internal/algo's Force): every check takes cost whether or
+    -- not it fits, and reports what it holds after as a peek sees it; the
+    -- decider is the check worst off: the longest retry, then the fewest
+    -- remaining.
+    local dec, arem, aretry, areset, adebt, acl = -1, 0, 0, 0, 0, false
+    for i = 1, nc do
+      local c = cs[i]
+      local cl = false
+      if cost > 0 then
+        cl = c.impl.force(c, c.st, now, cost)
+        mark(c)
+      end
+      local _, rem, retry, reset = c.impl.check(c, c.st, now, 0, 0, lease)
+      local debt = c.impl.debt(c, c.st, now)
+      r_rem[i], r_retry[i], r_reset[i], r_debt[i], r_cl[i] = rem, retry, reset, debt, cl
+      if dec < 0 or retry > aretry or (retry == aretry and rem < arem) then
+        dec, arem, aretry, areset, adebt = i, rem, retry, reset, debt
+      end
+      if cl then acl = true end
+    end
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7] = 1, dec - 1, arem, aretry, areset, 0, adebt
+    if acl then out[n + 8] = 1 else out[n + 8] = 0 end
+    if want then
+      n = n + 8
+      for i = 1, nc do
+        out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = 1, r_rem[i], r_retry[i], r_reset[i], 0, r_debt[i]
+        if r_cl[i] then out[n + 7] = 1 else out[n + 7] = 0 end
+        n = n + 7
+      end
     end
   else
     local allowed, dec = true, -1
@@ -172,13 +212,13 @@ for _ = 1, nd do
     end
     local n = #out
     if allowed then out[n + 1] = 1 else out[n + 1] = 0 end
-    out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = dec - 1, arem, aretry, areset, adelay
+    out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7], out[n + 8] = dec - 1, arem, aretry, areset, adelay, 0, 0
     if want then
-      n = n + 6
+      n = n + 8
       for i = 1, nc do
         if r_al[i] then out[n + 1] = 1 else out[n + 1] = 0 end
-        out[n + 2], out[n + 3], out[n + 4], out[n + 5] = r_rem[i], r_retry[i], r_reset[i], r_delay[i]
-        n = n + 5
+        out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7] = r_rem[i], r_retry[i], r_reset[i], r_delay[i], 0, 0
+        n = n + 7
       end
     end
   end

@@ -58,6 +58,19 @@ end
 
 function P.int(x) return P.fmt('%d', x) end
 
+-- MAXDEBT is weir.MaxDebtUnits, 2^50: the largest debt and forced charge.
+P.MAXDEBT = 1125899906842624
+
+-- cap_add is how much of a forced charge of cost a window holding used
+-- units takes when it may hold at most quota + cap (the check's debt
+-- cap), and whether that cuts the charge short (internal/algo's capAdd).
+function P.cap_add(used, cost, quota, cap)
+  local room = quota + cap - used
+  if room < 0 then room = 0 end
+  if cost > room then return room, true end
+  return cost, false
+end
+
 -- ttl_ms is the TTL in milliseconds for a state that is fresh from the
 -- instant exp: rounded up, so state never expires before it is fresh.
 -- It is text: redis.call would print a number with "%.17g", which costs

@@ -89,6 +89,8 @@ func toResponse(r *service.Result) *weirv1.CheckResponse {
 		Shadow:       r.Shadowed,
 		Source:       r.Source.String(),
 		Lease:        r.Lease,
+		Debt:         r.Debt,
+		Clamped:      r.Clamped,
 	}
 }
 
@@ -151,6 +153,19 @@ func (s *Server) Release(ctx context.Context, req *weirv1.ReleaseRequest) (*weir
 		return nil, Status(err)
 	}
 	return &weirv1.ReleaseResponse{}, nil
+}
+
+// Report implements weirv1.WeirServer: it settles the actual cost of
+// work (service.Service.Report). cost is required.
+func (s *Server) Report(ctx context.Context, req *weirv1.ReportRequest) (*weirv1.CheckResponse, error) {
+	if req.Cost == nil {
+		return nil, Status(&weir.FieldError{Field: "cost", Reason: "is required: the actual cost of the work"})
+	}
+	res, err := s.svc.Report(ctx, toRequest(req.GetPolicy(), req.GetKey(), req.GetFields(), req.Cost), req.GetReserved())
+	if err != nil {
+		return nil, Status(err)
+	}
+	return toResponse(&res), nil
 }
 
 // ListPolicies implements weirv1.WeirServer.

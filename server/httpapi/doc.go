@@ -4,6 +4,8 @@
 //	POST /v1/acquire  {"policy":"jobs","key":"tenant:7"}           → {"allowed":true,"lease":"…",…}
 //	                  (+ "wait_ms": up to 5000 to wait in line for the units)
 //	POST /v1/release  {"policy":"jobs","key":"tenant:7","lease":"…"}
+//	POST /v1/report   {"policy":"llm","key":"sk-1","cost":730,"reserved":500}
+//	                  (settle work's actual cost: the excess charged, into debt if need be)
 //	GET  /v1/policies
 //	POST /v1/reset    {"policy":"api","key":"user:42"}             (admin scope)
 //	POST /v1/reload                                                (admin scope)

@@ -81,6 +81,7 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /v1/check", a.guard(service.ScopeDecide, a.check))
 	mux.Handle("POST /v1/acquire", a.guard(service.ScopeDecide, a.acquire))
 	mux.Handle("POST /v1/release", a.guard(service.ScopeDecide, a.release))
+	mux.Handle("POST /v1/report", a.guard(service.ScopeDecide, a.report))
 	mux.Handle("GET /v1/policies", a.guard(service.ScopeDecide, a.policies))
 	mux.Handle("POST /v1/reset", a.guard(service.ScopeAdmin, a.reset))
 	mux.Handle("POST /v1/reload", a.guard(service.ScopeAdmin, a.reload))
@@ -180,6 +181,7 @@ func (a *api) index(w http.ResponseWriter, r *http.Request) {
 POST /v1/check     {"policy":"NAME","key":"KEY","cost":1}  (a JSON array for a batch)
 POST /v1/acquire   {"policy":"NAME","key":"KEY","wait_ms":0}  -> lease (wait_ms up to 5000: wait in line)
 POST /v1/release   {"policy":"NAME","key":"KEY","lease":"ID"}
+POST /v1/report    {"policy":"NAME","key":"KEY","cost":ACTUAL,"reserved":0}  (settle work's actual cost)
 GET  /v1/policies
 POST /v1/override  {"policy":"NAME","key":"KEY","plan":"PLAN" or "limits":["100/s"],"for_ms":0,"reason":"..."}  (admin)
 POST /v1/override/get, /v1/override/delete  {"policy":"NAME","key":"KEY"}; GET /v1/overrides?policy=NAME  (admin)
@@ -282,6 +284,9 @@ type checkBody struct {
 	Cost   *int64            `json:"cost"`
 	Lease  string            `json:"lease"`
 	WaitMS int64             `json:"wait_ms"` // acquire only
+	// Reserved is, for /v1/report only, the units a check took for the
+	// work reported (default 0).
+	Reserved *int64 `json:"reserved"`
 }
 
 func (b *checkBody) request() *service.Request {
@@ -370,7 +375,7 @@ func DecodeCheck(data []byte, allowLease bool) (one *checkBody, batch []checkBod
 }
 
 // checkFields are the members of a check body, spelled exactly.
-var checkFields = []string{"policy", "key", "fields", "cost", "lease", "wait_ms"}
+var checkFields = []string{"policy", "key", "fields", "cost", "lease", "wait_ms", "reserved"}
 
 // strictMembers refuses what encoding/json lets through in a body it
 // decoded: a member whose name matches a field only when case is ignored
@@ -419,7 +424,7 @@ func memberPath(item int, name string) string {
 // strictObject checks the object at data[i] ('{'), item item of a batch
 // (-1: not a batch), and returns the index after it.
 func strictObject(data []byte, i, item int) (int, error) {
-	var seen [6]bool
+	var seen [7]bool
 	i = skipWS(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		name, next := memberName(data, i)
@@ -608,7 +613,7 @@ func jsonFieldError(err error, prefix string) error {
 	return &weir.FieldError{Field: "body", Reason: strings.TrimPrefix(msg, "json: ")}
 }
 
-func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBatch bool) (*checkBody, []checkBody, bool) {
+func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBatch, allowReserved bool) (*checkBody, []checkBody, bool) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
@@ -623,6 +628,9 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBa
 	if err == nil && batch != nil && !allowBatch {
 		err = &weir.FieldError{Field: "body", Reason: "want a JSON object (batches are for /v1/check)"}
 	}
+	if err == nil && !allowReserved {
+		err = noReserved(one, batch)
+	}
 	if err != nil {
 		a.fail(w, err)
 		return nil, nil, false
@@ -631,7 +639,7 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, allowLease, allowBa
 }
 
 func (a *api) check(w http.ResponseWriter, r *http.Request) {
-	one, batch, ok := a.decode(w, r, false, true)
+	one, batch, ok := a.decode(w, r, false, true, false)
 	if !ok {
 		return
 	}
@@ -669,7 +677,7 @@ func (a *api) check(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
-	one, _, ok := a.decode(w, r, false, false)
+	one, _, ok := a.decode(w, r, false, false, false)
 	if !ok {
 		return
 	}
@@ -681,8 +689,44 @@ func (a *api) acquire(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, appendResult(nil, &res))
 }
 
+// noReserved refuses "reserved" outside /v1/report.
+func noReserved(one *checkBody, batch []checkBody) error {
+	if one != nil && one.Reserved != nil {
+		return &weir.FieldError{Field: "reserved", Reason: "only /v1/report takes it"}
+	}
+	for i := range batch {
+		if batch[i].Reserved != nil {
+			return &weir.FieldError{Field: fmt.Sprintf("checks[%d].reserved", i), Reason: "only /v1/report takes it"}
+		}
+	}
+	return nil
+}
+
+// report settles the actual cost of work (service.Report): "cost" is the
+// actual cost, required; "reserved" what a check took for it.
+func (a *api) report(w http.ResponseWriter, r *http.Request) {
+	one, _, ok := a.decode(w, r, false, false, true)
+	if !ok {
+		return
+	}
+	if one.Cost == nil {
+		a.fail(w, &weir.FieldError{Field: "cost", Reason: "is required: the actual cost of the work"})
+		return
+	}
+	reserved := int64(0)
+	if one.Reserved != nil {
+		reserved = *one.Reserved
+	}
+	res, err := a.Service.Report(r.Context(), one.request(), reserved)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, appendResult(nil, &res))
+}
+
 func (a *api) release(w http.ResponseWriter, r *http.Request) {
-	one, _, ok := a.decode(w, r, true, false)
+	one, _, ok := a.decode(w, r, true, false, false)
 	if !ok {
 		return
 	}
@@ -694,7 +738,7 @@ func (a *api) release(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) reset(w http.ResponseWriter, r *http.Request) {
-	one, _, ok := a.decode(w, r, false, false)
+	one, _, ok := a.decode(w, r, false, false, false)
 	if !ok {
 		return
 	}
@@ -833,6 +877,13 @@ func appendResult(b []byte, r *service.Result) []byte {
 	if r.Lease != "" {
 		b = append(b, `,"lease":`...)
 		b = appendString(b, r.Lease)
+	}
+	if r.Debt != 0 {
+		b = append(b, `,"debt":`...)
+		b = strconv.AppendInt(b, r.Debt, 10)
+	}
+	if r.Clamped {
+		b = append(b, `,"clamped":true`...)
 	}
 	return append(b, '}')
 }

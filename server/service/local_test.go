@@ -3,17 +3,15 @@ package service
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/weir-go/weir/server/config"
+	"github.com/weir-go/weir/server/metrics"
 )
 
 // TestLocalPolicy: a policy with a local: section decides from blocks
 // (the demand seen makes its second block larger than needed), the local counters show the blocks, and
 // Close gives every unspent unit back (a fixed window returns exactly).
-// The quota is far above the demand: with a quota the demand nearly uses
-// up, a refill in flight can hold the store's last units while a request
-// of the same process asks the store, is denied and remembers the denial
-// until the refill lands (a known limit of localquota, docs/localquota.md),
-// which a busy machine that delays the refill's goroutine turns into
-// denials of demand the quota covers. That is not what this test checks.
 func TestLocalPolicy(t *testing.T) {
 	s, _, m := newService(t, `
 policies:
@@ -60,5 +58,99 @@ policies:
 	}
 	if net := got["weir_local_units_taken_total"] - got["weir_local_units_returned_total"]; net != float64(admitted) || got["weir_local_units_wasted_total"] != 0 {
 		t.Errorf("taken - returned = %v, wasted %v; want %d admitted and 0 wasted", net, got["weir_local_units_wasted_total"], admitted)
+	}
+}
+
+// localCounters returns the weir_local_* counters of policy.
+func localCounters(t *testing.T, m *metrics.Metrics, policy string) map[string]float64 {
+	t.Helper()
+	got := map[string]float64{}
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, x := range mf.GetMetric() {
+			for _, lp := range x.GetLabel() {
+				if lp.GetName() == "policy" && lp.GetValue() == policy && x.GetCounter() != nil {
+					got[mf.GetName()] = x.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return got
+}
+
+// TestLocalPolicyDropped: a reload that drops a policy's local: section
+// (or the policy) closes its local store a grace period later, which gives
+// its unspent units back, and its counters stay on /metrics; Close closes
+// a store still in its grace period.
+func TestLocalPolicyDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		grace  time.Duration
+		reload string
+	}{
+		{"no grace, local dropped", 0, "policies:\n  hot: {limits: [\"1000/h algo=fixed-window\"]}\n"},
+		{"no grace, policy dropped", 0, "policies:\n  other: {limits: [\"10/m\"]}\n"},
+		{"hold changed, closed by Close", time.Hour, "policies:\n  hot: {limits: [\"1000/h algo=fixed-window\"], local: {hold: 2s}}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, m := newService(t, `
+policies:
+  hot: {limits: ["1000/h algo=fixed-window"], local: {hold: 1s}}
+`)
+			s.retireGrace = tc.grace
+			ctx := context.Background()
+			for range 10 {
+				if r, err := s.Check(ctx, &Request{Policy: "hot", Key: "k", Cost: 1}); err != nil || !r.Allowed {
+					t.Fatalf("check: %+v, %v", r, err)
+				}
+			}
+			if got := localCounters(t, m, "hot"); got["weir_local_units_taken_total"] <= 10 {
+				t.Fatalf("taken %v: the test needs units held beyond the 10 spent", got["weir_local_units_taken_total"])
+			}
+			cfg, err := config.Parse("t.yaml", []byte(tc.reload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.Compile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Apply(c)
+			s.localMu.Lock()
+			retiring, kept := len(s.retiring), len(s.locals)
+			s.localMu.Unlock()
+			wantKept := 0
+			if cfg.Policies[0].Local != nil {
+				wantKept = 1 // the new settings' store
+			}
+			if kept != wantKept {
+				t.Errorf("%d local stores kept after the reload, want %d", kept, wantKept)
+			}
+			if tc.grace == 0 && retiring != 0 || tc.grace > 0 && retiring != 1 {
+				t.Errorf("%d stores in their grace period after the reload (grace %v)", retiring, tc.grace)
+			}
+			if tc.grace > 0 {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s.localMu.Lock()
+				retiring = len(s.retiring)
+				s.localMu.Unlock()
+				if retiring != 0 {
+					t.Errorf("%d stores still in their grace period after Close", retiring)
+				}
+			}
+			got := localCounters(t, m, "hot")
+			if net := got["weir_local_units_taken_total"] - got["weir_local_units_returned_total"] - got["weir_local_units_wasted_total"]; net != 10 {
+				t.Errorf("counters after the store was closed: %v; want taken - returned - wasted = the 10 spent", got)
+			}
+			if got["weir_local_units_returned_total"] == 0 {
+				t.Errorf("nothing returned when the dropped store was closed: %v", got)
+			}
+			_ = s.Close()
+		})
 	}
 }

@@ -71,6 +71,13 @@ type Result struct {
 	Source weir.Source
 	// Lease is the lease id of an admitted Acquire.
 	Lease string
+	// Debt is, after a Report that charged more than was left, the units
+	// the deciding limit owes beyond empty: later checks are denied until
+	// time repays it (RetryAfter says when one unit is back).
+	Debt int64
+	// Clamped reports that a Report's charge was cut short by a limit's
+	// max debt (debt=N in the limit's text form).
+	Clamped bool
 }
 
 // PolicyInfo describes a policy for listings.
@@ -97,10 +104,27 @@ type Service struct {
 	parallel int
 
 	localMu sync.Mutex
-	locals  map[localKey]*localquota.Store // kept across reloads; closed by Close
+	locals  map[localKey]*localquota.Store // kept across reloads that keep them; closed by Close
+	// retiring holds the local stores a reload dropped until retireGrace
+	// has passed (requests in flight under the old policies may still use
+	// them); retired sums the counters of those since closed, by policy.
+	retiring    map[*localquota.Store]retiring
+	retired     map[string]localquota.Stats
+	retireGrace time.Duration
 	// peers is the number of live instances last counted (0: unknown).
 	peers atomic.Int64
 }
+
+// retiring is a local store a reload dropped, waiting for its timer.
+type retiring struct {
+	policy string
+	timer  *time.Timer
+}
+
+// defaultRetireGrace is how long a local store a reload dropped stays open
+// for requests in flight under the old policies, before it is closed
+// (which gives its units back).
+const defaultRetireGrace = time.Second
 
 // localKey names the local-quota store of a policy: one per policy and
 // settings, so a reload that keeps them keeps the units held.
@@ -133,6 +157,7 @@ type snapshot struct {
 	cfg      *config.Config
 	policies map[string]*policy
 	infos    []PolicyInfo
+	locals   map[localKey]bool // the local stores its policies use
 }
 
 type policy struct {
@@ -163,7 +188,11 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 	if m == nil {
 		m = metrics.New()
 	}
-	s := &Service{store: newTimedStore(store, m), m: m, parallel: 1, locals: map[localKey]*localquota.Store{}, log: slog.Default()}
+	s := &Service{
+		store: newTimedStore(store, m), m: m, parallel: 1, locals: map[localKey]*localquota.Store{},
+		retiring: map[*localquota.Store]retiring{}, retired: map[string]localquota.Stats{}, retireGrace: defaultRetireGrace,
+		log: slog.Default(),
+	}
 	if fallback != nil {
 		s.fallback = sharedStore{Store: fallback, share: s.FallbackShare}
 	}
@@ -203,17 +232,59 @@ func (s *Service) Compile(cfg *config.Config) (*Compiled, error) {
 }
 
 // Apply swaps in a compiled policy set. In-flight requests finish under
-// the policies they started with.
+// the policies they started with. The local-quota stores of policies the
+// set drops (or whose local: section it changes) are closed a grace period
+// later, which gives back the units they hold.
 func (s *Service) Apply(c *Compiled) {
 	s.snap.Store(c.snap)
 	s.m.FallbackShare.Set(float64(s.FallbackShare()))
+	s.retire(c.snap.locals)
+}
+
+// retire closes, after retireGrace, the local stores not in keep.
+func (s *Service) retire(keep map[localKey]bool) {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	for k, ls := range s.locals {
+		if keep[k] {
+			continue
+		}
+		delete(s.locals, k)
+		if s.retireGrace <= 0 {
+			s.closeRetired(k.policy, ls)
+			continue
+		}
+		s.retiring[ls] = retiring{k.policy, time.AfterFunc(s.retireGrace, func() {
+			s.localMu.Lock()
+			defer s.localMu.Unlock()
+			if r, ok := s.retiring[ls]; ok {
+				delete(s.retiring, ls)
+				s.closeRetired(r.policy, ls)
+			}
+		})}
+	}
+}
+
+// closeRetired closes ls, a store of policy no longer in use, and keeps
+// its counters for /metrics. localMu is held.
+func (s *Service) closeRetired(policy string, ls *localquota.Store) {
+	_ = ls.Close()
+	s.retired[policy] = addStats(s.retired[policy], ls.Stats())
+}
+
+func addStats(a, b localquota.Stats) localquota.Stats {
+	a.Blocks += b.Blocks
+	a.Taken += b.Taken
+	a.Returned += b.Returned
+	a.Wasted += b.Wasted
+	return a
 }
 
 func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 	if cfg == nil {
 		cfg = &config.Config{}
 	}
-	snap := &snapshot{cfg: cfg, policies: make(map[string]*policy, len(cfg.Policies))}
+	snap := &snapshot{cfg: cfg, policies: make(map[string]*policy, len(cfg.Policies)), locals: map[localKey]bool{}}
 	for i := range cfg.Policies {
 		pc := &cfg.Policies[i]
 		p := &policy{cfg: pc, prefix: pc.Name + ":", quota: map[string]int64{}, capacity: math.MaxInt64}
@@ -236,6 +307,7 @@ func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 				return nil, fmt.Errorf("policy %q: local: %w", pc.Name, err)
 			}
 			store = ls
+			snap.locals[localKey{pc.Name, *pc.Local}] = true
 		}
 		lim, err := weir.NewLimiter(store, opts...)
 		if err != nil {
@@ -310,13 +382,19 @@ func (s *Service) localStore(policy string, l config.Local) (*localquota.Store, 
 	return ls, nil
 }
 
-// Close closes the local-quota stores of policies with a local: section,
-// which gives back the units they hold. It does not close the store.
+// Close closes the local-quota stores of policies with a local: section
+// (those a reload dropped too), which gives back the units they hold. It
+// does not close the store.
 func (s *Service) Close() error {
 	s.localMu.Lock()
 	defer s.localMu.Unlock()
 	for _, ls := range s.locals {
 		_ = ls.Close() // kept: its counters stay on /metrics
+	}
+	for ls, r := range s.retiring {
+		r.timer.Stop()
+		delete(s.retiring, ls)
+		s.closeRetired(r.policy, ls)
 	}
 	return nil
 }
@@ -343,12 +421,13 @@ func (c localCollector) Collect(ch chan<- prometheus.Metric) {
 	c.s.localMu.Lock()
 	sums := map[string]localquota.Stats{}
 	for k, ls := range c.s.locals {
-		st, sum := ls.Stats(), sums[k.policy]
-		sum.Blocks += st.Blocks
-		sum.Taken += st.Taken
-		sum.Returned += st.Returned
-		sum.Wasted += st.Wasted
-		sums[k.policy] = sum
+		sums[k.policy] = addStats(sums[k.policy], ls.Stats())
+	}
+	for ls, r := range c.s.retiring {
+		sums[r.policy] = addStats(sums[r.policy], ls.Stats())
+	}
+	for p, st := range c.s.retired {
+		sums[p] = addStats(sums[p], st)
 	}
 	c.s.localMu.Unlock()
 	for p, st := range sums {
@@ -600,6 +679,87 @@ func (p *policy) result(d weir.Decision, lease string) Result {
 		p.limited.Inc()
 	}
 	return r
+}
+
+// Report accounts for work whose cost is known only once it is done
+// (LLM tokens, bytes, rows): req.Cost is the actual cost, and reserved the
+// units a Check already took for that work (0 when the check was a peek,
+// cost 0, or when nothing was checked). The difference is settled, as
+// weir.Limiter.Settle does: an actual above reserved charges the excess
+// whether or not it fits, and the key may go into debt (later checks are
+// denied until time repays it, capped by a limit's max debt); an actual
+// below reserved gives the difference back (never above a limit's full
+// quota). A report is never refused: the answer is Allowed, and its
+// Remaining, RetryAfter (until one unit is back), Debt and Clamped
+// describe the key once settled. Units given back are given back at the
+// time of the report (the server keeps no record of the check), so a
+// window that ended since the check gets nothing back.
+//
+// It takes the same input as Check and refuses the same bad input, and
+// also a negative or too large cost (above weir.MaxDebtUnits), a reserved
+// that is negative or above what a check could have taken (the policy's
+// capacity), and a policy with a concurrency limit. A shadow policy is
+// charged like any other. When the store fails, a policy with
+// on_store_error: fallback charges its local fallback; the others return
+// the error (the work is done: there is nothing to allow or deny).
+func (s *Service) Report(ctx context.Context, req *Request, reserved int64) (Result, error) {
+	p, key, err := s.lookup(req)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(p.conc) > 0 {
+		return Result{}, fieldErr("policy", "policy %q holds concurrency units: reports are for rate limits (use acquire and release)", p.cfg.Name)
+	}
+	if req.Cost < 0 {
+		return Result{}, fieldErr("cost", "must not be negative (got %d)", req.Cost)
+	}
+	if req.Cost > weir.MaxDebtUnits {
+		return Result{}, fieldErr("cost", "at most %d (got %d)", int64(weir.MaxDebtUnits), req.Cost)
+	}
+	if reserved < 0 {
+		return Result{}, fieldErr("reserved", "must not be negative (got %d)", reserved)
+	}
+	if reserved > p.capacity {
+		return Result{}, &weir.FieldError{Field: "reserved", Reason: fmt.Sprintf("%d exceeds the capacity %d of policy %q: no check could have taken it", reserved, p.capacity, p.cfg.Name), Err: weir.ErrExceedsCapacity}
+	}
+	d, err := settle(ctx, p.choose(ctx, key), key, reserved, req.Cost)
+	if err != nil && p.fb != nil && errors.Is(err, weir.ErrUnavailable) && !errors.Is(err, weir.ErrInvalid) {
+		if d, err = settle(ctx, p.fb, key, reserved, req.Cost); err == nil {
+			p.fallback.Inc()
+			d.Source = weir.SourceFallback
+		}
+	}
+	if err != nil {
+		p.errored.Inc()
+		return Result{}, err
+	}
+	r := Result{
+		Allowed:    true,
+		Policy:     p.cfg.Name,
+		LimitName:  strings.TrimPrefix(d.Limit.Name, p.prefix),
+		Limit:      d.Limit.Quota,
+		Remaining:  d.Remaining,
+		RetryAfter: d.RetryAfter,
+		ResetAfter: d.ResetAfter,
+		Source:     d.Source,
+		Debt:       d.Debt,
+		Clamped:    d.Clamped,
+	}
+	return r, nil
+}
+
+// settle settles reserved units to actual on lim and returns the key's
+// state after: the charge's decision, or a peek after a give-back.
+func settle(ctx context.Context, lim *weir.Limiter, key string, reserved, actual int64) (weir.Decision, error) {
+	d, err := lim.Settle(ctx, key, reserved, time.Now(), actual)
+	if err != nil || actual > reserved {
+		return d, err
+	}
+	d, err = lim.Peek(ctx, key)
+	// A peek's Allowed says whether one unit is left; a report is never
+	// refused, and RetryAfter already says when a unit is back.
+	d.Allowed = true
+	return d, err
 }
 
 // Acquire takes cost units under every limit of the policy, holding the

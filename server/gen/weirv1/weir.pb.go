@@ -132,7 +132,13 @@ type CheckResponse struct {
 	// store failed.
 	Source string `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
 	// lease is set by an allowed Acquire.
-	Lease         string `protobuf:"bytes,10,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease string `protobuf:"bytes,10,opt,name=lease,proto3" json:"lease,omitempty"`
+	// debt is, after a Report that charged more than was left, the units
+	// the deciding limit owes beyond empty; 0 otherwise.
+	Debt int64 `protobuf:"varint,11,opt,name=debt,proto3" json:"debt,omitempty"`
+	// clamped is true when a Report's charge was cut short by a limit's
+	// max debt.
+	Clamped       bool `protobuf:"varint,12,opt,name=clamped,proto3" json:"clamped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -237,6 +243,100 @@ func (x *CheckResponse) GetLease() string {
 	return ""
 }
 
+func (x *CheckResponse) GetDebt() int64 {
+	if x != nil {
+		return x.Debt
+	}
+	return 0
+}
+
+func (x *CheckResponse) GetClamped() bool {
+	if x != nil {
+		return x.Clamped
+	}
+	return false
+}
+
+type ReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// policy, key and fields name the key as in CheckRequest.
+	Policy string            `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Key    string            `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Fields map[string]string `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// cost is the actual cost of the work: 0 to 2^50. Required.
+	Cost *int64 `protobuf:"varint,4,opt,name=cost,proto3,oneof" json:"cost,omitempty"`
+	// reserved is what a Check took for the work (its cost; 0 when the
+	// check was a peek or there was none): 0 to the policy's capacity.
+	Reserved      int64 `protobuf:"varint,5,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRequest) Reset() {
+	*x = ReportRequest{}
+	mi := &file_weir_v1_weir_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRequest) ProtoMessage() {}
+
+func (x *ReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
+func (*ReportRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetFields() map[string]string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *ReportRequest) GetCost() int64 {
+	if x != nil && x.Cost != nil {
+		return *x.Cost
+	}
+	return 0
+}
+
+func (x *ReportRequest) GetReserved() int64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
 type CheckBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Checks        []*CheckRequest        `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
@@ -246,7 +346,7 @@ type CheckBatchRequest struct {
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[2]
+	mi := &file_weir_v1_weir_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +358,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[2]
+	mi := &file_weir_v1_weir_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +371,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{2}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CheckBatchRequest) GetChecks() []*CheckRequest {
@@ -290,7 +390,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[3]
+	mi := &file_weir_v1_weir_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +402,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[3]
+	mi := &file_weir_v1_weir_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +415,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{3}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CheckBatchResponse) GetResults() []*CheckResponse {
@@ -337,7 +437,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[4]
+	mi := &file_weir_v1_weir_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +449,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[4]
+	mi := &file_weir_v1_weir_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +462,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{4}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReleaseRequest) GetPolicy() string {
@@ -401,7 +501,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[5]
+	mi := &file_weir_v1_weir_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +513,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[5]
+	mi := &file_weir_v1_weir_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +526,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{5}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{6}
 }
 
 type ListPoliciesRequest struct {
@@ -437,7 +537,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[6]
+	mi := &file_weir_v1_weir_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +549,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[6]
+	mi := &file_weir_v1_weir_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +562,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{6}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{7}
 }
 
 type Policy struct {
@@ -481,7 +581,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_weir_v1_weir_proto_msgTypes[7]
+	mi := &file_weir_v1_weir_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +593,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[7]
+	mi := &file_weir_v1_weir_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +606,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{7}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Policy) GetName() string {
@@ -574,7 +674,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[8]
+	mi := &file_weir_v1_weir_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +686,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[8]
+	mi := &file_weir_v1_weir_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +699,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{8}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -620,7 +720,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[9]
+	mi := &file_weir_v1_weir_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +732,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[9]
+	mi := &file_weir_v1_weir_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +745,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{9}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResetRequest) GetPolicy() string {
@@ -677,7 +777,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[10]
+	mi := &file_weir_v1_weir_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +789,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[10]
+	mi := &file_weir_v1_weir_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +802,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{10}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{11}
 }
 
 // CheckStreamRequest is one decision of a CheckStream.
@@ -719,7 +819,7 @@ type CheckStreamRequest struct {
 
 func (x *CheckStreamRequest) Reset() {
 	*x = CheckStreamRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[11]
+	mi := &file_weir_v1_weir_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +831,7 @@ func (x *CheckStreamRequest) String() string {
 func (*CheckStreamRequest) ProtoMessage() {}
 
 func (x *CheckStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[11]
+	mi := &file_weir_v1_weir_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +844,7 @@ func (x *CheckStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStreamRequest.ProtoReflect.Descriptor instead.
 func (*CheckStreamRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{11}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckStreamRequest) GetId() uint64 {
@@ -777,7 +877,7 @@ type CheckStreamResponse struct {
 
 func (x *CheckStreamResponse) Reset() {
 	*x = CheckStreamResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[12]
+	mi := &file_weir_v1_weir_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +889,7 @@ func (x *CheckStreamResponse) String() string {
 func (*CheckStreamResponse) ProtoMessage() {}
 
 func (x *CheckStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[12]
+	mi := &file_weir_v1_weir_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +902,7 @@ func (x *CheckStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStreamResponse.ProtoReflect.Descriptor instead.
 func (*CheckStreamResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{12}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckStreamResponse) GetId() uint64 {
@@ -873,7 +973,7 @@ type CheckStreamError struct {
 
 func (x *CheckStreamError) Reset() {
 	*x = CheckStreamError{}
-	mi := &file_weir_v1_weir_proto_msgTypes[13]
+	mi := &file_weir_v1_weir_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +985,7 @@ func (x *CheckStreamError) String() string {
 func (*CheckStreamError) ProtoMessage() {}
 
 func (x *CheckStreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[13]
+	mi := &file_weir_v1_weir_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +998,7 @@ func (x *CheckStreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckStreamError.ProtoReflect.Descriptor instead.
 func (*CheckStreamError) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{13}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckStreamError) GetCode() int32 {
@@ -938,7 +1038,7 @@ type SetOverrideRequest struct {
 
 func (x *SetOverrideRequest) Reset() {
 	*x = SetOverrideRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[14]
+	mi := &file_weir_v1_weir_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1050,7 @@ func (x *SetOverrideRequest) String() string {
 func (*SetOverrideRequest) ProtoMessage() {}
 
 func (x *SetOverrideRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[14]
+	mi := &file_weir_v1_weir_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1063,7 @@ func (x *SetOverrideRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverrideRequest.ProtoReflect.Descriptor instead.
 func (*SetOverrideRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{14}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetOverrideRequest) GetPolicy() string {
@@ -1037,7 +1137,7 @@ type OverrideKey struct {
 
 func (x *OverrideKey) Reset() {
 	*x = OverrideKey{}
-	mi := &file_weir_v1_weir_proto_msgTypes[15]
+	mi := &file_weir_v1_weir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1149,7 @@ func (x *OverrideKey) String() string {
 func (*OverrideKey) ProtoMessage() {}
 
 func (x *OverrideKey) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[15]
+	mi := &file_weir_v1_weir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1162,7 @@ func (x *OverrideKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OverrideKey.ProtoReflect.Descriptor instead.
 func (*OverrideKey) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{15}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OverrideKey) GetPolicy() string {
@@ -1119,7 +1219,7 @@ type Override struct {
 
 func (x *Override) Reset() {
 	*x = Override{}
-	mi := &file_weir_v1_weir_proto_msgTypes[16]
+	mi := &file_weir_v1_weir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1231,7 @@ func (x *Override) String() string {
 func (*Override) ProtoMessage() {}
 
 func (x *Override) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[16]
+	mi := &file_weir_v1_weir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1244,7 @@ func (x *Override) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Override.ProtoReflect.Descriptor instead.
 func (*Override) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{16}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Override) GetPolicy() string {
@@ -1213,7 +1313,7 @@ type ListOverridesRequest struct {
 
 func (x *ListOverridesRequest) Reset() {
 	*x = ListOverridesRequest{}
-	mi := &file_weir_v1_weir_proto_msgTypes[17]
+	mi := &file_weir_v1_weir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1325,7 @@ func (x *ListOverridesRequest) String() string {
 func (*ListOverridesRequest) ProtoMessage() {}
 
 func (x *ListOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[17]
+	mi := &file_weir_v1_weir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1338,7 @@ func (x *ListOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOverridesRequest.ProtoReflect.Descriptor instead.
 func (*ListOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{17}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListOverridesRequest) GetPolicy() string {
@@ -1257,7 +1357,7 @@ type ListOverridesResponse struct {
 
 func (x *ListOverridesResponse) Reset() {
 	*x = ListOverridesResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[18]
+	mi := &file_weir_v1_weir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1369,7 @@ func (x *ListOverridesResponse) String() string {
 func (*ListOverridesResponse) ProtoMessage() {}
 
 func (x *ListOverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[18]
+	mi := &file_weir_v1_weir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1382,7 @@ func (x *ListOverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOverridesResponse.ProtoReflect.Descriptor instead.
 func (*ListOverridesResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{18}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListOverridesResponse) GetOverrides() []*Override {
@@ -1300,7 +1400,7 @@ type DeleteOverrideResponse struct {
 
 func (x *DeleteOverrideResponse) Reset() {
 	*x = DeleteOverrideResponse{}
-	mi := &file_weir_v1_weir_proto_msgTypes[19]
+	mi := &file_weir_v1_weir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1412,7 @@ func (x *DeleteOverrideResponse) String() string {
 func (*DeleteOverrideResponse) ProtoMessage() {}
 
 func (x *DeleteOverrideResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_v1_weir_proto_msgTypes[19]
+	mi := &file_weir_v1_weir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1425,7 @@ func (x *DeleteOverrideResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOverrideResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOverrideResponse) Descriptor() ([]byte, []int) {
-	return file_weir_v1_weir_proto_rawDescGZIP(), []int{19}
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{20}
 }
 
 var File_weir_v1_weir_proto protoreflect.FileDescriptor
@@ -1342,7 +1442,7 @@ const file_weir_v1_weir_proto_rawDesc = "" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
-	"\x05_cost\"\xa6\x02\n" +
+	"\x05_cost\"\xd4\x02\n" +
 	"\rCheckResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12\x14\n" +
@@ -1355,7 +1455,19 @@ const file_weir_v1_weir_proto_rawDesc = "" +
 	"\x06shadow\x18\b \x01(\bR\x06shadow\x12\x16\n" +
 	"\x06source\x18\t \x01(\tR\x06source\x12\x14\n" +
 	"\x05lease\x18\n" +
-	" \x01(\tR\x05lease\"B\n" +
+	" \x01(\tR\x05lease\x12\x12\n" +
+	"\x04debt\x18\v \x01(\x03R\x04debt\x12\x18\n" +
+	"\aclamped\x18\f \x01(\bR\aclamped\"\xee\x01\n" +
+	"\rReportRequest\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12:\n" +
+	"\x06fields\x18\x03 \x03(\v2\".weir.v1.ReportRequest.FieldsEntryR\x06fields\x12\x17\n" +
+	"\x04cost\x18\x04 \x01(\x03H\x00R\x04cost\x88\x01\x01\x12\x1a\n" +
+	"\breserved\x18\x05 \x01(\x03R\breserved\x1a9\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
+	"\x05_cost\"B\n" +
 	"\x11CheckBatchRequest\x12-\n" +
 	"\x06checks\x18\x01 \x03(\v2\x15.weir.v1.CheckRequestR\x06checks\"F\n" +
 	"\x12CheckBatchResponse\x120\n" +
@@ -1434,14 +1546,15 @@ const file_weir_v1_weir_proto_rawDesc = "" +
 	"\x06policy\x18\x01 \x01(\tR\x06policy\"H\n" +
 	"\x15ListOverridesResponse\x12/\n" +
 	"\toverrides\x18\x01 \x03(\v2\x11.weir.v1.OverrideR\toverrides\"\x18\n" +
-	"\x16DeleteOverrideResponse2\xe0\x05\n" +
+	"\x16DeleteOverrideResponse2\x9a\x06\n" +
 	"\x04Weir\x126\n" +
 	"\x05Check\x12\x15.weir.v1.CheckRequest\x1a\x16.weir.v1.CheckResponse\x12E\n" +
 	"\n" +
 	"CheckBatch\x12\x1a.weir.v1.CheckBatchRequest\x1a\x1b.weir.v1.CheckBatchResponse\x12L\n" +
 	"\vCheckStream\x12\x1b.weir.v1.CheckStreamRequest\x1a\x1c.weir.v1.CheckStreamResponse(\x010\x01\x128\n" +
 	"\aAcquire\x12\x15.weir.v1.CheckRequest\x1a\x16.weir.v1.CheckResponse\x12<\n" +
-	"\aRelease\x12\x17.weir.v1.ReleaseRequest\x1a\x18.weir.v1.ReleaseResponse\x12K\n" +
+	"\aRelease\x12\x17.weir.v1.ReleaseRequest\x1a\x18.weir.v1.ReleaseResponse\x128\n" +
+	"\x06Report\x12\x16.weir.v1.ReportRequest\x1a\x16.weir.v1.CheckResponse\x12K\n" +
 	"\fListPolicies\x12\x1c.weir.v1.ListPoliciesRequest\x1a\x1d.weir.v1.ListPoliciesResponse\x126\n" +
 	"\x05Reset\x12\x15.weir.v1.ResetRequest\x1a\x16.weir.v1.ResetResponse\x12=\n" +
 	"\vSetOverride\x12\x1b.weir.v1.SetOverrideRequest\x1a\x11.weir.v1.Override\x126\n" +
@@ -1461,74 +1574,79 @@ func file_weir_v1_weir_proto_rawDescGZIP() []byte {
 	return file_weir_v1_weir_proto_rawDescData
 }
 
-var file_weir_v1_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_weir_v1_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_weir_v1_weir_proto_goTypes = []any{
 	(*CheckRequest)(nil),           // 0: weir.v1.CheckRequest
 	(*CheckResponse)(nil),          // 1: weir.v1.CheckResponse
-	(*CheckBatchRequest)(nil),      // 2: weir.v1.CheckBatchRequest
-	(*CheckBatchResponse)(nil),     // 3: weir.v1.CheckBatchResponse
-	(*ReleaseRequest)(nil),         // 4: weir.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),        // 5: weir.v1.ReleaseResponse
-	(*ListPoliciesRequest)(nil),    // 6: weir.v1.ListPoliciesRequest
-	(*Policy)(nil),                 // 7: weir.v1.Policy
-	(*ListPoliciesResponse)(nil),   // 8: weir.v1.ListPoliciesResponse
-	(*ResetRequest)(nil),           // 9: weir.v1.ResetRequest
-	(*ResetResponse)(nil),          // 10: weir.v1.ResetResponse
-	(*CheckStreamRequest)(nil),     // 11: weir.v1.CheckStreamRequest
-	(*CheckStreamResponse)(nil),    // 12: weir.v1.CheckStreamResponse
-	(*CheckStreamError)(nil),       // 13: weir.v1.CheckStreamError
-	(*SetOverrideRequest)(nil),     // 14: weir.v1.SetOverrideRequest
-	(*OverrideKey)(nil),            // 15: weir.v1.OverrideKey
-	(*Override)(nil),               // 16: weir.v1.Override
-	(*ListOverridesRequest)(nil),   // 17: weir.v1.ListOverridesRequest
-	(*ListOverridesResponse)(nil),  // 18: weir.v1.ListOverridesResponse
-	(*DeleteOverrideResponse)(nil), // 19: weir.v1.DeleteOverrideResponse
-	nil,                            // 20: weir.v1.CheckRequest.FieldsEntry
-	nil,                            // 21: weir.v1.ReleaseRequest.FieldsEntry
-	nil,                            // 22: weir.v1.ResetRequest.FieldsEntry
-	nil,                            // 23: weir.v1.SetOverrideRequest.FieldsEntry
-	nil,                            // 24: weir.v1.OverrideKey.FieldsEntry
+	(*ReportRequest)(nil),          // 2: weir.v1.ReportRequest
+	(*CheckBatchRequest)(nil),      // 3: weir.v1.CheckBatchRequest
+	(*CheckBatchResponse)(nil),     // 4: weir.v1.CheckBatchResponse
+	(*ReleaseRequest)(nil),         // 5: weir.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),        // 6: weir.v1.ReleaseResponse
+	(*ListPoliciesRequest)(nil),    // 7: weir.v1.ListPoliciesRequest
+	(*Policy)(nil),                 // 8: weir.v1.Policy
+	(*ListPoliciesResponse)(nil),   // 9: weir.v1.ListPoliciesResponse
+	(*ResetRequest)(nil),           // 10: weir.v1.ResetRequest
+	(*ResetResponse)(nil),          // 11: weir.v1.ResetResponse
+	(*CheckStreamRequest)(nil),     // 12: weir.v1.CheckStreamRequest
+	(*CheckStreamResponse)(nil),    // 13: weir.v1.CheckStreamResponse
+	(*CheckStreamError)(nil),       // 14: weir.v1.CheckStreamError
+	(*SetOverrideRequest)(nil),     // 15: weir.v1.SetOverrideRequest
+	(*OverrideKey)(nil),            // 16: weir.v1.OverrideKey
+	(*Override)(nil),               // 17: weir.v1.Override
+	(*ListOverridesRequest)(nil),   // 18: weir.v1.ListOverridesRequest
+	(*ListOverridesResponse)(nil),  // 19: weir.v1.ListOverridesResponse
+	(*DeleteOverrideResponse)(nil), // 20: weir.v1.DeleteOverrideResponse
+	nil,                            // 21: weir.v1.CheckRequest.FieldsEntry
+	nil,                            // 22: weir.v1.ReportRequest.FieldsEntry
+	nil,                            // 23: weir.v1.ReleaseRequest.FieldsEntry
+	nil,                            // 24: weir.v1.ResetRequest.FieldsEntry
+	nil,                            // 25: weir.v1.SetOverrideRequest.FieldsEntry
+	nil,                            // 26: weir.v1.OverrideKey.FieldsEntry
 }
 var file_weir_v1_weir_proto_depIdxs = []int32{
-	20, // 0: weir.v1.CheckRequest.fields:type_name -> weir.v1.CheckRequest.FieldsEntry
-	0,  // 1: weir.v1.CheckBatchRequest.checks:type_name -> weir.v1.CheckRequest
-	1,  // 2: weir.v1.CheckBatchResponse.results:type_name -> weir.v1.CheckResponse
-	21, // 3: weir.v1.ReleaseRequest.fields:type_name -> weir.v1.ReleaseRequest.FieldsEntry
-	7,  // 4: weir.v1.ListPoliciesResponse.policies:type_name -> weir.v1.Policy
-	22, // 5: weir.v1.ResetRequest.fields:type_name -> weir.v1.ResetRequest.FieldsEntry
-	0,  // 6: weir.v1.CheckStreamRequest.check:type_name -> weir.v1.CheckRequest
-	1,  // 7: weir.v1.CheckStreamResponse.result:type_name -> weir.v1.CheckResponse
-	13, // 8: weir.v1.CheckStreamResponse.error:type_name -> weir.v1.CheckStreamError
-	23, // 9: weir.v1.SetOverrideRequest.fields:type_name -> weir.v1.SetOverrideRequest.FieldsEntry
-	24, // 10: weir.v1.OverrideKey.fields:type_name -> weir.v1.OverrideKey.FieldsEntry
-	16, // 11: weir.v1.ListOverridesResponse.overrides:type_name -> weir.v1.Override
-	0,  // 12: weir.v1.Weir.Check:input_type -> weir.v1.CheckRequest
-	2,  // 13: weir.v1.Weir.CheckBatch:input_type -> weir.v1.CheckBatchRequest
-	11, // 14: weir.v1.Weir.CheckStream:input_type -> weir.v1.CheckStreamRequest
-	0,  // 15: weir.v1.Weir.Acquire:input_type -> weir.v1.CheckRequest
-	4,  // 16: weir.v1.Weir.Release:input_type -> weir.v1.ReleaseRequest
-	6,  // 17: weir.v1.Weir.ListPolicies:input_type -> weir.v1.ListPoliciesRequest
-	9,  // 18: weir.v1.Weir.Reset:input_type -> weir.v1.ResetRequest
-	14, // 19: weir.v1.Weir.SetOverride:input_type -> weir.v1.SetOverrideRequest
-	15, // 20: weir.v1.Weir.GetOverride:input_type -> weir.v1.OverrideKey
-	17, // 21: weir.v1.Weir.ListOverrides:input_type -> weir.v1.ListOverridesRequest
-	15, // 22: weir.v1.Weir.DeleteOverride:input_type -> weir.v1.OverrideKey
-	1,  // 23: weir.v1.Weir.Check:output_type -> weir.v1.CheckResponse
-	3,  // 24: weir.v1.Weir.CheckBatch:output_type -> weir.v1.CheckBatchResponse
-	12, // 25: weir.v1.Weir.CheckStream:output_type -> weir.v1.CheckStreamResponse
-	1,  // 26: weir.v1.Weir.Acquire:output_type -> weir.v1.CheckResponse
-	5,  // 27: weir.v1.Weir.Release:output_type -> weir.v1.ReleaseResponse
-	8,  // 28: weir.v1.Weir.ListPolicies:output_type -> weir.v1.ListPoliciesResponse
-	10, // 29: weir.v1.Weir.Reset:output_type -> weir.v1.ResetResponse
-	16, // 30: weir.v1.Weir.SetOverride:output_type -> weir.v1.Override
-	16, // 31: weir.v1.Weir.GetOverride:output_type -> weir.v1.Override
-	18, // 32: weir.v1.Weir.ListOverrides:output_type -> weir.v1.ListOverridesResponse
-	19, // 33: weir.v1.Weir.DeleteOverride:output_type -> weir.v1.DeleteOverrideResponse
-	23, // [23:34] is the sub-list for method output_type
-	12, // [12:23] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	21, // 0: weir.v1.CheckRequest.fields:type_name -> weir.v1.CheckRequest.FieldsEntry
+	22, // 1: weir.v1.ReportRequest.fields:type_name -> weir.v1.ReportRequest.FieldsEntry
+	0,  // 2: weir.v1.CheckBatchRequest.checks:type_name -> weir.v1.CheckRequest
+	1,  // 3: weir.v1.CheckBatchResponse.results:type_name -> weir.v1.CheckResponse
+	23, // 4: weir.v1.ReleaseRequest.fields:type_name -> weir.v1.ReleaseRequest.FieldsEntry
+	8,  // 5: weir.v1.ListPoliciesResponse.policies:type_name -> weir.v1.Policy
+	24, // 6: weir.v1.ResetRequest.fields:type_name -> weir.v1.ResetRequest.FieldsEntry
+	0,  // 7: weir.v1.CheckStreamRequest.check:type_name -> weir.v1.CheckRequest
+	1,  // 8: weir.v1.CheckStreamResponse.result:type_name -> weir.v1.CheckResponse
+	14, // 9: weir.v1.CheckStreamResponse.error:type_name -> weir.v1.CheckStreamError
+	25, // 10: weir.v1.SetOverrideRequest.fields:type_name -> weir.v1.SetOverrideRequest.FieldsEntry
+	26, // 11: weir.v1.OverrideKey.fields:type_name -> weir.v1.OverrideKey.FieldsEntry
+	17, // 12: weir.v1.ListOverridesResponse.overrides:type_name -> weir.v1.Override
+	0,  // 13: weir.v1.Weir.Check:input_type -> weir.v1.CheckRequest
+	3,  // 14: weir.v1.Weir.CheckBatch:input_type -> weir.v1.CheckBatchRequest
+	12, // 15: weir.v1.Weir.CheckStream:input_type -> weir.v1.CheckStreamRequest
+	0,  // 16: weir.v1.Weir.Acquire:input_type -> weir.v1.CheckRequest
+	5,  // 17: weir.v1.Weir.Release:input_type -> weir.v1.ReleaseRequest
+	2,  // 18: weir.v1.Weir.Report:input_type -> weir.v1.ReportRequest
+	7,  // 19: weir.v1.Weir.ListPolicies:input_type -> weir.v1.ListPoliciesRequest
+	10, // 20: weir.v1.Weir.Reset:input_type -> weir.v1.ResetRequest
+	15, // 21: weir.v1.Weir.SetOverride:input_type -> weir.v1.SetOverrideRequest
+	16, // 22: weir.v1.Weir.GetOverride:input_type -> weir.v1.OverrideKey
+	18, // 23: weir.v1.Weir.ListOverrides:input_type -> weir.v1.ListOverridesRequest
+	16, // 24: weir.v1.Weir.DeleteOverride:input_type -> weir.v1.OverrideKey
+	1,  // 25: weir.v1.Weir.Check:output_type -> weir.v1.CheckResponse
+	4,  // 26: weir.v1.Weir.CheckBatch:output_type -> weir.v1.CheckBatchResponse
+	13, // 27: weir.v1.Weir.CheckStream:output_type -> weir.v1.CheckStreamResponse
+	1,  // 28: weir.v1.Weir.Acquire:output_type -> weir.v1.CheckResponse
+	6,  // 29: weir.v1.Weir.Release:output_type -> weir.v1.ReleaseResponse
+	1,  // 30: weir.v1.Weir.Report:output_type -> weir.v1.CheckResponse
+	9,  // 31: weir.v1.Weir.ListPolicies:output_type -> weir.v1.ListPoliciesResponse
+	11, // 32: weir.v1.Weir.Reset:output_type -> weir.v1.ResetResponse
+	17, // 33: weir.v1.Weir.SetOverride:output_type -> weir.v1.Override
+	17, // 34: weir.v1.Weir.GetOverride:output_type -> weir.v1.Override
+	19, // 35: weir.v1.Weir.ListOverrides:output_type -> weir.v1.ListOverridesResponse
+	20, // 36: weir.v1.Weir.DeleteOverride:output_type -> weir.v1.DeleteOverrideResponse
+	25, // [25:37] is the sub-list for method output_type
+	13, // [13:25] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_weir_proto_init() }
@@ -1537,7 +1655,8 @@ func file_weir_v1_weir_proto_init() {
 		return
 	}
 	file_weir_v1_weir_proto_msgTypes[0].OneofWrappers = []any{}
-	file_weir_v1_weir_proto_msgTypes[12].OneofWrappers = []any{
+	file_weir_v1_weir_proto_msgTypes[2].OneofWrappers = []any{}
+	file_weir_v1_weir_proto_msgTypes[13].OneofWrappers = []any{
 		(*CheckStreamResponse_Result)(nil),
 		(*CheckStreamResponse_Error)(nil),
 	}
@@ -1547,7 +1666,7 @@ func file_weir_v1_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_weir_proto_rawDesc), len(file_weir_v1_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	Weir_CheckStream_FullMethodName    = "/weir.v1.Weir/CheckStream"
 	Weir_Acquire_FullMethodName        = "/weir.v1.Weir/Acquire"
 	Weir_Release_FullMethodName        = "/weir.v1.Weir/Release"
+	Weir_Report_FullMethodName         = "/weir.v1.Weir/Report"
 	Weir_ListPolicies_FullMethodName   = "/weir.v1.Weir/ListPolicies"
 	Weir_Reset_FullMethodName          = "/weir.v1.Weir/Reset"
 	Weir_SetOverride_FullMethodName    = "/weir.v1.Weir/SetOverride"
@@ -67,6 +68,14 @@ type WeirClient interface {
 	Acquire(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 	// Release gives back the units of a lease.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	// Report settles the actual cost of work whose cost was known only
+	// once it was done (LLM tokens, bytes, rows): cost is the actual cost,
+	// reserved what a Check took for it. The excess is charged whether or
+	// not it fits (the key may go into debt, and later checks are denied
+	// until time repays it); a shortfall is given back. A report is never
+	// refused: the answer has allowed = true and describes the key after.
+	// See "Costs known after the work" in docs/costs.md.
+	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 	// ListPolicies lists the server's policies.
 	ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error)
 	// Reset forgets a key's state under a policy (admin scope).
@@ -140,6 +149,16 @@ func (c *weirClient) Release(ctx context.Context, in *ReleaseRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReleaseResponse)
 	err := c.cc.Invoke(ctx, Weir_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *weirClient) Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*CheckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckResponse)
+	err := c.cc.Invoke(ctx, Weir_Report_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +248,14 @@ type WeirServer interface {
 	Acquire(context.Context, *CheckRequest) (*CheckResponse, error)
 	// Release gives back the units of a lease.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
+	// Report settles the actual cost of work whose cost was known only
+	// once it was done (LLM tokens, bytes, rows): cost is the actual cost,
+	// reserved what a Check took for it. The excess is charged whether or
+	// not it fits (the key may go into debt, and later checks are denied
+	// until time repays it); a shortfall is given back. A report is never
+	// refused: the answer has allowed = true and describes the key after.
+	// See "Costs known after the work" in docs/costs.md.
+	Report(context.Context, *ReportRequest) (*CheckResponse, error)
 	// ListPolicies lists the server's policies.
 	ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error)
 	// Reset forgets a key's state under a policy (admin scope).
@@ -269,6 +296,9 @@ func (UnimplementedWeirServer) Acquire(context.Context, *CheckRequest) (*CheckRe
 }
 func (UnimplementedWeirServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedWeirServer) Report(context.Context, *ReportRequest) (*CheckResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedWeirServer) ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListPolicies not implemented")
@@ -384,6 +414,24 @@ func _Weir_Release_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(WeirServer).Release(ctx, req.(*ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Weir_Report_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WeirServer).Report(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Weir_Report_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WeirServer).Report(ctx, req.(*ReportRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -518,6 +566,10 @@ var Weir_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Release",
 			Handler:    _Weir_Release_Handler,
+		},
+		{
+			MethodName: "Report",
+			Handler:    _Weir_Report_Handler,
 		},
 		{
 			MethodName: "ListPolicies",
