@@ -36,6 +36,51 @@ func chromiumPath(t *testing.T) string {
 
 var decisionLine = regexp.MustCompile(`^weir_decisions_total\{outcome="([a-z_]+)",policy="([^"]+)"\} ([0-9.e+]+)$`)
 
+var localLine = regexp.MustCompile(`^weir_local_(blocks|units_taken|units_returned|units_wasted)_total\{policy="([^"]+)"\} ([0-9.e+]+)$`)
+
+// localTotals reads the weir_local_* counters from /metrics as policy →
+// field (blocks, taken, returned, wasted) → count.
+func localTotals(t *testing.T, s *server, token string) map[string]map[string]int64 {
+	t.Helper()
+	r := s.do("GET", "/metrics", "", token)
+	out := map[string]map[string]int64{}
+	sc := bufio.NewScanner(strings.NewReader(string(r.Body)))
+	for sc.Scan() {
+		m := localLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", sc.Text(), err)
+		}
+		if out[m[2]] == nil {
+			out[m[2]] = map[string]int64{}
+		}
+		out[m[2]][strings.TrimPrefix(m[1], "units_")] = int64(v)
+	}
+	return out
+}
+
+// browserConfig is the built-in demo's policies used by the traffic below
+// and one with a local: section, for the local-quota table.
+const browserConfig = `
+policies:
+  api:
+    limits: ["100/s burst=200", "5000/h algo=sliding-window name=hourly"]
+  login:
+    description: "5 attempts per minute per user"
+    limits: ["5/m algo=sliding-log"]
+    key: "login:{key}"
+  search-shadow:
+    limits: ["10/s"]
+    shadow: true
+  bulk:
+    description: "decided from local blocks"
+    limits: ["100000/h algo=fixed-window"]
+    local: {hold: 1s}
+`
+
 // decisionTotals reads weir_decisions_total from /metrics as
 // policy → outcome → count.
 func decisionTotals(t *testing.T, s *server, token string) map[string]map[string]int64 {
@@ -60,17 +105,27 @@ func decisionTotals(t *testing.T, s *server, token string) map[string]map[string
 	return out
 }
 
-// TestDashboardInBrowser opens the dashboard of a `weir serve --token` in
-// headless Chromium, enters the token in the page's prompt, sends traffic,
-// and checks that the totals the page shows equal /metrics, that every
-// policy's chart drew its lines (and the login policy's a non-zero rate),
-// that the store section shows decision latency, and that the page
-// logged no error (a CSP violation is one). It saves a
-// screenshot in $WEIR_ARTIFACTS (default: the test's temporary directory).
+// TestDashboardInBrowser opens the dashboard of a `weir serve --token
+// --admin-token` in headless Chromium, enters the admin token in the
+// page's prompt, sends traffic (with the decision token), and checks that
+// the totals the page shows equal /metrics, that every policy's chart drew
+// its lines (and the login policy's a non-zero rate), that the store
+// section shows decision latency and the store's last ping, that the
+// local-quota table equals /metrics, that the top-keys tables show the
+// hot key with the counts of /metrics, and that the page logged no error
+// (a CSP violation is one). Then it opens the page in a second tab with
+// the decision token: there the top keys are refused and no key appears
+// anywhere in the page. It saves a screenshot of the admin's page in
+// $WEIR_ARTIFACTS (default: the test's temporary directory).
 func TestDashboardInBrowser(t *testing.T) {
 	browser := chromiumPath(t)
 	const token = "browser-test-token-0123456789"
-	s := start(t, "--token", token)
+	const admin = "browser-test-admin-0123456789"
+	cfg := filepath.Join(t.TempDir(), "weir.yaml")
+	if err := os.WriteFile(cfg, []byte(browserConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, "--config", cfg, "--token", token, "--admin-token", admin)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 1000), chromedp.Flag("disable-gpu", true))
@@ -113,7 +168,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(s.http+"/dashboard"),
 		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.SendKeys(chromedp.CSS("#token"), admin),
 		chromedp.Click(chromedp.CSS("#connect")),
 	); err != nil {
 		t.Fatalf("opening the dashboard: %v", err)
@@ -123,7 +178,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Traffic: login allows 5 a minute per user, search-shadow counts
 	// over-limit decisions as shadow_limited and allows them.
 	for i := range 40 {
-		for _, body := range []string{`{"policy":"login","key":"alice"}`, `{"policy":"api","key":"k` + strconv.Itoa(i%3) + `"}`, `{"policy":"search-shadow","key":"s"}`} {
+		for _, body := range []string{`{"policy":"login","key":"alice"}`, `{"policy":"api","key":"k` + strconv.Itoa(i%3) + `"}`, `{"policy":"search-shadow","key":"s"}`, `{"policy":"bulk","key":"b"}`} {
 			if r := s.do("POST", "/v1/check", body, token); r.Code != 200 {
 				t.Fatalf("check %s: %d %s", body, r.Code, r.Body)
 			}
@@ -147,6 +202,44 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitPage(t, ctx, "a non-zero rate on the login chart",
 		`(() => { const b = document.getElementById("c-p-login"); return !!b && !b.querySelector("text").textContent.startsWith("max 0.0") &&
 			b.querySelector("polyline[data-o=limited]").getAttribute("points").split(" ").length >= 1 })()`)
+	// The top keys: alice is login's hot key, with every one of login's
+	// decisions and all its denials (the sketch holds fewer keys than its
+	// counters, so its counts are exact).
+	waitPage(t, ctx, "the top keys of login", fmt.Sprintf(`(() => {
+		const row = (id) => document.querySelector("#" + id + " tr:nth-child(2)");
+		const d = row("k-login-decisions"), l = row("k-login-denials");
+		return !!d && !!l && d.querySelector("code").textContent === "login:alice" && d.querySelector("[data-k=count]").textContent === "%d" &&
+			l.querySelector("code").textContent === "login:alice" && l.querySelector("[data-k=count]").textContent === "%d";
+	})()`, want["login"]["allowed"]+want["login"]["limited"], want["login"]["limited"]))
+	// The local-quota table shows the counters of /metrics. They move
+	// after the traffic (a block is given back when its hold ends), so
+	// /metrics is read again until the page and it agree.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		local := localTotals(t, s, token)
+		var ljs strings.Builder
+		ljs.WriteString("(() => { const v = (p, f) => (document.querySelector(`#l-${p} td[data-l=${f}]`) || {}).textContent; return true")
+		for p, fields := range local {
+			for _, f := range []string{"blocks", "taken", "returned", "wasted"} {
+				fmt.Fprintf(&ljs, ` && v(%q, %q) === "%d"`, p, f, fields[f])
+			}
+		}
+		ljs.WriteString(" })()")
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](ljs.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && local["bulk"]["blocks"] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("local").innerText`))
+			t.Fatalf("the local-quota table never showed /metrics' %v; it shows:\n%s", local, text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitPage(t, ctx, "the store's last ping", `document.getElementById("ping-state").textContent === "ok" &&
+		/^[0-9.]+ ms$/.test(document.getElementById("ping-latency").textContent) && document.getElementById("ping-store").textContent === "memory"`)
 	// The store section shows the latency of the decisions just made.
 	waitPage(t, ctx, "the store latency", `/^[0-9.]+ ms$/.test(document.getElementById("store-p50").textContent) &&
 		/^[0-9.]+ ms$/.test(document.getElementById("store-p99").textContent) && document.getElementById("store-count").textContent !== "0"`)
@@ -176,6 +269,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
 	if len(png) < 8 || string(png[1:4]) != "PNG" {
 		t.Errorf("the screenshot is not a PNG")
+	}
+
+	// A decision token sees the dashboard but no key.
+	dctx, cancelTab := chromedp.NewContext(ctx)
+	defer cancelTab()
+	if err := chromedp.Do(dctx,
+		chromedp.Navigate(s.http+"/dashboard"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS("#connect")),
+	); err != nil {
+		t.Fatalf("opening the dashboard with the decision token: %v", err)
+	}
+	waitPage(t, dctx, "the live stream (decision token)", `document.getElementById("status").textContent.startsWith("live")`)
+	waitPage(t, dctx, "the top keys refused (decision token)", `document.getElementById("topkeys-note").textContent.includes("admin tokens only")`)
+	waitPage(t, dctx, "the totals (decision token)", `document.querySelector("#p-login span[data-t=limited]").textContent !== "–"`)
+	html, err := chromedp.Run(dctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(html, "alice") || strings.Contains(html, "k-login-") {
+		t.Errorf("the page of a decision token shows keys:\n%s", html)
 	}
 
 	stopConsole()

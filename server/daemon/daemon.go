@@ -114,6 +114,9 @@ type Options struct {
 	// HeaderTimeout bounds how long a client may take to send request
 	// headers, and a new gRPC connection its handshake (default 5s; S5).
 	HeaderTimeout time.Duration
+	// NoTopKeys turns off the dashboard's top keys: no decision's key is
+	// counted and the tables say so (default: on; admin scope to read).
+	NoTopKeys bool
 	// Logger receives structured logs; nil means JSON on Stderr.
 	Logger *slog.Logger
 	// Stdout receives the human-readable startup banner.

@@ -169,8 +169,10 @@ class El {
   querySelector(tag) { assert.ok(/^[a-z]+$/.test(tag), "selector " + tag); return [...this.walk()].find((e) => e.tagName === tag); }
 }
 const els = {};
-for (const id of ["auth", "auth-msg", "token", "connect", "forget", "status", "policies", "envoy", "charts", "store-p50", "store-p99", "store-count", "failures"]) els[id] = new El("x");
+for (const id of ["auth", "auth-msg", "token", "connect", "forget", "status", "policies", "envoy", "charts", "store-p50", "store-p99", "store-count", "failures",
+  "ping-store", "ping-state", "ping-latency", "ping-at", "ping-error", "ping-error-at", "local", "topkeys", "topkeys-note", "topkeys-window"]) els[id] = new El("x");
 els.failures.rows.push(new El("tr"));
+els.local.rows.push(new El("tr"));
 els.policies.rows.push(new El("tr")); // header rows
 els.envoy.rows.push(new El("tr"));
 globalThis.document = {
@@ -204,9 +206,15 @@ const until = async (what, cond) => {
   assert.equal(sessionStorage.getItem("weir-dashboard-token"), good);
   const names = els.policies.rows.filter((r) => r.id).map((r) => r.id.slice(2));
   assert.deepEqual(names, JSON.parse(process.env.WEIR_POLICIES));
-  const after = seen;
-  assert.deepEqual(after.map((s) => s.url), ["/dashboard/policies", "/dashboard/policies", "/dashboard/history", "/dashboard/events"]);
-  assert.deepEqual(after.map((s) => s.auth), ["Bearer wrong-token-0123456789", "Bearer " + good, "Bearer " + good, "Bearer " + good]);
+  const after = seen.slice(0, 5);
+  assert.deepEqual(after.map((s) => s.url), ["/dashboard/policies", "/dashboard/policies", "/dashboard/history", "/dashboard/events", "/dashboard/topkeys"]);
+  assert.deepEqual(after.map((s) => s.auth), ["Bearer wrong-token-0123456789", "Bearer " + good, "Bearer " + good, "Bearer " + good, "Bearer " + good]);
+  for (const s of seen.slice(5)) assert.ok(s.url === "/dashboard/topkeys" && s.auth === "Bearer " + good, "then only top keys: " + s.url);
+  // A decision token gets no keys: the page says they need an admin token.
+  await until("the top keys refused", () => els["topkeys-note"].textContent.includes("admin tokens only"));
+  assert.equal(els.topkeys.children.length, 0);
+  // The store's last ping shows.
+  await until("the store ping", () => els["ping-state"].textContent === "ok" && els["ping-store"].textContent === "memory");
   for (const s of seen) assert.ok(!s.url.includes(good) && !s.url.includes("token"), "a token in a URL: " + s.url);
   // A second event fills in the rates.
   await until("a rate", () => els.policies.rows[1].cells.some((c) => c.dataset.o === "allowed" && c.textContent !== "–"));
@@ -216,6 +224,9 @@ const until = async (what, cond) => {
   els.forget.fire("click");
   assert.equal(sessionStorage.getItem("weir-dashboard-token"), null);
   assert.equal(els["auth-msg"].textContent, "Token forgotten.");
+  const n = seen.length;
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(seen.length, n, "requests after the token was forgotten: " + JSON.stringify(seen.slice(n)));
   console.log("ok");
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });

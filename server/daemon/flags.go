@@ -45,6 +45,7 @@ func (fl *Flags) AddFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.HeaderTimeout, "read-header-timeout", ReadHeaderTimeout, "how long a client may take to send request headers")
 	f.IntVar(&o.MaxIdleConns, "max-idle-conns", MaxIdleConns, "idle HTTP keep-alive connections kept; past it a connection going idle is closed (negative: no cap)")
 	f.IntVar(&o.MaxInFlight, "max-inflight", 4096, "requests served at once before shedding with 503 / RESOURCE_EXHAUSTED (negative: no bound)")
+	f.BoolVar(&o.NoTopKeys, "no-top-keys", false, "do not count decisions' keys for the dashboard's top-keys tables (which only admin tokens can read)")
 	f.StringVar(&fl.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&fl.LogFormat, "log-format", "json", "log format: json or text")
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/pprof"
 	"sync"
 
-	"github.com/weir-go/weir/server/dashboard"
 	"github.com/weir-go/weir/server/httpapi"
 )
 
@@ -45,7 +44,7 @@ func (s *Server) bind(addr string) (net.Listener, error) {
 // buildHTTP builds the HTTP server of the API listener and, with --debug,
 // the pprof server.
 func (s *Server) buildHTTP() error {
-	s.dash = dashboard.New(s.svc, s.m)
+	s.dash = s.newDashboard()
 	s.onClose(func() error { s.dash.Close(); return nil }) // stops the history sampler even when the server is not shut down gracefully
 	s.hs = &http.Server{
 		Handler:           s.routes(),

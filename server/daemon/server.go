@@ -167,7 +167,9 @@ func (s *Server) shareRedis() error {
 // ping checks the store and records the result (weir_store_ready and the
 // rate-limited store log).
 func (s *Server) ping(ctx context.Context) error {
+	start := time.Now()
 	err := s.svc.Ping(ctx)
+	s.notePing(start, time.Since(start), err) // dashboard.go
 	s.m.StoreReady.Set(boolGauge(err == nil))
 	if err != nil {
 		s.storeLog.Fail(err)

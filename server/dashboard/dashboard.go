@@ -1,7 +1,13 @@
 // Package dashboard serves a small live view of the weir server on its
 // HTTP port: the policies, and decisions per second by policy and outcome,
-// pushed once a second as a Server-Sent Events stream. Standard library
-// only (html/template, embed); no per-key data is ever shown.
+// pushed once a second as a Server-Sent Events stream; the history of the
+// last 15 minutes; the store's health (latency, failure paths, its last
+// ping) and the local-quota blocks of policies with a local: section.
+//
+// Keys are shown in one place only: the top-keys tables
+// (GET /dashboard/topkeys), from a bounded heavy-hitter sketch (package
+// topk), and only to callers with the admin scope. The event stream, the
+// history and a locked page never carry a key.
 //
 // The page is self-contained and reads its data with fetch, so it can send
 // a bearer token: when the server requires one, the page asks for it, keeps
@@ -23,6 +29,7 @@ import (
 	"github.com/weir-go/weir/server/config"
 	"github.com/weir-go/weir/server/metrics"
 	"github.com/weir-go/weir/server/service"
+	"github.com/weir-go/weir/server/topk"
 )
 
 //go:embed dashboard.html
@@ -39,10 +46,13 @@ var page = sync.OnceValue(func() *template.Template {
 // Dashboard is an http.Handler for GET /dashboard (the page),
 // GET /dashboard/policies (the policies, JSON), GET /dashboard/history
 // (rates over the last 15 minutes, JSON, see [HistoryJSON]) and
-// GET /dashboard/events (the event stream). All of them need the decision scope when the server
-// has tokens; [Dashboard.ServeLocked] serves the page to callers without
-// one.
+// GET /dashboard/events (the event stream) and GET /dashboard/topkeys
+// (see [TopKeysJSON]). All of them need the decision scope when the server
+// has tokens, and the top keys the admin scope; [Dashboard.ServeLocked]
+// serves the page to callers without one.
 type Dashboard struct {
+	o        Options
+	keys     *topk.Tracker // nil: top keys off
 	svc      *service.Service
 	m        *metrics.Metrics
 	interval time.Duration
@@ -53,12 +63,35 @@ type Dashboard struct {
 	mu     sync.Mutex
 	hist   *History       // guarded by mu
 	health *healthTracker // guarded by mu
+	ping   Ping           // guarded by mu
 }
 
-// New returns the dashboard of svc.
-func New(svc *service.Service, m *metrics.Metrics) *Dashboard {
-	d := &Dashboard{svc: svc, m: m, interval: time.Second, done: make(chan struct{}),
-		hist: NewHistory(Step.Milliseconds(), Span.Milliseconds()), health: newHealthTracker()}
+// Options configure a Dashboard. The zero value has no top keys and
+// shows every caller with the decision scope the same data.
+type Options struct {
+	// Auth tells who may read the top keys: callers it grants the admin
+	// scope. Nil, or an Auth without tokens, grants it to everyone (the
+	// server then listens on loopback only).
+	Auth *service.Auth
+	// TopKeys counts the key of every decision in a bounded sketch
+	// (TopKeysK counters per policy and table) for the top-keys tables.
+	// Default off; weir serve turns it on unless --no-top-keys.
+	TopKeys bool
+	// Store is the store's kind (memory, sqlite, redis), shown beside its
+	// last ping.
+	Store string
+}
+
+// New returns the dashboard of svc. With o.TopKeys it sets itself as the
+// service's key counter, so call it before serving.
+func New(svc *service.Service, m *metrics.Metrics, o Options) *Dashboard {
+	d := &Dashboard{o: o, svc: svc, m: m, interval: time.Second, done: make(chan struct{}),
+		hist: NewHistory(Step.Milliseconds(), Span.Milliseconds()), health: newHealthTracker(),
+		ping: Ping{Store: o.Store}}
+	if o.TopKeys {
+		d.keys = topk.NewTracker(TopKeysK, TopKeysPeriod.Milliseconds(), time.Now().UnixMilli())
+		svc.SetKeyCounter(d.keys)
+	}
 	d.wg.Add(1)
 	go d.sample()
 	return d
@@ -83,6 +116,8 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.events(w, r)
 	case "/dashboard/history":
 		d.history(w)
+	case "/dashboard/topkeys":
+		d.topKeys(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -181,23 +216,26 @@ func (d *Dashboard) ServeOverrides(w http.ResponseWriter, r *http.Request) {
 }
 
 // Snapshot is one event: totals by policy and outcome, Envoy descriptor
-// totals by domain and outcome, and the store's health as of the last
-// sample.
+// totals by domain and outcome, the store's health as of the last sample
+// and its last ping, and the local-quota totals by policy.
 type Snapshot struct {
 	Time      int64                         `json:"time_ms"`
 	Decisions map[string]map[string]float64 `json:"decisions"`
 	Envoy     map[string]map[string]float64 `json:"envoy"`
 	Store     *Health                       `json:"store,omitempty"`
+	Ping      *Ping                         `json:"ping,omitempty"`
+	Local     map[string]LocalBlocks        `json:"local"`
 }
 
 // Snapshot reads the current counters and the store's health.
 func (d *Dashboard) Snapshot() Snapshot {
 	mfs, _ := d.m.Registry.Gather()
 	s := snapshotFrom(time.Now().UnixMilli(), mfs)
+	s.Local = localFrom(mfs)
 	d.mu.Lock()
-	h := d.health.health()
+	h, p := d.health.health(), d.ping
 	d.mu.Unlock()
-	s.Store = &h
+	s.Store, s.Ping = &h, &p
 	return s
 }
 

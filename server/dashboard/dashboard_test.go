@@ -35,7 +35,7 @@ func TestDashboard(t *testing.T) {
 	for range 3 {
 		svc.Check(context.Background(), &service.Request{Policy: "api", Key: "secret-key", Cost: 1})
 	}
-	d := New(svc, m)
+	d := New(svc, m, Options{})
 
 	w := httptest.NewRecorder()
 	d.ServeHTTP(w, httptest.NewRequest("GET", "/dashboard", nil))
@@ -73,7 +73,7 @@ func newTestDashboard(t *testing.T) (*Dashboard, *service.Service) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(svc, m)
+	d := New(svc, m, Options{})
 	t.Cleanup(d.Close)
 	return d, svc
 }
@@ -260,7 +260,7 @@ func TestNamedLimitsShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(svc, m)
+	d := New(svc, m, Options{})
 	defer d.Close()
 	want := []string{"10/s", "daily: 10000/d algo=fixed-window"}
 

@@ -82,6 +82,7 @@ func (d *Dashboard) record() {
 	d.hist.Record(s.Time, s.totals())
 	d.health.record(now, bounds, cum, fails)
 	d.mu.Unlock()
+	d.rotateKeys(now)
 }
 
 func (d *Dashboard) history(w http.ResponseWriter) {

@@ -102,6 +102,7 @@ type Service struct {
 	m        *metrics.Metrics
 	snap     atomic.Pointer[snapshot]
 	parallel int
+	keys     KeyCounter // nil: none (keys.go)
 
 	localMu sync.Mutex
 	locals  map[localKey]*localquota.Store // kept across reloads that keep them; closed by Close
@@ -621,7 +622,9 @@ func (s *Service) Check(ctx context.Context, req *Request) (Result, error) {
 			return Result{}, err
 		}
 	}
-	return p.result(d, ""), nil
+	r := p.result(d, "")
+	s.countKey(p, key, &r)
+	return r, nil
 }
 
 // onError applies the policy's store-failure mode.
@@ -812,6 +815,7 @@ func (s *Service) Acquire(ctx context.Context, req *Request) (Result, error) {
 	if r.Shadowed {
 		r.Lease = ""
 	}
+	s.countKey(p, key, &r)
 	return r, nil
 }
 
