@@ -45,6 +45,18 @@
 // checked together: a request is admitted only if all admit it, and a denied
 // request is charged to none.
 //
+// # Plans and per-key overrides
+//
+// A [PlanTable] gives each key the limits of its tier: a live [Override]
+// kept in the store (a boost, a pin, a move to another [Plan], with an
+// optional end), else the table's key→plan map, else the default plan.
+// [PlanTable.Choose] returns the key's [Limiter] at memory speed from a
+// cached copy that is refreshed from the store once a second, so a change
+// made by any process sharing the store is used by all. The stores keep
+// overrides through the optional [OverrideStore] capability. A key's state
+// carries over when its plan changes (docs/algorithms.md, "State under a
+// changed limit").
+//
 // # Errors
 //
 // Being limited is a Decision, not an error. Errors are bad input (matching

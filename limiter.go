@@ -155,6 +155,10 @@ func NewLimiter(store Store, opts ...Option) (*Limiter, error) {
 // Limits returns the limiter's limits, with their names filled in.
 func (l *Limiter) Limits() []Limit { return append([]Limit(nil), l.limits...) }
 
+// Capacity is the largest cost one request may have: the smallest
+// [Limit.Capacity] of the limiter's limits.
+func (l *Limiter) Capacity() int64 { return l.capacity }
+
 // Store returns the limiter's store.
 func (l *Limiter) Store() Store { return l.store }
 

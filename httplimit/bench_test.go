@@ -29,6 +29,10 @@ var reportingHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Requ
 func BenchmarkMiddleware(b *testing.B) {
 	one := mustLimiter(b, newStore(), weir.PerHour(1<<40).WithName("a"))
 	two := mustLimiter(b, newStore(), weir.PerHour(1<<40).WithName("a"), weir.PerDay(1<<40).WithName("b"))
+	plans, err := weir.NewPlanTable(newStore(), weir.Plans{Scope: "b", Plans: []weir.Plan{{Name: "p", Limits: []weir.Limit{weir.PerHour(1 << 40).WithName("a")}}}, Default: "p"})
+	if err != nil {
+		b.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		h    http.Handler
@@ -36,6 +40,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"bare", okHandler},
 		{"one-limit", mustNew(b, Policy{Limiter: one}).Handler(okHandler)},
 		{"two-limits", mustNew(b, Policy{Limiter: two}).Handler(okHandler)},
+		{"plans", mustNew(b, Policy{Plans: plans}).Handler(okHandler)},
 		{"legacy-headers", mustNew(b, Policy{Limiter: one, Scope: "l:"}, WithHeaders(HeadersDraft|HeadersLegacy)).Handler(okHandler)},
 		// Charging after the handler (issue 21): a login limit that counts
 		// 401s only (the 200 costs nothing: a peek before, nothing after),

@@ -22,8 +22,15 @@ import (
 // A Policy applies a limiter to the requests it matches. Every limit of the
 // limiter applies to the request's key at once (say 10/s and 1000/day).
 type Policy struct {
-	// Limiter holds the limits and the store. Required.
+	// Limiter holds the limits and the store. Required unless Plans is
+	// set.
 	Limiter *weir.Limiter
+	// Plans, instead of Limiter, chooses the limits per client: its
+	// override kept in the store, its plan in the table, or the default
+	// plan (see [weir.PlanTable]). It is asked with the key function's
+	// result ("ip:192.0.2.1"), before the scope is put in front of it. A
+	// policy with Plans charges before the handler (no Cost or Count).
+	Plans *weir.PlanTable
 	// Key names the client. nil means the middleware's key function
 	// ([WithKey]; by default [RemoteIP]).
 	Key KeyFunc
@@ -200,6 +207,9 @@ type Middleware struct {
 	leaseTag string
 	leaseSeq atomic.Uint64
 	scratch  sync.Pool
+
+	variants  sync.Map // *weir.Limiter of a Policy.Plans -> *policy
+	nvariants atomic.Int64
 }
 
 type policy struct {
@@ -219,6 +229,64 @@ type policy struct {
 	count    func(*Outcome) bool
 	estimate func(*http.Request) int64
 	capacity int64 // smallest Capacity of the limits
+
+	plans *weir.PlanTable // Policy.Plans: limits chosen per key (see forKey)
+}
+
+// prepare fills in what p's limits imply: conc, capacity, the header
+// parts. field names p in errors.
+func (p *policy) prepare(field string) error {
+	var hdr []byte
+	p.capacity = math.MaxInt64
+	p.conc, p.items = false, nil
+	for j, l := range p.limits {
+		if !validSFString(l.Name) {
+			return &weir.FieldError{Field: fmt.Sprintf("%s.limits[%d].Name", field, j), Reason: fmt.Sprintf("%q has characters a header cannot carry (printable ASCII only)", l.Name)}
+		}
+		if l.Algorithm == weir.Concurrency {
+			p.conc = true
+			if p.after {
+				return &weir.FieldError{Field: field + ".Cost", Reason: fmt.Sprintf("limit %q is a concurrency limit: it holds units while the handler runs and cannot be charged after it", l.Name)}
+			}
+		}
+		p.capacity = min(p.capacity, l.Capacity())
+		if j > 0 {
+			hdr = append(hdr, ", "...)
+		}
+		hdr = AppendPolicy(hdr, PolicyOf(l))
+		p.items = append(p.items, string(appendSFString(nil, l.Name))+";r=")
+	}
+	p.header = string(hdr)
+	return nil
+}
+
+// maxVariants bounds the prepared limit sets kept for Policy.Plans.
+const maxVariants = 4 * weir.MaxOverrides
+
+// forKey returns p as it applies to the client raw: p itself, or for a
+// Policy.Plans the copy of p with the limits its table chooses, prepared
+// on first use.
+func (m *Middleware) forKey(r *http.Request, p *policy, raw string) (*policy, error) {
+	if p.plans == nil {
+		return p, nil
+	}
+	lim := p.plans.Choose(r.Context(), raw).Limiter
+	if v, ok := m.variants.Load(lim); ok {
+		return v.(*policy), nil
+	}
+	v := *p
+	v.limits = lim.Limits()
+	if err := v.prepare("plan"); err != nil {
+		return nil, err
+	}
+	// Overrides that come and go leave limiters behind: start afresh now
+	// and then rather than keep them all.
+	if m.nvariants.Add(1) > maxVariants {
+		m.variants.Clear()
+		m.nvariants.Store(1)
+	}
+	m.variants.Store(lim, &v)
+	return &v, nil
 }
 
 // scopePrefix is what a scope puts before a key: "" for no scope, else the
@@ -275,40 +343,37 @@ func New(opts ...Option) (*Middleware, error) {
 		m.onError = failed
 	}
 	for i, sp := range m.specs {
-		if sp.Limiter == nil {
-			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Limiter", i), Reason: "is nil"}
+		field := fmt.Sprintf("policies[%d]", i)
+		switch {
+		case sp.Limiter == nil && sp.Plans == nil:
+			return nil, &weir.FieldError{Field: field + ".Limiter", Reason: "is nil (set Limiter or Plans)"}
+		case sp.Limiter != nil && sp.Plans != nil:
+			return nil, &weir.FieldError{Field: field + ".Plans", Reason: "set Limiter or Plans, not both"}
+		case sp.Plans != nil && (sp.Cost != nil || sp.Count != nil):
+			return nil, &weir.FieldError{Field: field + ".Plans", Reason: "a policy with Plans charges before the handler: no Cost or Count"}
 		}
-		p := policy{limits: sp.Limiter.Limits(), key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope),
-			after: sp.Cost != nil || sp.Count != nil, costFn: sp.Cost, count: sp.Count, estimate: sp.Estimate, capacity: math.MaxInt64}
+		p := policy{key: sp.Key, match: sp.Match, scope: scopePrefix(sp.Scope), plans: sp.Plans,
+			after: sp.Cost != nil || sp.Count != nil, costFn: sp.Cost, count: sp.Count, estimate: sp.Estimate}
 		if sp.Estimate != nil && !p.after {
-			return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Estimate", i), Reason: "needs a Cost or a Count: a policy without them charges one unit before the handler"}
+			return nil, &weir.FieldError{Field: field + ".Estimate", Reason: "needs a Cost or a Count: a policy without them charges one unit before the handler"}
 		}
-		var hdr []byte
-		for j, l := range p.limits {
-			if !validSFString(l.Name) {
-				return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].limits[%d].Name", i, j), Reason: fmt.Sprintf("%q has characters a header cannot carry (printable ASCII only)", l.Name)}
+		store := weir.Store(nil)
+		if sp.Plans != nil {
+			store = sp.Plans.Store()
+		} else {
+			store = sp.Limiter.Store()
+			p.limits = sp.Limiter.Limits()
+			if err := p.prepare(field); err != nil {
+				return nil, err
 			}
-			if l.Algorithm == weir.Concurrency {
-				p.conc = true
-				if p.after {
-					return nil, &weir.FieldError{Field: fmt.Sprintf("policies[%d].Cost", i), Reason: fmt.Sprintf("limit %q is a concurrency limit: it holds units while the handler runs and cannot be charged after it", l.Name)}
-				}
-			}
-			p.capacity = min(p.capacity, l.Capacity())
-			if j > 0 {
-				hdr = append(hdr, ", "...)
-			}
-			hdr = AppendPolicy(hdr, PolicyOf(l))
-			p.items = append(p.items, string(appendSFString(nil, l.Name))+";r=")
 		}
-		p.header = string(hdr)
 		if p.after {
 			// Its own request: its cost differs from the others' one unit.
 			p.group = len(m.stores)
-			m.stores = append(m.stores, sp.Limiter.Store())
+			m.stores = append(m.stores, store)
 			m.solo = append(m.solo, true)
 		} else {
-			p.group = m.group(sp.Limiter.Store())
+			p.group = m.group(store)
 		}
 		m.policies = append(m.policies, p)
 	}
@@ -345,6 +410,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 type scratch struct {
 	matched []int
 	keys    []string
+	pols    []*policy      // per matched policy, as it applies to the key
 	reqs    []weir.Request // one per store group
 	cost    []int64        // per group, the units taken before the handler
 	charged []int64        // per group, the units charged so far
@@ -367,7 +433,7 @@ func (m *Middleware) getScratch() *scratch {
 // putScratch returns s to the pool. Stale keys stay referenced until the
 // slots are reused, which is cheaper than clearing them.
 func (m *Middleware) putScratch(s *scratch) {
-	s.matched, s.keys, s.after = s.matched[:0], s.keys[:0], false
+	s.matched, s.keys, s.pols, s.after = s.matched[:0], s.keys[:0], s.pols[:0], false
 	for i := range s.reqs {
 		r := &s.reqs[i]
 		r.Checks, r.Statuses, r.Lease = r.Checks[:0], r.Statuses[:0], ""
@@ -411,14 +477,21 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			}
 			return
 		}
+		raw := k
 		k = storeKey(p.scope, k)
 		if len(k) > m.maxKey {
 			m.onUnkeyed(w, r, noKey("key of %d bytes exceeds the limit of %d", len(k), m.maxKey))
 			return
 		}
+		pk, err := m.forKey(r, p, raw)
+		if err != nil {
+			m.onError(w, r, err)
+			return
+		}
 		s.matched = append(s.matched, i)
 		s.keys = append(s.keys, k)
-		conc = conc || p.conc
+		s.pols = append(s.pols, pk)
+		conc = conc || pk.conc
 	}
 	if len(s.matched) == 0 {
 		next.ServeHTTP(w, r)
@@ -430,8 +503,8 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	if conc {
 		lease = m.leaseTag + strconv.FormatUint(m.leaseSeq.Add(1), 36)
 	}
-	for j, i := range s.matched {
-		p := &m.policies[i]
+	for j := range s.matched {
+		p := s.pols[j]
 		req := &s.reqs[p.group]
 		for k, l := range p.limits {
 			req.Checks = append(req.Checks, weir.Check{Key: s.keys[j], Limit: l})
@@ -556,15 +629,15 @@ func (m *Middleware) writeHeaders(h http.Header, s *scratch) {
 		// One allocation for both fields' value slices.
 		vals := make([]string, 2)
 		if len(s.matched) == 1 {
-			vals[0] = m.policies[s.matched[0]].header
+			vals[0] = s.pols[0].header
 			h[hRateLimitPolicy] = vals[0:1:1]
 		} else {
 			b := s.buf[:0]
-			for j, i := range s.matched {
+			for j := range s.matched {
 				if j > 0 {
 					b = append(b, ", "...)
 				}
-				b = append(b, m.policies[i].header...)
+				b = append(b, s.pols[j].header...)
 			}
 			vals[0] = string(b)
 			h[hRateLimitPolicy] = vals[0:1:1]

@@ -62,10 +62,12 @@ type Store struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	ov        overrides
 }
 
 var (
 	_ weir.Store                 = (*Store)(nil)
+	_ weir.OverrideStore         = (*Store)(nil)
 	_ interface{ Close() error } = (*Store)(nil)
 )
 

@@ -109,6 +109,10 @@ var suite = []subtest{
 	{"Charge", testCharge},
 	{"Settle", testSettle},
 	{"DebtBound", testDebtBound},
+	{"ChangedLimit", testChangedLimit},
+	{"Overrides", testOverrides},
+	{"OverrideBound", testOverrideBound},
+	{"PlanTable", testPlanTable},
 }
 
 // take runs one Take and fails the test on error.

@@ -25,7 +25,7 @@ func fixedCheck(p *Params, s *State, now, cost int64) Result {
 	n := max(cost, 1)
 	if n > p.Quota-used { // not used+n: Quota may be MaxInt64
 		return Result{
-			Remaining:  max(0, p.Quota-used), // a forced charge may pass Quota
+			Remaining:  max(0, p.Quota-used), // a forced charge, or a lowered Quota, may pass it
 			RetryAfter: end - now,
 			ResetAfter: end - now,
 		}

@@ -70,7 +70,7 @@ func leaseCheck(p *Params, s *State, now, cost int64, lease string) Result {
 		return Result{Allowed: true, Remaining: avail - cost, ResetAfter: reset}
 	}
 	need := satAdd(satAdd(n, ahead), -free)
-	return Result{Remaining: avail, RetryAfter: max(1, leaseWait(s, now, need)), ResetAfter: reset}
+	return Result{Remaining: max(0, avail), RetryAfter: max(1, leaseWait(s, now, need)), ResetAfter: reset}
 }
 
 // leaseWait is how long until leases holding at least need units have

@@ -104,7 +104,7 @@ BUILD[4] = function(P)
       if cost > 0 then reset = maxn(reset, c.per) end
       return true, avail - cost, 0, reset, 0
     end
-    return false, avail, maxn(1, ls_wait(st, now, n + ahead - free)), reset, 0
+    return false, maxn(0, avail), maxn(1, ls_wait(st, now, n + ahead - free)), reset, 0
   end
 
   -- ls_prune_line drops lapsed places in line, and id's own.

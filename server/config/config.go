@@ -32,6 +32,14 @@ type Config struct {
 	Server Server
 	// Policies are the named policies, sorted by name.
 	Policies []Policy
+	// Plans are the named sets of limits (tiers) that policies choose per
+	// key and overrides name, sorted by name. Their limits keep the names
+	// given in the file; unnamed ones are named per policy by
+	// weir.NameLimits, so a key's state carries over between plans.
+	Plans []weir.Plan
+	// PlanLines holds, by plan name, each plan limit's line in the file
+	// (for later checks to name it).
+	PlanLines map[string][]int
 	// Envoy holds the envoyproxy/ratelimit domains, sorted by domain.
 	Envoy []Domain
 	// EnvoyShadowMode answers OK to every Envoy request while still
@@ -127,6 +135,31 @@ type Policy struct {
 	// Local, when set, makes the policy decide from local allowances
 	// taken from the store in blocks (package localquota).
 	Local *Local
+	// Plans, when set, makes the policy choose its limits per key from
+	// the configuration's plans; Limits are then the default plan's.
+	Plans *PolicyPlans
+}
+
+// PolicyPlans is a policy's plans: section.
+type PolicyPlans struct {
+	// Default is the plan of keys not listed in Keys (and without an
+	// override).
+	Default string
+	// Keys maps a state key (the rendered key template) to its plan.
+	Keys map[string]string
+}
+
+// ReservedPlan is the plan name under which a policy without plans:
+// offers its own limits to overrides; no plan in the file may use it.
+const ReservedPlan = "limits"
+
+// Plan returns the plan named name.
+func (c *Config) Plan(name string) (*weir.Plan, bool) {
+	i, ok := slices.BinarySearchFunc(c.Plans, name, func(p weir.Plan, n string) int { return strings.Compare(p.Name, n) })
+	if !ok {
+		return nil, false
+	}
+	return &c.Plans[i], true
 }
 
 // Local is a policy's local quota (YAML "local:"): see docs/localquota.md.
@@ -196,6 +229,7 @@ func (e *Error) Error() string {
 type raw struct {
 	Server   Server               `yaml:"server"`
 	Policies yaml.Node            `yaml:"policies"`
+	Plans    yaml.Node            `yaml:"plans"`
 	Envoy    *rawEnvoy            `yaml:"envoy"`
 	Extra    map[string]yaml.Node `yaml:",inline"`
 }
@@ -275,6 +309,12 @@ type rawPolicy struct {
 	OnError     string      `yaml:"on_store_error"`
 	Description string      `yaml:"description"`
 	Local       yaml.Node   `yaml:"local"`
+	Plans       yaml.Node   `yaml:"plans"`
+}
+
+type rawPlans struct {
+	Default string            `yaml:"default"`
+	Keys    map[string]string `yaml:"keys"`
 }
 
 type rawLocal struct {
@@ -320,10 +360,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	for k, v := range r.Extra {
-		return nil, &Error{File: file, Line: v.Line, Msg: fmt.Sprintf("unknown key %q (want server, policies or envoy)", k)}
+		return nil, &Error{File: file, Line: v.Line, Msg: fmt.Sprintf("unknown key %q (want server, plans, policies or envoy)", k)}
 	}
 	c := &Config{Source: file, Server: r.Server}
 	if err := checkServer(file, &c.Server); err != nil {
+		return nil, err
+	}
+	if err := parsePlans(file, &r.Plans, c); err != nil {
 		return nil, err
 	}
 	if err := parsePolicies(file, &r.Policies, c); err != nil {
@@ -490,7 +533,7 @@ func parsePolicies(file string, n *yaml.Node, c *Config) error {
 		if err := decodeNodeStrict(file, vn, &rp, "policies."+name); err != nil {
 			return err
 		}
-		p, err := buildPolicy(file, name, vn.Line, &rp)
+		p, err := buildPolicy(file, name, vn.Line, &rp, c)
 		if err != nil {
 			return err
 		}
@@ -547,7 +590,7 @@ type rawLimit struct {
 	Algorithm string `yaml:"algorithm"`
 }
 
-func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
+func buildPolicy(file, name string, line int, rp *rawPolicy, c *Config) (Policy, error) {
 	p := Policy{Name: name, Shadow: rp.Shadow, Description: rp.Description}
 	nodes := rp.Limits
 	if rp.Limit.Kind != 0 {
@@ -556,7 +599,22 @@ func buildPolicy(file, name string, line int, rp *rawPolicy) (Policy, error) {
 		}
 		nodes = []yaml.Node{rp.Limit}
 	}
-	if len(nodes) == 0 {
+	if rp.Plans.Kind != 0 {
+		if len(nodes) > 0 {
+			return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policies.%s: give either limits or plans, not both (the default plan's limits are the policy's)", name)}
+		}
+		var rpl rawPlans
+		if rp.Plans.Kind != yaml.MappingNode {
+			return p, &Error{File: file, Line: rp.Plans.Line, Msg: fmt.Sprintf("policies.%s.plans: want a mapping {default: PLAN, keys: {KEY: PLAN}}", name)}
+		}
+		if err := decodeNodeStrict(file, &rp.Plans, &rpl, "policies."+name+".plans"); err != nil {
+			return p, err
+		}
+		if err := buildPolicyPlans(file, rp.Plans.Line, &p, &rpl, c); err != nil {
+			return p, err
+		}
+		nodes = nil
+	} else if len(nodes) == 0 {
 		return p, &Error{File: file, Line: line, Msg: fmt.Sprintf("policy %q: at least one limit is needed (limits: [\"100/s\"])", name)}
 	}
 	names := map[string]bool{}
@@ -748,4 +806,122 @@ func keyAt(n *yaml.Node, line int, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// MaxPlans is the most plans a configuration may define.
+const MaxPlans = 256
+
+// parsePlans reads the top-level plans: section, a mapping of plan names
+// to limits (one limit, or a list, in the policies' limit syntax).
+func parsePlans(file string, n *yaml.Node, c *Config) error {
+	if n.Kind == 0 {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return &Error{File: file, Line: n.Line, Msg: "plans must be a mapping of plan names to limits (plans: {free: [\"10/s\"]})"}
+	}
+	if len(n.Content)/2 > MaxPlans {
+		return &Error{File: file, Line: n.Line, Msg: fmt.Sprintf("plans: at most %d plans", MaxPlans)}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		name := kn.Value
+		if !validName(name) {
+			return &Error{File: file, Line: kn.Line, Msg: fmt.Sprintf("plans: plan name %q: use letters, digits, '.', '_' or '-' (1 to 64 characters)", name)}
+		}
+		if name == ReservedPlan {
+			return &Error{File: file, Line: kn.Line, Msg: fmt.Sprintf("plans.%s: the name %q is reserved (a policy's own limits)", name, name)}
+		}
+		if seen[name] {
+			return &Error{File: file, Line: kn.Line, Msg: fmt.Sprintf("plans: duplicate plan %q", name)}
+		}
+		seen[name] = true
+		nodes := []*yaml.Node{vn}
+		if vn.Kind == yaml.SequenceNode {
+			nodes = vn.Content
+		}
+		if len(nodes) == 0 {
+			return &Error{File: file, Line: vn.Line, Msg: fmt.Sprintf("plans.%s: at least one limit is needed", name)}
+		}
+		if len(nodes) > weir.MaxPlanLimits {
+			return &Error{File: file, Line: vn.Line, Msg: fmt.Sprintf("plans.%s: at most %d limits", name, weir.MaxPlanLimits)}
+		}
+		plan := weir.Plan{Name: name}
+		if c.PlanLines == nil {
+			c.PlanLines = map[string][]int{}
+		}
+		names := map[string]bool{}
+		for j, ln := range nodes {
+			path := fmt.Sprintf("plans.%s[%d]", name, j)
+			l, err := parseLimitNode(file, ln, path)
+			if err != nil {
+				return err
+			}
+			if l.Algorithm == weir.Concurrency {
+				return &Error{File: file, Line: ln.Line, Msg: path + ": a plan holds rate limits only (concurrency limits stay in policies' limits)"}
+			}
+			if l.Name != "" && strings.ContainsAny(l.Name, " ,\t=") {
+				return &Error{File: file, Line: ln.Line, Msg: fmt.Sprintf("%s: name %q: no spaces, commas or '='", path, l.Name)}
+			}
+			named := weir.NameLimits(nil, []weir.Limit{l})[0].Name
+			if names[named] {
+				return &Error{File: file, Line: ln.Line, Msg: fmt.Sprintf("%s: a second limit named %q: limits of the same period and algorithm need names (name: ...)", path, named)}
+			}
+			names[named] = true
+			plan.Limits = append(plan.Limits, l)
+			c.PlanLines[name] = append(c.PlanLines[name], ln.Line)
+		}
+		c.Plans = append(c.Plans, plan)
+	}
+	sort.Slice(c.Plans, func(i, j int) bool { return c.Plans[i].Name < c.Plans[j].Name })
+	return nil
+}
+
+// buildPolicyPlans reads a policy's plans: section; the policy's limits
+// become the default plan's, named as the policy's plan table names them.
+func buildPolicyPlans(file string, line int, p *Policy, rp *rawPlans, c *Config) error {
+	at := "policies." + p.Name + ".plans"
+	def, ok := c.Plan(rp.Default)
+	if rp.Default == "" {
+		return &Error{File: file, Line: line, Msg: at + ".default: name the plan of keys without an entry (default: free)"}
+	}
+	if !ok {
+		return &Error{File: file, Line: line, Msg: fmt.Sprintf("%s.default: no plan %q (plans: %s)", at, rp.Default, planNames(c))}
+	}
+	for k, name := range rp.Keys {
+		if _, ok := c.Plan(name); !ok {
+			return &Error{File: file, Line: line, Msg: fmt.Sprintf("%s.keys[%q]: no plan %q (plans: %s)", at, k, name, planNames(c))}
+		}
+		if k == "" || len(k) > MaxKeyLength {
+			return &Error{File: file, Line: line, Msg: fmt.Sprintf("%s.keys: a key must be 1 to %d bytes", at, MaxKeyLength)}
+		}
+	}
+	p.Plans = &PolicyPlans{Default: rp.Default, Keys: rp.Keys}
+	p.Limits = weir.NameLimits(def.Limits, def.Limits)
+	for range p.Limits {
+		p.LimitLines = append(p.LimitLines, line)
+	}
+	// Every plan must name its limits apart under this policy's names.
+	for _, pl := range c.Plans {
+		seen := map[string]bool{}
+		for _, l := range weir.NameLimits(def.Limits, pl.Limits) {
+			if seen[l.Name] {
+				return &Error{File: file, Line: line, Msg: fmt.Sprintf("%s: plan %q has two limits named %q under default plan %q: name them (name: ...)", at, pl.Name, l.Name, def.Name)}
+			}
+			seen[l.Name] = true
+		}
+	}
+	return nil
+}
+
+func planNames(c *Config) string {
+	if len(c.Plans) == 0 {
+		return "none defined"
+	}
+	names := make([]string, len(c.Plans))
+	for i, p := range c.Plans {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
 }

@@ -245,7 +245,7 @@ policies:
 	fmt.Println(err)
 	// Output:
 	// 100/s burst=200 | daily | acme:user-7
-	// weir.yaml:4: unknown key "shadw" (want limits, limit, key, shadow, on_store_error, description, local)
+	// weir.yaml:4: unknown key "shadw" (want limits, limit, key, shadow, on_store_error, description, local, plans)
 }
 
 // TestTLSSection: server.tls paths are resolved against the file's

@@ -122,6 +122,8 @@ func (s *Server) openService() error {
 	if s.svc, err = service.New(store, fallback, s.cfg, s.m); err != nil {
 		return err
 	}
+	s.svc.SetLogger(s.log) // every override change is logged
+
 	s.onClose(func() error { s.svc.Close(); return nil }) // local quotas give back their units while the store is open
 	stopTelemetry, err := startTelemetry(s.base, s.svc, s.storeURL, s.log)
 	if err != nil {

@@ -104,5 +104,22 @@ func CheckStoreLimits(cfg *config.Config, storeURL string) error {
 				Msg: fmt.Sprintf("policy %q: limits[%d] (%s): %s %s", p.Name, i, l.Name, field, reason)}
 		}
 	}
+	for _, p := range cfg.Plans {
+		for i, l := range p.Limits {
+			err := redisstore.CheckLimit(l)
+			if err == nil {
+				continue
+			}
+			field, reason := "limits", err.Error()
+			if fe, ok := errors.AsType[*weir.FieldError](err); ok {
+				field, reason = fe.Field, fe.Reason
+			}
+			line := 0
+			if lines := cfg.PlanLines[p.Name]; i < len(lines) {
+				line = lines[i]
+			}
+			return &config.Error{File: cfg.Source, Line: line, Msg: fmt.Sprintf("plans.%s[%d] (%s): %s %s", p.Name, i, l, field, reason)}
+		}
+	}
 	return nil
 }

@@ -177,6 +177,44 @@ func (d *Dashboard) policies(w http.ResponseWriter) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// ServeOverrides serves GET /dashboard/overrides: the live overrides of
+// every policy, JSON ({"overrides": [...]} as GET /v1/overrides answers).
+// Overrides name keys, so the server must route it behind the admin
+// scope; the page shows the table only when this answers.
+func (d *Dashboard) ServeOverrides(w http.ResponseWriter, r *http.Request) {
+	list, err := d.svc.ListOverrides(r.Context(), "", true)
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		http.Error(w, "overrides unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	type override struct {
+		Policy  string   `json:"policy"`
+		Key     string   `json:"key"`
+		Plan    string   `json:"plan,omitempty"`
+		Limits  []string `json:"limits,omitempty"`
+		Expires string   `json:"expires,omitempty"`
+		Reason  string   `json:"reason,omitempty"`
+		By      string   `json:"by,omitempty"`
+	}
+	out := struct {
+		Overrides []override `json:"overrides"`
+	}{make([]override, 0, len(list))}
+	for _, o := range list {
+		v := override{Policy: o.Scope, Key: o.Key, Plan: o.Plan, Reason: o.Reason, By: o.By}
+		for _, l := range o.Limits {
+			v.Limits = append(v.Limits, l.String())
+		}
+		if !o.Expires.IsZero() {
+			v.Expires = o.Expires.UTC().Format(time.RFC3339)
+		}
+		out.Overrides = append(out.Overrides, v)
+	}
+	b, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(b, '\n'))
+}
+
 // Snapshot is one event: totals by policy and outcome, Envoy descriptor
 // totals by domain and outcome, the store's health as of the last sample
 // and its last ping, and the local-quota totals by policy.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/server/gen/weirv1"
@@ -211,6 +212,10 @@ func classify(err error) (codes.Code, string) {
 		return codes.ResourceExhausted, err.Error()
 	case errors.Is(err, service.ErrPermission):
 		return codes.PermissionDenied, err.Error()
+	case errors.Is(err, weir.ErrNoOverride):
+		return codes.NotFound, err.Error()
+	case errors.Is(err, service.ErrNoOverrides):
+		return codes.Unimplemented, err.Error()
 	case errors.Is(err, weir.ErrUnavailable):
 		return codes.Unavailable, "the rate-limit store is unavailable"
 	case errors.Is(err, context.Canceled):
@@ -284,4 +289,86 @@ func GateInterceptor(gate *service.Gate) grpc.UnaryServerInterceptor {
 		defer gate.Leave()
 		return handler(ctx, req)
 	}
+}
+
+// admin reports whether the caller holds the admin scope.
+func (s *Server) admin(ctx context.Context) bool {
+	return !s.auth.Enabled() || scopeOf(s.auth, ctx) >= service.ScopeAdmin
+}
+
+// who names the author of an override change: by, and the peer address.
+func who(ctx context.Context, by string) string {
+	addr := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	if by == "" {
+		by = "admin"
+	}
+	return by + "@" + addr
+}
+
+func toOverride(o weir.Override) *weirv1.Override {
+	out := &weirv1.Override{Policy: o.Scope, Key: o.Key, Plan: o.Plan, Reason: o.Reason, By: o.By}
+	if !o.Expires.IsZero() {
+		out.ExpiresUnixMs = o.Expires.UnixMilli()
+	}
+	if !o.Updated.IsZero() {
+		out.UpdatedUnixMs = o.Updated.UnixMilli()
+	}
+	for _, l := range o.Limits {
+		t := l.String()
+		if l.Name != "" {
+			t += " name=" + l.Name
+		}
+		out.Limits = append(out.Limits, t)
+	}
+	return out
+}
+
+// SetOverride implements weirv1.WeirServer; it needs the admin scope.
+func (s *Server) SetOverride(ctx context.Context, req *weirv1.SetOverrideRequest) (*weirv1.Override, error) {
+	ms := req.GetForMs()
+	if ms < 0 || ms > service.MaxOverrideFor.Milliseconds() {
+		return nil, Status(&weir.FieldError{Field: "for_ms", Reason: "must be from 0 (no end) to " + service.MaxOverrideFor.String()})
+	}
+	o, err := s.svc.SetOverride(ctx, &service.OverrideRequest{
+		Policy: req.GetPolicy(), Key: req.GetKey(), Fields: req.GetFields(), Plan: req.GetPlan(), Limits: req.GetLimits(),
+		For: time.Duration(ms) * time.Millisecond, Reason: req.GetReason(),
+	}, who(ctx, req.GetBy()), s.admin(ctx))
+	if err != nil {
+		return nil, Status(err)
+	}
+	return toOverride(o), nil
+}
+
+// GetOverride implements weirv1.WeirServer; it needs the admin scope.
+func (s *Server) GetOverride(ctx context.Context, req *weirv1.OverrideKey) (*weirv1.Override, error) {
+	o, err := s.svc.GetOverride(ctx, req.GetPolicy(), req.GetKey(), req.GetFields(), s.admin(ctx))
+	if err != nil {
+		return nil, Status(err)
+	}
+	return toOverride(o), nil
+}
+
+// ListOverrides implements weirv1.WeirServer; it needs the admin scope.
+func (s *Server) ListOverrides(ctx context.Context, req *weirv1.ListOverridesRequest) (*weirv1.ListOverridesResponse, error) {
+	list, err := s.svc.ListOverrides(ctx, req.GetPolicy(), s.admin(ctx))
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &weirv1.ListOverridesResponse{}
+	for _, o := range list {
+		out.Overrides = append(out.Overrides, toOverride(o))
+	}
+	return out, nil
+}
+
+// DeleteOverride implements weirv1.WeirServer; it needs the admin scope.
+func (s *Server) DeleteOverride(ctx context.Context, req *weirv1.OverrideKey) (*weirv1.DeleteOverrideResponse, error) {
+	err := s.svc.DeleteOverride(ctx, req.GetPolicy(), req.GetKey(), req.GetFields(), req.GetReason(), who(ctx, req.GetBy()), s.admin(ctx))
+	if err != nil {
+		return nil, Status(err)
+	}
+	return &weirv1.DeleteOverrideResponse{}, nil
 }

@@ -85,6 +85,10 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/policies", a.guard(service.ScopeDecide, a.policies))
 	mux.Handle("POST /v1/reset", a.guard(service.ScopeAdmin, a.reset))
 	mux.Handle("POST /v1/reload", a.guard(service.ScopeAdmin, a.reload))
+	mux.Handle("POST /v1/override", a.guard(service.ScopeAdmin, a.setOverride))
+	mux.Handle("POST /v1/override/get", a.guard(service.ScopeAdmin, a.getOverride))
+	mux.Handle("POST /v1/override/delete", a.guard(service.ScopeAdmin, a.deleteOverride))
+	mux.Handle("GET /v1/overrides", a.guard(service.ScopeAdmin, a.listOverrides))
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /healthz", a.readyz)
@@ -127,6 +131,21 @@ func New(o Options) http.Handler {
 		mux.Handle("GET /dashboard", page)
 		mux.Handle("GET /dashboard/{$}", page)
 		mux.Handle("GET /dashboard/", data)
+		// Overrides name keys: admin scope only. A decision token gets
+		// {"overrides":null}, not a 403, so the page (which hides the
+		// table then) logs no failed request.
+		if d, ok := o.Dashboard.(interface {
+			ServeOverrides(http.ResponseWriter, *http.Request)
+		}); ok {
+			mux.Handle("GET /dashboard/overrides", a.guard(service.ScopeDecide, func(w http.ResponseWriter, r *http.Request) {
+				if a.scope(r) < service.ScopeAdmin {
+					w.Header().Set("Cache-Control", "no-store")
+					writeJSON(w, []byte(`{"overrides":null}`))
+					return
+				}
+				d.ServeOverrides(w, r)
+			}))
+		}
 	}
 	mux.HandleFunc("GET /{$}", a.index)
 	// Everything no route takes, in the API's error shape: the catch-all
@@ -164,6 +183,8 @@ POST /v1/acquire   {"policy":"NAME","key":"KEY","wait_ms":0}  -> lease (wait_ms 
 POST /v1/release   {"policy":"NAME","key":"KEY","lease":"ID"}
 POST /v1/report    {"policy":"NAME","key":"KEY","cost":ACTUAL,"reserved":0}  (settle work's actual cost)
 GET  /v1/policies
+POST /v1/override  {"policy":"NAME","key":"KEY","plan":"PLAN" or "limits":["100/s"],"for_ms":0,"reason":"..."}  (admin)
+POST /v1/override/get, /v1/override/delete  {"policy":"NAME","key":"KEY"}; GET /v1/overrides?policy=NAME  (admin)
 POST /json         envoyproxy/ratelimit's JSON endpoint
 GET  /metrics /livez /readyz /dashboard
 `)
@@ -775,6 +796,9 @@ func (a *api) policies(w http.ResponseWriter, r *http.Request) {
 // fail writes err with the status of the one error vocabulary.
 func (a *api) fail(w http.ResponseWriter, err error) {
 	var fe *weir.FieldError
+	if overrideError(w, err) {
+		return
+	}
 	switch {
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, "invalid_argument", fe.Field, fe.Reason)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -96,6 +97,8 @@ type PolicyInfo struct {
 type Service struct {
 	store    *timedStore
 	fallback weir.Store
+	refresh  time.Duration // of the plan tables; 0: weir.DefaultRefresh
+	log      *slog.Logger
 	m        *metrics.Metrics
 	snap     atomic.Pointer[snapshot]
 	parallel int
@@ -161,8 +164,9 @@ type snapshot struct {
 type policy struct {
 	cfg      *config.Policy
 	lim      *weir.Limiter
-	fb       *weir.Limiter // nil unless OnErrorFallback
-	conc     []weir.Check  // the concurrency limits, Key unset
+	plans    *weir.PlanTable // chooses the limits per key; nil for concurrency policies
+	fb       *weir.Limiter   // nil unless OnErrorFallback
+	conc     []weir.Check    // the concurrency limits, Key unset
 	quota    map[string]int64
 	capacity int64 // smallest Capacity of the limits
 	prefix   string
@@ -188,6 +192,7 @@ func New(store, fallback weir.Store, cfg *config.Config, m *metrics.Metrics) (*S
 	s := &Service{
 		store: newTimedStore(store, m), m: m, parallel: 1, locals: map[localKey]*localquota.Store{},
 		retiring: map[*localquota.Store]retiring{}, retired: map[string]localquota.Stats{}, retireGrace: defaultRetireGrace,
+		log: slog.Default(),
 	}
 	if fallback != nil {
 		s.fallback = sharedStore{Store: fallback, share: s.FallbackShare}
@@ -310,6 +315,11 @@ func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 			return nil, fmt.Errorf("policy %q: %w", pc.Name, err)
 		}
 		p.lim = lim
+		if len(p.conc) == 0 {
+			if p.plans, err = s.planTable(cfg, pc, p.prefix, store); err != nil {
+				return nil, fmt.Errorf("policy %q: plans: %w", pc.Name, err)
+			}
+		}
 		if pc.OnError == config.OnErrorFallback {
 			if s.fallback == nil {
 				return nil, fmt.Errorf("policy %q: on_store_error: fallback needs a local store", pc.Name)
@@ -334,6 +344,22 @@ func (s *Service) compile(cfg *config.Config) (*snapshot, error) {
 		})
 	}
 	return snap, nil
+}
+
+// planTable returns the table that chooses the limits of policy pc per
+// key: an override in the store, the policy's key→plan table, its default
+// plan (a policy without plans: its own limits, as plan
+// config.ReservedPlan). Every plan of cfg is offered to overrides.
+func (s *Service) planTable(cfg *config.Config, pc *config.Policy, prefix string, store weir.Store) (*weir.PlanTable, error) {
+	pt := weir.Plans{Scope: pc.Name, NamePrefix: prefix, Plans: append([]weir.Plan(nil), cfg.Plans...), Refresh: s.refresh}
+	pt.Overrides, _ = s.store.Store.(weir.OverrideStore)
+	if pc.Plans != nil {
+		pt.Default, pt.Keys = pc.Plans.Default, pc.Plans.Keys
+	} else {
+		pt.Default = config.ReservedPlan
+		pt.Plans = append(pt.Plans, weir.Plan{Name: config.ReservedPlan, Limits: pc.Limits})
+	}
+	return weir.NewPlanTable(store, pt)
 }
 
 // localStore returns the local-quota store of policy with settings l,
@@ -485,25 +511,38 @@ func clip(s string) string {
 }
 
 func (p *policy) checkCost(cost int64) error {
+	return p.checkCostOf(cost, p.capacity)
+}
+
+func (p *policy) checkCostOf(cost, capacity int64) error {
 	if cost < 0 {
 		return fieldErr("cost", "must not be negative (got %d)", cost)
 	}
-	if cost > p.capacity {
-		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of policy %q: it can never be admitted", cost, p.capacity, p.cfg.Name), Err: weir.ErrExceedsCapacity}
+	if cost > capacity {
+		return &weir.FieldError{Field: "cost", Reason: fmt.Sprintf("%d exceeds the capacity %d of policy %q: it can never be admitted", cost, capacity, p.cfg.Name), Err: weir.ErrExceedsCapacity}
 	}
 	return nil
 }
 
+// choose returns the limiter of key: its override's, its plan's, or the
+// policy's own.
+func (p *policy) choose(ctx context.Context, key string) *weir.Limiter {
+	if p.plans == nil {
+		return p.lim
+	}
+	return p.plans.Choose(ctx, key).Limiter
+}
+
 // validate checks a request as Check would, without deciding.
 func (s *Service) validate(req *Request) error {
-	p, _, err := s.lookup(req)
+	p, key, err := s.lookup(req)
 	if err != nil {
 		return err
 	}
 	if len(p.conc) > 0 {
 		return fieldErr("policy", "policy %q holds concurrency units: use acquire and release", p.cfg.Name)
 	}
-	return p.checkCost(req.Cost)
+	return p.checkCostOf(req.Cost, p.choose(context.Background(), key).Capacity())
 }
 
 // CheckBatch decides several requests in order, each on its own. Every
@@ -567,14 +606,15 @@ func (s *Service) Check(ctx context.Context, req *Request) (Result, error) {
 	if len(p.conc) > 0 {
 		return Result{}, fieldErr("policy", "policy %q holds concurrency units: use acquire and release", p.cfg.Name)
 	}
-	if err := p.checkCost(req.Cost); err != nil {
+	lim := p.choose(ctx, key)
+	if err := p.checkCostOf(req.Cost, lim.Capacity()); err != nil {
 		return Result{}, err
 	}
 	var d weir.Decision
 	if req.Cost == 0 {
-		d, err = p.lim.Peek(ctx, key)
+		d, err = lim.Peek(ctx, key)
 	} else {
-		d, err = p.lim.AllowN(ctx, key, req.Cost)
+		d, err = lim.AllowN(ctx, key, req.Cost)
 	}
 	if err != nil {
 		d, err = s.onError(ctx, p, key, req.Cost, err, false)
@@ -685,7 +725,7 @@ func (s *Service) Report(ctx context.Context, req *Request, reserved int64) (Res
 	if reserved > p.capacity {
 		return Result{}, &weir.FieldError{Field: "reserved", Reason: fmt.Sprintf("%d exceeds the capacity %d of policy %q: no check could have taken it", reserved, p.capacity, p.cfg.Name), Err: weir.ErrExceedsCapacity}
 	}
-	d, err := settle(ctx, p.lim, key, reserved, req.Cost)
+	d, err := settle(ctx, p.choose(ctx, key), key, reserved, req.Cost)
 	if err != nil && p.fb != nil && errors.Is(err, weir.ErrUnavailable) && !errors.Is(err, weir.ErrInvalid) {
 		if d, err = settle(ctx, p.fb, key, reserved, req.Cost); err == nil {
 			p.fallback.Inc()
@@ -843,5 +883,17 @@ func (s *Service) Reset(ctx context.Context, req *Request, admin bool) error {
 	if err != nil {
 		return err
 	}
-	return p.lim.Reset(ctx, key)
+	// The policy's own limits, and those of the key's plan or override,
+	// which may add limits of their own.
+	seen := map[string]bool{}
+	var checks []weir.Check
+	for _, lim := range []*weir.Limiter{p.lim, p.choose(ctx, key)} {
+		for _, l := range lim.Limits() {
+			if !seen[l.Name] {
+				seen[l.Name] = true
+				checks = append(checks, weir.Check{Key: key, Limit: l})
+			}
+		}
+	}
+	return p.lim.Store().Reset(ctx, checks)
 }

@@ -1015,6 +1015,419 @@ func (x *CheckStreamError) GetMessage() string {
 	return ""
 }
 
+// SetOverrideRequest sets one key's override. Exactly one of plan and
+// limits is given.
+type SetOverrideRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Fields map[string]string      `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// plan names a plan of the server's configuration.
+	Plan string `protobuf:"bytes,4,opt,name=plan,proto3" json:"plan,omitempty"`
+	// limits are explicit limits in the text form ("100/s burst=200").
+	Limits []string `protobuf:"bytes,5,rep,name=limits,proto3" json:"limits,omitempty"`
+	// for_ms, when positive, ends the override that long from now.
+	ForMs int64 `protobuf:"varint,6,opt,name=for_ms,json=forMs,proto3" json:"for_ms,omitempty"`
+	// reason says why (logged and listed).
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// by says who (logged and listed with the caller's address).
+	By            string `protobuf:"bytes,8,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOverrideRequest) Reset() {
+	*x = SetOverrideRequest{}
+	mi := &file_weir_v1_weir_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOverrideRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOverrideRequest) ProtoMessage() {}
+
+func (x *SetOverrideRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOverrideRequest.ProtoReflect.Descriptor instead.
+func (*SetOverrideRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetOverrideRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *SetOverrideRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SetOverrideRequest) GetFields() map[string]string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *SetOverrideRequest) GetPlan() string {
+	if x != nil {
+		return x.Plan
+	}
+	return ""
+}
+
+func (x *SetOverrideRequest) GetLimits() []string {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *SetOverrideRequest) GetForMs() int64 {
+	if x != nil {
+		return x.ForMs
+	}
+	return 0
+}
+
+func (x *SetOverrideRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SetOverrideRequest) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+// OverrideKey names a policy's key, as a check does.
+type OverrideKey struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Fields map[string]string      `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// reason and by are logged by DeleteOverride.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string `protobuf:"bytes,5,opt,name=by,proto3" json:"by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OverrideKey) Reset() {
+	*x = OverrideKey{}
+	mi := &file_weir_v1_weir_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OverrideKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OverrideKey) ProtoMessage() {}
+
+func (x *OverrideKey) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OverrideKey.ProtoReflect.Descriptor instead.
+func (*OverrideKey) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OverrideKey) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *OverrideKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *OverrideKey) GetFields() map[string]string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *OverrideKey) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OverrideKey) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+// Override is a stored override. key is the state key (the policy's key
+// template rendered).
+type Override struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy string                 `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Key    string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Plan   string                 `protobuf:"bytes,3,opt,name=plan,proto3" json:"plan,omitempty"`
+	Limits []string               `protobuf:"bytes,4,rep,name=limits,proto3" json:"limits,omitempty"`
+	// expires_unix_ms is when it ends; 0 for never.
+	ExpiresUnixMs int64  `protobuf:"varint,5,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	By            string `protobuf:"bytes,7,opt,name=by,proto3" json:"by,omitempty"`
+	UpdatedUnixMs int64  `protobuf:"varint,8,opt,name=updated_unix_ms,json=updatedUnixMs,proto3" json:"updated_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Override) Reset() {
+	*x = Override{}
+	mi := &file_weir_v1_weir_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Override) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Override) ProtoMessage() {}
+
+func (x *Override) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Override.ProtoReflect.Descriptor instead.
+func (*Override) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Override) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Override) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Override) GetPlan() string {
+	if x != nil {
+		return x.Plan
+	}
+	return ""
+}
+
+func (x *Override) GetLimits() []string {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *Override) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+func (x *Override) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Override) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Override) GetUpdatedUnixMs() int64 {
+	if x != nil {
+		return x.UpdatedUnixMs
+	}
+	return 0
+}
+
+type ListOverridesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// policy, when set, lists only that policy's overrides.
+	Policy        string `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverridesRequest) Reset() {
+	*x = ListOverridesRequest{}
+	mi := &file_weir_v1_weir_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverridesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverridesRequest) ProtoMessage() {}
+
+func (x *ListOverridesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverridesRequest.ProtoReflect.Descriptor instead.
+func (*ListOverridesRequest) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListOverridesRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+type ListOverridesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Overrides     []*Override            `protobuf:"bytes,1,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOverridesResponse) Reset() {
+	*x = ListOverridesResponse{}
+	mi := &file_weir_v1_weir_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOverridesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOverridesResponse) ProtoMessage() {}
+
+func (x *ListOverridesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOverridesResponse.ProtoReflect.Descriptor instead.
+func (*ListOverridesResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListOverridesResponse) GetOverrides() []*Override {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
+type DeleteOverrideResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOverrideResponse) Reset() {
+	*x = DeleteOverrideResponse{}
+	mi := &file_weir_v1_weir_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOverrideResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOverrideResponse) ProtoMessage() {}
+
+func (x *DeleteOverrideResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_v1_weir_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOverrideResponse.ProtoReflect.Descriptor instead.
+func (*DeleteOverrideResponse) Descriptor() ([]byte, []int) {
+	return file_weir_v1_weir_proto_rawDescGZIP(), []int{20}
+}
+
 var File_weir_v1_weir_proto protoreflect.FileDescriptor
 
 const file_weir_v1_weir_proto_rawDesc = "" +
@@ -1098,7 +1511,42 @@ const file_weir_v1_weir_proto_rawDesc = "" +
 	"\x06answer\"@\n" +
 	"\x10CheckStreamError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\x8a\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xa5\x02\n" +
+	"\x12SetOverrideRequest\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12?\n" +
+	"\x06fields\x18\x03 \x03(\v2'.weir.v1.SetOverrideRequest.FieldsEntryR\x06fields\x12\x12\n" +
+	"\x04plan\x18\x04 \x01(\tR\x04plan\x12\x16\n" +
+	"\x06limits\x18\x05 \x03(\tR\x06limits\x12\x15\n" +
+	"\x06for_ms\x18\x06 \x01(\x03R\x05forMs\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\b \x01(\tR\x02by\x1a9\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd4\x01\n" +
+	"\vOverrideKey\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x128\n" +
+	"\x06fields\x18\x03 \x03(\v2 .weir.v1.OverrideKey.FieldsEntryR\x06fields\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x05 \x01(\tR\x02by\x1a9\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x01\n" +
+	"\bOverride\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04plan\x18\x03 \x01(\tR\x04plan\x12\x16\n" +
+	"\x06limits\x18\x04 \x03(\tR\x06limits\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x05 \x01(\x03R\rexpiresUnixMs\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\a \x01(\tR\x02by\x12&\n" +
+	"\x0fupdated_unix_ms\x18\b \x01(\x03R\rupdatedUnixMs\".\n" +
+	"\x14ListOverridesRequest\x12\x16\n" +
+	"\x06policy\x18\x01 \x01(\tR\x06policy\"H\n" +
+	"\x15ListOverridesResponse\x12/\n" +
+	"\toverrides\x18\x01 \x03(\v2\x11.weir.v1.OverrideR\toverrides\"\x18\n" +
+	"\x16DeleteOverrideResponse2\x9a\x06\n" +
 	"\x04Weir\x126\n" +
 	"\x05Check\x12\x15.weir.v1.CheckRequest\x1a\x16.weir.v1.CheckResponse\x12E\n" +
 	"\n" +
@@ -1108,7 +1556,11 @@ const file_weir_v1_weir_proto_rawDesc = "" +
 	"\aRelease\x12\x17.weir.v1.ReleaseRequest\x1a\x18.weir.v1.ReleaseResponse\x128\n" +
 	"\x06Report\x12\x16.weir.v1.ReportRequest\x1a\x16.weir.v1.CheckResponse\x12K\n" +
 	"\fListPolicies\x12\x1c.weir.v1.ListPoliciesRequest\x1a\x1d.weir.v1.ListPoliciesResponse\x126\n" +
-	"\x05Reset\x12\x15.weir.v1.ResetRequest\x1a\x16.weir.v1.ResetResponseB2Z0github.com/weir-go/weir/server/gen/weirv1;weirv1b\x06proto3"
+	"\x05Reset\x12\x15.weir.v1.ResetRequest\x1a\x16.weir.v1.ResetResponse\x12=\n" +
+	"\vSetOverride\x12\x1b.weir.v1.SetOverrideRequest\x1a\x11.weir.v1.Override\x126\n" +
+	"\vGetOverride\x12\x14.weir.v1.OverrideKey\x1a\x11.weir.v1.Override\x12N\n" +
+	"\rListOverrides\x12\x1d.weir.v1.ListOverridesRequest\x1a\x1e.weir.v1.ListOverridesResponse\x12G\n" +
+	"\x0eDeleteOverride\x12\x14.weir.v1.OverrideKey\x1a\x1f.weir.v1.DeleteOverrideResponseB2Z0github.com/weir-go/weir/server/gen/weirv1;weirv1b\x06proto3"
 
 var (
 	file_weir_v1_weir_proto_rawDescOnce sync.Once
@@ -1122,60 +1574,79 @@ func file_weir_v1_weir_proto_rawDescGZIP() []byte {
 	return file_weir_v1_weir_proto_rawDescData
 }
 
-var file_weir_v1_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_weir_v1_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_weir_v1_weir_proto_goTypes = []any{
-	(*CheckRequest)(nil),         // 0: weir.v1.CheckRequest
-	(*CheckResponse)(nil),        // 1: weir.v1.CheckResponse
-	(*ReportRequest)(nil),        // 2: weir.v1.ReportRequest
-	(*CheckBatchRequest)(nil),    // 3: weir.v1.CheckBatchRequest
-	(*CheckBatchResponse)(nil),   // 4: weir.v1.CheckBatchResponse
-	(*ReleaseRequest)(nil),       // 5: weir.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),      // 6: weir.v1.ReleaseResponse
-	(*ListPoliciesRequest)(nil),  // 7: weir.v1.ListPoliciesRequest
-	(*Policy)(nil),               // 8: weir.v1.Policy
-	(*ListPoliciesResponse)(nil), // 9: weir.v1.ListPoliciesResponse
-	(*ResetRequest)(nil),         // 10: weir.v1.ResetRequest
-	(*ResetResponse)(nil),        // 11: weir.v1.ResetResponse
-	(*CheckStreamRequest)(nil),   // 12: weir.v1.CheckStreamRequest
-	(*CheckStreamResponse)(nil),  // 13: weir.v1.CheckStreamResponse
-	(*CheckStreamError)(nil),     // 14: weir.v1.CheckStreamError
-	nil,                          // 15: weir.v1.CheckRequest.FieldsEntry
-	nil,                          // 16: weir.v1.ReportRequest.FieldsEntry
-	nil,                          // 17: weir.v1.ReleaseRequest.FieldsEntry
-	nil,                          // 18: weir.v1.ResetRequest.FieldsEntry
+	(*CheckRequest)(nil),           // 0: weir.v1.CheckRequest
+	(*CheckResponse)(nil),          // 1: weir.v1.CheckResponse
+	(*ReportRequest)(nil),          // 2: weir.v1.ReportRequest
+	(*CheckBatchRequest)(nil),      // 3: weir.v1.CheckBatchRequest
+	(*CheckBatchResponse)(nil),     // 4: weir.v1.CheckBatchResponse
+	(*ReleaseRequest)(nil),         // 5: weir.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),        // 6: weir.v1.ReleaseResponse
+	(*ListPoliciesRequest)(nil),    // 7: weir.v1.ListPoliciesRequest
+	(*Policy)(nil),                 // 8: weir.v1.Policy
+	(*ListPoliciesResponse)(nil),   // 9: weir.v1.ListPoliciesResponse
+	(*ResetRequest)(nil),           // 10: weir.v1.ResetRequest
+	(*ResetResponse)(nil),          // 11: weir.v1.ResetResponse
+	(*CheckStreamRequest)(nil),     // 12: weir.v1.CheckStreamRequest
+	(*CheckStreamResponse)(nil),    // 13: weir.v1.CheckStreamResponse
+	(*CheckStreamError)(nil),       // 14: weir.v1.CheckStreamError
+	(*SetOverrideRequest)(nil),     // 15: weir.v1.SetOverrideRequest
+	(*OverrideKey)(nil),            // 16: weir.v1.OverrideKey
+	(*Override)(nil),               // 17: weir.v1.Override
+	(*ListOverridesRequest)(nil),   // 18: weir.v1.ListOverridesRequest
+	(*ListOverridesResponse)(nil),  // 19: weir.v1.ListOverridesResponse
+	(*DeleteOverrideResponse)(nil), // 20: weir.v1.DeleteOverrideResponse
+	nil,                            // 21: weir.v1.CheckRequest.FieldsEntry
+	nil,                            // 22: weir.v1.ReportRequest.FieldsEntry
+	nil,                            // 23: weir.v1.ReleaseRequest.FieldsEntry
+	nil,                            // 24: weir.v1.ResetRequest.FieldsEntry
+	nil,                            // 25: weir.v1.SetOverrideRequest.FieldsEntry
+	nil,                            // 26: weir.v1.OverrideKey.FieldsEntry
 }
 var file_weir_v1_weir_proto_depIdxs = []int32{
-	15, // 0: weir.v1.CheckRequest.fields:type_name -> weir.v1.CheckRequest.FieldsEntry
-	16, // 1: weir.v1.ReportRequest.fields:type_name -> weir.v1.ReportRequest.FieldsEntry
+	21, // 0: weir.v1.CheckRequest.fields:type_name -> weir.v1.CheckRequest.FieldsEntry
+	22, // 1: weir.v1.ReportRequest.fields:type_name -> weir.v1.ReportRequest.FieldsEntry
 	0,  // 2: weir.v1.CheckBatchRequest.checks:type_name -> weir.v1.CheckRequest
 	1,  // 3: weir.v1.CheckBatchResponse.results:type_name -> weir.v1.CheckResponse
-	17, // 4: weir.v1.ReleaseRequest.fields:type_name -> weir.v1.ReleaseRequest.FieldsEntry
+	23, // 4: weir.v1.ReleaseRequest.fields:type_name -> weir.v1.ReleaseRequest.FieldsEntry
 	8,  // 5: weir.v1.ListPoliciesResponse.policies:type_name -> weir.v1.Policy
-	18, // 6: weir.v1.ResetRequest.fields:type_name -> weir.v1.ResetRequest.FieldsEntry
+	24, // 6: weir.v1.ResetRequest.fields:type_name -> weir.v1.ResetRequest.FieldsEntry
 	0,  // 7: weir.v1.CheckStreamRequest.check:type_name -> weir.v1.CheckRequest
 	1,  // 8: weir.v1.CheckStreamResponse.result:type_name -> weir.v1.CheckResponse
 	14, // 9: weir.v1.CheckStreamResponse.error:type_name -> weir.v1.CheckStreamError
-	0,  // 10: weir.v1.Weir.Check:input_type -> weir.v1.CheckRequest
-	3,  // 11: weir.v1.Weir.CheckBatch:input_type -> weir.v1.CheckBatchRequest
-	12, // 12: weir.v1.Weir.CheckStream:input_type -> weir.v1.CheckStreamRequest
-	0,  // 13: weir.v1.Weir.Acquire:input_type -> weir.v1.CheckRequest
-	5,  // 14: weir.v1.Weir.Release:input_type -> weir.v1.ReleaseRequest
-	2,  // 15: weir.v1.Weir.Report:input_type -> weir.v1.ReportRequest
-	7,  // 16: weir.v1.Weir.ListPolicies:input_type -> weir.v1.ListPoliciesRequest
-	10, // 17: weir.v1.Weir.Reset:input_type -> weir.v1.ResetRequest
-	1,  // 18: weir.v1.Weir.Check:output_type -> weir.v1.CheckResponse
-	4,  // 19: weir.v1.Weir.CheckBatch:output_type -> weir.v1.CheckBatchResponse
-	13, // 20: weir.v1.Weir.CheckStream:output_type -> weir.v1.CheckStreamResponse
-	1,  // 21: weir.v1.Weir.Acquire:output_type -> weir.v1.CheckResponse
-	6,  // 22: weir.v1.Weir.Release:output_type -> weir.v1.ReleaseResponse
-	1,  // 23: weir.v1.Weir.Report:output_type -> weir.v1.CheckResponse
-	9,  // 24: weir.v1.Weir.ListPolicies:output_type -> weir.v1.ListPoliciesResponse
-	11, // 25: weir.v1.Weir.Reset:output_type -> weir.v1.ResetResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	25, // 10: weir.v1.SetOverrideRequest.fields:type_name -> weir.v1.SetOverrideRequest.FieldsEntry
+	26, // 11: weir.v1.OverrideKey.fields:type_name -> weir.v1.OverrideKey.FieldsEntry
+	17, // 12: weir.v1.ListOverridesResponse.overrides:type_name -> weir.v1.Override
+	0,  // 13: weir.v1.Weir.Check:input_type -> weir.v1.CheckRequest
+	3,  // 14: weir.v1.Weir.CheckBatch:input_type -> weir.v1.CheckBatchRequest
+	12, // 15: weir.v1.Weir.CheckStream:input_type -> weir.v1.CheckStreamRequest
+	0,  // 16: weir.v1.Weir.Acquire:input_type -> weir.v1.CheckRequest
+	5,  // 17: weir.v1.Weir.Release:input_type -> weir.v1.ReleaseRequest
+	2,  // 18: weir.v1.Weir.Report:input_type -> weir.v1.ReportRequest
+	7,  // 19: weir.v1.Weir.ListPolicies:input_type -> weir.v1.ListPoliciesRequest
+	10, // 20: weir.v1.Weir.Reset:input_type -> weir.v1.ResetRequest
+	15, // 21: weir.v1.Weir.SetOverride:input_type -> weir.v1.SetOverrideRequest
+	16, // 22: weir.v1.Weir.GetOverride:input_type -> weir.v1.OverrideKey
+	18, // 23: weir.v1.Weir.ListOverrides:input_type -> weir.v1.ListOverridesRequest
+	16, // 24: weir.v1.Weir.DeleteOverride:input_type -> weir.v1.OverrideKey
+	1,  // 25: weir.v1.Weir.Check:output_type -> weir.v1.CheckResponse
+	4,  // 26: weir.v1.Weir.CheckBatch:output_type -> weir.v1.CheckBatchResponse
+	13, // 27: weir.v1.Weir.CheckStream:output_type -> weir.v1.CheckStreamResponse
+	1,  // 28: weir.v1.Weir.Acquire:output_type -> weir.v1.CheckResponse
+	6,  // 29: weir.v1.Weir.Release:output_type -> weir.v1.ReleaseResponse
+	1,  // 30: weir.v1.Weir.Report:output_type -> weir.v1.CheckResponse
+	9,  // 31: weir.v1.Weir.ListPolicies:output_type -> weir.v1.ListPoliciesResponse
+	11, // 32: weir.v1.Weir.Reset:output_type -> weir.v1.ResetResponse
+	17, // 33: weir.v1.Weir.SetOverride:output_type -> weir.v1.Override
+	17, // 34: weir.v1.Weir.GetOverride:output_type -> weir.v1.Override
+	19, // 35: weir.v1.Weir.ListOverrides:output_type -> weir.v1.ListOverridesResponse
+	20, // 36: weir.v1.Weir.DeleteOverride:output_type -> weir.v1.DeleteOverrideResponse
+	25, // [25:37] is the sub-list for method output_type
+	13, // [13:25] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_weir_v1_weir_proto_init() }
@@ -1195,7 +1666,7 @@ func file_weir_v1_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_v1_weir_proto_rawDesc), len(file_weir_v1_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,14 +31,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Weir_Check_FullMethodName        = "/weir.v1.Weir/Check"
-	Weir_CheckBatch_FullMethodName   = "/weir.v1.Weir/CheckBatch"
-	Weir_CheckStream_FullMethodName  = "/weir.v1.Weir/CheckStream"
-	Weir_Acquire_FullMethodName      = "/weir.v1.Weir/Acquire"
-	Weir_Release_FullMethodName      = "/weir.v1.Weir/Release"
-	Weir_Report_FullMethodName       = "/weir.v1.Weir/Report"
-	Weir_ListPolicies_FullMethodName = "/weir.v1.Weir/ListPolicies"
-	Weir_Reset_FullMethodName        = "/weir.v1.Weir/Reset"
+	Weir_Check_FullMethodName          = "/weir.v1.Weir/Check"
+	Weir_CheckBatch_FullMethodName     = "/weir.v1.Weir/CheckBatch"
+	Weir_CheckStream_FullMethodName    = "/weir.v1.Weir/CheckStream"
+	Weir_Acquire_FullMethodName        = "/weir.v1.Weir/Acquire"
+	Weir_Release_FullMethodName        = "/weir.v1.Weir/Release"
+	Weir_Report_FullMethodName         = "/weir.v1.Weir/Report"
+	Weir_ListPolicies_FullMethodName   = "/weir.v1.Weir/ListPolicies"
+	Weir_Reset_FullMethodName          = "/weir.v1.Weir/Reset"
+	Weir_SetOverride_FullMethodName    = "/weir.v1.Weir/SetOverride"
+	Weir_GetOverride_FullMethodName    = "/weir.v1.Weir/GetOverride"
+	Weir_ListOverrides_FullMethodName  = "/weir.v1.Weir/ListOverrides"
+	Weir_DeleteOverride_FullMethodName = "/weir.v1.Weir/DeleteOverride"
 )
 
 // WeirClient is the client API for Weir service.
@@ -76,6 +80,18 @@ type WeirClient interface {
 	ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error)
 	// Reset forgets a key's state under a policy (admin scope).
 	Reset(ctx context.Context, in *ResetRequest, opts ...grpc.CallOption) (*ResetResponse, error)
+	// SetOverride gives one key of a policy another plan or explicit limits
+	// at runtime, until it expires or is deleted (admin scope). Every
+	// server on the same store applies it within about a second.
+	SetOverride(ctx context.Context, in *SetOverrideRequest, opts ...grpc.CallOption) (*Override, error)
+	// GetOverride returns a key's live override, NOT_FOUND if none (admin
+	// scope).
+	GetOverride(ctx context.Context, in *OverrideKey, opts ...grpc.CallOption) (*Override, error)
+	// ListOverrides lists the live overrides (admin scope).
+	ListOverrides(ctx context.Context, in *ListOverridesRequest, opts ...grpc.CallOption) (*ListOverridesResponse, error)
+	// DeleteOverride removes a key's override, NOT_FOUND if none (admin
+	// scope).
+	DeleteOverride(ctx context.Context, in *OverrideKey, opts ...grpc.CallOption) (*DeleteOverrideResponse, error)
 }
 
 type weirClient struct {
@@ -169,6 +185,46 @@ func (c *weirClient) Reset(ctx context.Context, in *ResetRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *weirClient) SetOverride(ctx context.Context, in *SetOverrideRequest, opts ...grpc.CallOption) (*Override, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Override)
+	err := c.cc.Invoke(ctx, Weir_SetOverride_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *weirClient) GetOverride(ctx context.Context, in *OverrideKey, opts ...grpc.CallOption) (*Override, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Override)
+	err := c.cc.Invoke(ctx, Weir_GetOverride_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *weirClient) ListOverrides(ctx context.Context, in *ListOverridesRequest, opts ...grpc.CallOption) (*ListOverridesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOverridesResponse)
+	err := c.cc.Invoke(ctx, Weir_ListOverrides_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *weirClient) DeleteOverride(ctx context.Context, in *OverrideKey, opts ...grpc.CallOption) (*DeleteOverrideResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteOverrideResponse)
+	err := c.cc.Invoke(ctx, Weir_DeleteOverride_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WeirServer is the server API for Weir service.
 // All implementations must embed UnimplementedWeirServer
 // for forward compatibility.
@@ -204,6 +260,18 @@ type WeirServer interface {
 	ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error)
 	// Reset forgets a key's state under a policy (admin scope).
 	Reset(context.Context, *ResetRequest) (*ResetResponse, error)
+	// SetOverride gives one key of a policy another plan or explicit limits
+	// at runtime, until it expires or is deleted (admin scope). Every
+	// server on the same store applies it within about a second.
+	SetOverride(context.Context, *SetOverrideRequest) (*Override, error)
+	// GetOverride returns a key's live override, NOT_FOUND if none (admin
+	// scope).
+	GetOverride(context.Context, *OverrideKey) (*Override, error)
+	// ListOverrides lists the live overrides (admin scope).
+	ListOverrides(context.Context, *ListOverridesRequest) (*ListOverridesResponse, error)
+	// DeleteOverride removes a key's override, NOT_FOUND if none (admin
+	// scope).
+	DeleteOverride(context.Context, *OverrideKey) (*DeleteOverrideResponse, error)
 	mustEmbedUnimplementedWeirServer()
 }
 
@@ -237,6 +305,18 @@ func (UnimplementedWeirServer) ListPolicies(context.Context, *ListPoliciesReques
 }
 func (UnimplementedWeirServer) Reset(context.Context, *ResetRequest) (*ResetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Reset not implemented")
+}
+func (UnimplementedWeirServer) SetOverride(context.Context, *SetOverrideRequest) (*Override, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetOverride not implemented")
+}
+func (UnimplementedWeirServer) GetOverride(context.Context, *OverrideKey) (*Override, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetOverride not implemented")
+}
+func (UnimplementedWeirServer) ListOverrides(context.Context, *ListOverridesRequest) (*ListOverridesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListOverrides not implemented")
+}
+func (UnimplementedWeirServer) DeleteOverride(context.Context, *OverrideKey) (*DeleteOverrideResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteOverride not implemented")
 }
 func (UnimplementedWeirServer) mustEmbedUnimplementedWeirServer() {}
 func (UnimplementedWeirServer) testEmbeddedByValue()              {}
@@ -392,6 +472,78 @@ func _Weir_Reset_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Weir_SetOverride_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetOverrideRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WeirServer).SetOverride(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Weir_SetOverride_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WeirServer).SetOverride(ctx, req.(*SetOverrideRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Weir_GetOverride_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OverrideKey)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WeirServer).GetOverride(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Weir_GetOverride_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WeirServer).GetOverride(ctx, req.(*OverrideKey))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Weir_ListOverrides_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOverridesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WeirServer).ListOverrides(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Weir_ListOverrides_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WeirServer).ListOverrides(ctx, req.(*ListOverridesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Weir_DeleteOverride_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OverrideKey)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WeirServer).DeleteOverride(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Weir_DeleteOverride_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WeirServer).DeleteOverride(ctx, req.(*OverrideKey))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Weir_ServiceDesc is the grpc.ServiceDesc for Weir service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -426,6 +578,22 @@ var Weir_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reset",
 			Handler:    _Weir_Reset_Handler,
+		},
+		{
+			MethodName: "SetOverride",
+			Handler:    _Weir_SetOverride_Handler,
+		},
+		{
+			MethodName: "GetOverride",
+			Handler:    _Weir_GetOverride_Handler,
+		},
+		{
+			MethodName: "ListOverrides",
+			Handler:    _Weir_ListOverrides_Handler,
+		},
+		{
+			MethodName: "DeleteOverride",
+			Handler:    _Weir_DeleteOverride_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

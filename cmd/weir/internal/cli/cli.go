@@ -1,7 +1,7 @@
 // Package cli is the weir command line: a cobra command tree whose Run is
 // called by the thin main in cmd/weir, and by its tests in-process. Each
 // subcommand is in a file of its own (serve.go, check.go, config.go,
-// pipe.go, sim.go, version.go); commands lists them all.
+// override.go, pipe.go, sim.go, version.go); commands lists them all.
 package cli
 
 import (
@@ -62,11 +62,12 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 // name). A new subcommand is added here, in a file of its own.
 func commands() []func(IO) *cobra.Command {
 	return []func(IO) *cobra.Command{
-		checkCommand,   // check.go: one decision asked of a running server
-		configCommand,  // config.go: config check
-		newPipeCmd,     // pipe.go: throttle a byte stream
-		serveCommand,   // serve.go: the daemon (package server/daemon)
-		simCommand,     // sim.go: simulate a policy against traffic
-		versionCommand, // version.go
+		checkCommand,    // check.go: one decision asked of a running server
+		configCommand,   // config.go: config check
+		newPipeCmd,      // pipe.go: throttle a byte stream
+		overrideCommand, // override.go: per-key overrides on a running server
+		serveCommand,    // serve.go: the daemon (package server/daemon)
+		simCommand,      // sim.go: simulate a policy against traffic
+		versionCommand,  // version.go
 	}
 }

@@ -47,8 +47,18 @@ func configCommand(stdio IO) *cobra.Command {
 					fmt.Fprintf(stdio.Stdout, " [%s]", config.LimitLabel(l))
 				}
 				fmt.Fprintf(stdio.Stdout, " key=%s", p.Key)
+				if p.Plans != nil {
+					fmt.Fprintf(stdio.Stdout, " plans: default %s, %d keys listed", p.Plans.Default, len(p.Plans.Keys))
+				}
 				if p.Shadow {
 					fmt.Fprint(stdio.Stdout, " shadow")
+				}
+				fmt.Fprintln(stdio.Stdout)
+			}
+			for _, pl := range cfg.Plans {
+				fmt.Fprintf(stdio.Stdout, "  plan %s:", pl.Name)
+				for _, l := range pl.Limits {
+					fmt.Fprintf(stdio.Stdout, " [%s]", config.LimitLabel(l))
 				}
 				fmt.Fprintln(stdio.Stdout)
 			}

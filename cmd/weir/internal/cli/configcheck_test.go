@@ -65,3 +65,27 @@ func TestConfigCheckStoreLimits(t *testing.T) {
 		}
 	}
 }
+
+// weir config check lists the plans and a policy's plan table, and refuses
+// a plan the configured Redis store cannot hold, naming its line.
+func TestConfigCheckPlans(t *testing.T) {
+	dir := t.TempDir()
+	body := "plans:\n  free: [\"10/s\"]\n  pro: [\"100/s burst=200\"]\npolicies:\n  api:\n    plans: {default: free, keys: {acme: pro}}\n"
+	cfg := filepath.Join(dir, "weir.yaml")
+	os.WriteFile(cfg, []byte(body), 0o600)
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &errb}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"api: [per-s: 10/s] key={key} plans: default free, 1 keys listed", "plan pro: [100/s burst=200]"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config check printed:\n%s\nwant a line with %q", out.String(), want)
+		}
+	}
+	red := filepath.Join(dir, "redis.yaml")
+	os.WriteFile(red, []byte("server:\n  store: redis://127.0.0.1:1/0\nplans:\n  free: [\"10/s\"]\n  pro:\n    - \"9007199254740992/d\"\npolicies:\n  api:\n    plans: {default: free}\n"), 0o600)
+	err := Run(context.Background(), []string{"config", "check", red}, IO{Stdout: &out, Stderr: &errb})
+	if err == nil || !strings.Contains(err.Error(), "redis.yaml:6: plans.pro[0]") || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("a plan above the Redis maximum: %v", err)
+	}
+}

@@ -1,0 +1,2 @@
+-- Version: returns {now, the version or false}.
+return {now, redis.call('GET', KEYS[3])}
