@@ -74,9 +74,9 @@ func New(client Client, opts ...Option) (*Store, error) {
 		return nil, &weir.FieldError{Field: "client", Reason: "is nil"}
 	}
 	o := defaults()
-	for _, f := range opts {
-		if f != nil {
-			f(&o)
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
 		}
 	}
 	switch {
