@@ -2,12 +2,9 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -15,103 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/weir-go/weir/server/tlsconf"
 )
-
-// adminClient is what the override subcommands share: the server, its
-// token and TLS files (the flags of weir check).
-type adminClient struct {
-	server, token string
-	tls           tlsconf.ClientFiles
-	timeout       time.Duration
-	asJSON        bool
-}
-
-func (c *adminClient) flags(cmd *cobra.Command) {
-	f := cmd.PersistentFlags()
-	f.StringVar(&c.server, "server", "http://127.0.0.1:8080", "server URL")
-	f.StringVar(&c.token, "token", "env:WEIR_ADMIN", "admin bearer token (env:NAME reads $NAME)")
-	f.BoolVar(&c.asJSON, "json", false, "print the server's JSON answer")
-	f.DurationVar(&c.timeout, "timeout", 5*time.Second, "request timeout")
-	f.StringVar(&c.tls.CA, "ca", "", "PEM CA certificates trusted for an https:// server (default: the system's roots)")
-	f.StringVar(&c.tls.Cert, "cert", "", "PEM client certificate, for a server that requires one (mutual TLS)")
-	f.StringVar(&c.tls.Key, "cert-key", "", "PEM private key of --cert (--key is the rate-limit key)")
-}
-
-// do sends one request to path (body nil: GET) and returns the answer of
-// a 200, or an *ExitError: exitUsage for a bad flag, exitRefused for a
-// 4xx, exitNoDecision when the server could not answer.
-func (c *adminClient) do(ctx context.Context, path string, body any) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	useTLS := c.tls != (tlsconf.ClientFiles{})
-	u := strings.TrimRight(c.server, "/") + path
-	if !strings.Contains(c.server, "://") {
-		if useTLS {
-			u = "https://" + u
-		} else {
-			u = "http://" + u
-		}
-	}
-	client := http.DefaultClient
-	if useTLS {
-		cfg, err := tlsconf.ClientConfig(c.tls)
-		if fe, ok := errors.AsType[*tlsconf.FileError](err); ok {
-			flag := map[string]string{tlsconf.FieldCA: "--ca", tlsconf.FieldCert: "--cert", tlsconf.FieldKey: "--cert-key"}[fe.Field]
-			if fe.File != "" {
-				flag += " " + fe.File
-			}
-			return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: %w", flag, fe.Err)}
-		}
-		if err != nil {
-			return nil, &ExitError{Code: exitUsage, Err: err}
-		}
-		if !strings.HasPrefix(u, "https://") {
-			return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("--ca, --cert and --cert-key need an https:// --server, not %s", c.server)}
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = cfg
-		defer tr.CloseIdleConnections()
-		client = &http.Client{Transport: tr}
-	}
-	method, rd := http.MethodGet, io.Reader(nil)
-	if body != nil {
-		b, _ := json.Marshal(body)
-		method, rd = http.MethodPost, bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return nil, &ExitError{Code: exitUsage, Err: fmt.Errorf("--server %s: %w", c.server, err)}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if t := tokenValue(c.token); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, &ExitError{Code: exitNoDecision, Err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, &ExitError{Code: exitNoDecision, Err: err}
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
-			msg = e.Error.Message
-		}
-		code := exitNoDecision
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			code = exitRefused
-		}
-		return nil, &ExitError{Code: code, Err: fmt.Errorf("server answered %s: %s", resp.Status, msg)}
-	}
-	return data, nil
-}
 
 // overrideJSON is an override as the server answers it.
 type overrideJSON struct {
@@ -151,7 +52,7 @@ func overrideNoArgs(cmd *cobra.Command, args []string) error {
 }
 
 func overrideCommand(stdio IO) *cobra.Command {
-	c := &adminClient{}
+	c := &apiClient{tokenDefault: "env:WEIR_ADMIN"}
 	cmd := &cobra.Command{
 		Use:   "override set|get|list|delete",
 		Short: "Set, show and delete per-key overrides on a running weir server",
@@ -168,7 +69,7 @@ Exit status:
   4  the server could not be reached, did not answer in time, or failed`,
 		Args: overrideNoArgs,
 	}
-	c.flags(cmd)
+	c.flags(cmd.PersistentFlags())
 	cmd.AddCommand(overrideSet(stdio, c), overrideGet(stdio, c), overrideList(stdio, c), overrideDelete(stdio, c))
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: exitUsage, Err: err} })
 	return cmd
@@ -205,7 +106,7 @@ func (k *keyFlags) body() map[string]any {
 	return b
 }
 
-func printOverride(w io.Writer, c *adminClient, data []byte) error {
+func printOverride(w io.Writer, c *apiClient, data []byte) error {
 	if c.asJSON {
 		_, err := w.Write(append(bytes.TrimSpace(data), '\n'))
 		return err
@@ -225,7 +126,7 @@ func printOverride(w io.Writer, c *adminClient, data []byte) error {
 	return nil
 }
 
-func overrideSet(stdio IO, c *adminClient) *cobra.Command {
+func overrideSet(stdio IO, c *apiClient) *cobra.Command {
 	var k keyFlags
 	var plan, reason, by string
 	var limits []string
@@ -271,7 +172,7 @@ func overrideSet(stdio IO, c *adminClient) *cobra.Command {
 	return cmd
 }
 
-func overrideGet(stdio IO, c *adminClient) *cobra.Command {
+func overrideGet(stdio IO, c *apiClient) *cobra.Command {
 	var k keyFlags
 	cmd := &cobra.Command{
 		Use:   "get --policy P --key K",
@@ -292,7 +193,7 @@ func overrideGet(stdio IO, c *adminClient) *cobra.Command {
 	return cmd
 }
 
-func overrideDelete(stdio IO, c *adminClient) *cobra.Command {
+func overrideDelete(stdio IO, c *apiClient) *cobra.Command {
 	var k keyFlags
 	var reason, by string
 	cmd := &cobra.Command{
@@ -323,7 +224,7 @@ func overrideDelete(stdio IO, c *adminClient) *cobra.Command {
 	return cmd
 }
 
-func overrideList(stdio IO, c *adminClient) *cobra.Command {
+func overrideList(stdio IO, c *apiClient) *cobra.Command {
 	var policy string
 	cmd := &cobra.Command{
 		Use:   "list [--policy P]",
