@@ -22,6 +22,10 @@ const (
 	// bumpDecay is how many answers in a row without a 429 halve the
 	// margin added by 429s (as a multiple of the policy's quota).
 	bumpDecay = 10
+	// peakDecay sets how fast the peak deviation of the round trip is
+	// forgotten: each answer takes 1/(peakDecay·Quota) of it away, so it
+	// halves in about 0.7·peakDecay windows of answers at full pace.
+	peakDecay = 24
 )
 
 // A Pace is what a [Transport] paces one key's requests to.
@@ -167,11 +171,19 @@ type pacer struct {
 	srtt, rttvar  time.Duration
 	rttSamples    int
 	late, latevar time.Duration
+	// peak is the largest deviation of a round trip from srtt seen after
+	// first contact, decaying (peakDecay): the tail that a mean deviation
+	// smooths away, and the one that puts two sends a window apart on
+	// the client closer together on the server.
+	peak time.Duration
 
 	// bump is margin added by 429s met while pacing to a known limit;
 	// calm counts answers since the last such 429.
 	bump time.Duration
 	calm int64
+	// slipAt is the arrival of the last 429 met while paced to a known
+	// limit (see observe).
+	slipAt time.Time
 
 	// learn learns the limit of an upstream that sends no rate fields
 	// from its 429s (learn.go).
@@ -213,12 +225,13 @@ func (p *pacer) pace() Pace {
 }
 
 // margin is what is added to a window of w (quota q) between a send and
-// the send that reuses its slot: twice the round trip's variation plus how
-// late sends leave after their slots (mean and twice its variation), at
-// least startMargin (w/50) until 2q answers are in and w/1000 (and 1µs) always,
-// at most w/10, plus what 429s added.
+// the send that reuses its slot: twice the round trip's variation plus
+// twice that of how late sends leave after their slots, or the recent peak
+// deviation of the round trip if larger, at least startMargin (w/50) until
+// 2q answers are in and w/1000 (and 1µs) always, at most w/10, plus what
+// 429s added.
 func (p *pacer) margin(w time.Duration, q int64) time.Duration {
-	m := 2*p.rttvar + 2*p.latevar
+	m := max(2*p.rttvar+2*p.latevar, p.peak)
 	m = max(m, p.startMargin(w, q))
 	m = min(max(m, w/1000, time.Microsecond), w/10)
 	return m + min(p.bump, w/10)
@@ -256,8 +269,15 @@ func (p *pacer) observe(a answer) {
 	if p.rttSamples == 0 {
 		p.srtt = rtt
 	} else {
-		p.rttvar = (3*p.rttvar + absDur(p.srtt-rtt)) / 4
+		dev := absDur(p.srtt - rtt)
+		p.rttvar = (3*p.rttvar + dev) / 4
 		p.srtt = (7*p.srtt + rtt) / 8
+		// The peak: after first contact (startMargin covers new
+		// connections and a cold store until 2·Quota answers are in).
+		if q := max(p.pace().Quota, 1); int64(p.rttSamples) >= 2*q {
+			p.peak -= p.peak / time.Duration(peakDecay*q)
+			p.peak = max(p.peak, dev)
+		}
 	}
 	p.rttSamples++
 
@@ -288,6 +308,29 @@ func (p *pacer) observe(a answer) {
 	if pause < 0 && limited {
 		pause = time.Second
 	}
+	known := p.told.Quota > 0 || len(p.policies) > 0 || p.legacy.Window > 0
+	// A 429 although paced to a known limit is first taken for a slip (a
+	// send that reached the upstream late, so that the next one reusing
+	// its slot arrived a little early): the margin widens and the refused
+	// request waits its Retry-After, but the key is not paused, since the
+	// pace already keeps the next sends a window from the earlier ones.
+	// Refusals of sends that were already on their way share the slip; a
+	// 429 of a send that left after it, within one window, is not a slip,
+	// and pauses the key for the Retry-After as any other.
+	slip, again := false, false
+	if limited && known {
+		pc := p.pace()
+		switch {
+		case !p.slipAt.IsZero() && a.sent.Before(p.slipAt):
+			slip, again = true, true
+		case p.slipAt.IsZero() || a.sent.Sub(p.slipAt) > pc.Window+pc.Margin:
+			slip = true
+		}
+		p.slipAt = a.at
+	}
+	if slip {
+		pause = -1
+	}
 	if pause > 0 {
 		if p.maxPause > 0 {
 			pause = min(pause, p.maxPause)
@@ -297,9 +340,10 @@ func (p *pacer) observe(a answer) {
 		}
 	}
 
-	known := p.told.Quota > 0 || len(p.policies) > 0 || p.legacy.Window > 0
 	estimated := !known && p.learn.on && !p.learn.slowStart
 	switch {
+	case again:
+		// Refused on its way when the slip was met: counted there.
 	case limited && (known || estimated && !p.learn.probing && !a.sent.Before(p.learn.ignoreBefore)):
 		// A 429 although paced to a known or estimated limit (not a
 		// probe above it, nor a send that left before the estimate):

@@ -32,8 +32,10 @@ type Job struct {
 // Transport.Timeout starts at its send, never in the line.
 //
 // A job answered 429 Too Many Requests (or 503 with a Retry-After) is put
-// back at the front of the queue, and the Transport pauses the upstream
-// for the Retry-After, so no job is dropped for being limited.
+// back at the front of the queue once its Retry-After (1 s for a 429
+// without one) has passed, so no job is dropped for being limited; the
+// Transport pauses the upstream for the Retry-After too, unless the 429 is
+// a slip of a pace to a known limit (see [Transport]).
 //
 // When the context ends the pool stops taking jobs; jobs already sent
 // finish (their requests do not inherit the cancellation, so give the
@@ -221,9 +223,6 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 			}
 			o := <-results
 			inflight--
-			if o.requeue {
-				p.queued.Add(1)
-			}
 			if o.requeue || o.undone {
 				undone = append(undone, o.job)
 			}
@@ -255,7 +254,6 @@ func (p *Pool) Run(ctx context.Context, jobs <-chan *Job) ([]*Job, error) {
 			inflight--
 			if o.requeue {
 				queue = append([]*Job{o.job}, queue...)
-				p.queued.Add(1)
 			} else if o.undone {
 				undone = append(undone, o.job)
 			}
@@ -321,7 +319,8 @@ func (p *Pool) attempt(ctx context.Context, j *Job) outcome {
 		p.admitted++
 		p.sendMu.Unlock()
 	}
-	_, hasRA := ParseRetryAfter(resp.Header, time.Now())
+	now := time.Now()
+	ra, hasRA := ParseRetryAfter(resp.Header, now)
 	if limited || (resp.StatusCode == http.StatusServiceUnavailable && hasRA) {
 		if limited {
 			p.limited.Add(1)
@@ -329,6 +328,15 @@ func (p *Pool) attempt(ctx context.Context, j *Job) outcome {
 		if p.MaxAttempts == 0 || j.Attempts < p.MaxAttempts {
 			drain(resp)
 			p.retries.Add(1)
+			p.queued.Add(1)
+			// The job goes again no earlier than its Retry-After (the
+			// key itself may not be paused: a slip, see docs/http.md).
+			if !hasRA && limited {
+				ra = time.Second
+			}
+			if err := sleep(ctx, min(ra, t.maxPause())); err != nil {
+				return outcome{job: j, undone: true}
+			}
 			return outcome{job: j, requeue: true}
 		}
 	}

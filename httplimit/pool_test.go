@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,64 @@ func TestPoolRequeuesLimitedJobs(t *testing.T) {
 		st := p.Stats()
 		if ledger.codes[200] != n || st.Retries == 0 || st.Retries != st.Limited || st.Done != n || st.OK != n || st.Sent != n+st.Retries || st.Queued != 0 || st.InFlight != 0 {
 			t.Fatalf("codes %v, stats %+v", ledger.codes, st)
+		}
+	})
+}
+
+// A slip (one 429 while paced to a told limit) does not stop the other
+// jobs, but the refused job goes again only after its Retry-After.
+func TestPoolSlipWaitsRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		arrivals := map[string][]time.Time{}
+		var all []time.Time
+		server := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("id")
+			mu.Lock()
+			arrivals[id] = append(arrivals[id], time.Now())
+			all = append(all, time.Now())
+			first := len(arrivals[id]) == 1
+			mu.Unlock()
+			if id == "3" && first {
+				w.Header().Set("Retry-After", "2")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		ledger := newLedger()
+		p := &Pool{
+			Transport: &Transport{Base: &handlerTransport{h: server}, Limit: weir.PerSecond(10)},
+			Workers:   8,
+			Done:      ledger.record,
+		}
+		const n = 40
+		jobs := make(chan *Job, n)
+		for i := range n {
+			req, err := http.NewRequest("GET", "http://api.example/item?id="+strconv.Itoa(i), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs <- &Job{ID: int64(i), Request: req}
+		}
+		close(jobs)
+		undone, err := p.Run(t.Context(), jobs)
+		if err != nil || len(undone) != 0 {
+			t.Fatalf("Run = %d undone, %v", len(undone), err)
+		}
+		verifyNothingLost(t, n, ledger, undone, jobs)
+		got := arrivals["3"]
+		if len(got) != 2 || got[1].Sub(got[0]) < 2*time.Second {
+			t.Fatalf("job 3 arrived at %v; want twice, the second 2s (its Retry-After) after the first", got)
+		}
+		others := 0
+		for _, a := range all {
+			if a.After(got[0]) && a.Before(got[0].Add(2*time.Second)) {
+				others++
+			}
+		}
+		if others < 15 {
+			t.Fatalf("%d other sends in the 2s after the slip, want about 20 (10/s): the key was paused", others)
 		}
 	})
 }

@@ -206,6 +206,14 @@ func (t *Transport) key(r *http.Request) string {
 	return r.Host
 }
 
+// maxPause is MaxPause, or its default of ten minutes.
+func (t *Transport) maxPause() time.Duration {
+	if t.MaxPause <= 0 {
+		return 10 * time.Minute
+	}
+	return t.MaxPause
+}
+
 // state returns the state of key, made on first use.
 func (t *Transport) state(key string, now time.Time) *keyState {
 	t.mu.Lock()
@@ -214,10 +222,7 @@ func (t *Transport) state(key string, now time.Time) *keyState {
 	if ks == nil {
 		t.prune(now)
 		ks = &keyState{line: make(chan struct{}, 1), ahead: make(chan struct{}, pipeline)}
-		ks.p.maxPause = t.MaxPause
-		if ks.p.maxPause <= 0 {
-			ks.p.maxPause = 10 * time.Minute
-		}
+		ks.p.maxPause = t.maxPause()
 		if t.Limit.Quota > 0 {
 			ks.p.told = QuotaPolicy{Quota: t.Limit.Quota, Window: t.Limit.Period}
 		}

@@ -428,3 +428,72 @@ func TestTransportWait(t *testing.T) {
 		}
 	})
 }
+
+// A 429 while paced to a known limit is first a slip: the margin widens
+// but the key is not paused. Refusals of sends already on their way share
+// it (no second widening); a refusal of a send that left after the slip,
+// within a window, pauses the key for its Retry-After; a 429 long after
+// the slip is a new slip.
+func TestPacerSlip(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	limited := &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"1"}}}
+	ok := &http.Response{StatusCode: 200, Header: http.Header{}}
+	p := pacer{told: QuotaPolicy{Quota: 4, Window: time.Second}, maxPause: 10 * time.Minute}
+	for i := range 20 { // first contact over: margin w/1000
+		p.observe(readAnswer(ok, at(250*i), at(250*i+10)))
+	}
+	steps := []struct {
+		name       string
+		sent, back int // ms
+		status     *http.Response
+		paused     bool
+		bump       time.Duration
+	}{
+		{"first 429: a slip", 5000, 5010, limited, false, 10 * time.Millisecond},
+		{"on its way at the slip: same slip", 5005, 5015, limited, false, 10 * time.Millisecond},
+		{"a 200", 5250, 5260, ok, false, 10 * time.Millisecond},
+		{"sent after the slip, within a window: a pause", 5500, 5510, limited, true, 20 * time.Millisecond},
+		{"long after: a slip again", 9000, 9010, limited, false, 40 * time.Millisecond},
+	}
+	for _, s := range steps {
+		p.paused = time.Time{}
+		p.observe(readAnswer(s.status, at(s.sent), at(s.back)))
+		if paused := !p.paused.IsZero(); paused != s.paused || p.bump != s.bump {
+			t.Fatalf("%s: paused %v (until %v), bump %v; want paused %v, bump %v", s.name, paused, p.paused, p.bump, s.paused, s.bump)
+		}
+		if s.paused && p.paused != at(s.back).Add(time.Second) {
+			t.Fatalf("%s: paused until %v, want the Retry-After from the answer", s.name, p.paused)
+		}
+	}
+}
+
+// The peak deviation of the round trip widens the margin beyond the mean
+// deviation, and is forgotten over windows of steady answers; first
+// contact does not count.
+func TestPacerPeak(t *testing.T) {
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	p := pacer{told: QuotaPolicy{Quota: 100, Window: time.Second}}
+	ok := &http.Response{StatusCode: 200, Header: http.Header{}}
+	send := func(i int, rtt time.Duration) {
+		sent := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		p.observe(readAnswer(ok, sent, sent.Add(rtt)))
+	}
+	send(0, 50*time.Millisecond) // first contact: a new connection
+	for i := 1; i < 200; i++ {
+		send(i, time.Millisecond)
+	}
+	if m := p.pace().Margin; m != time.Millisecond {
+		t.Fatalf("margin %v after first contact and steady answers, want the floor of 1ms", m)
+	}
+	send(200, 6*time.Millisecond) // one late answer
+	if m := p.pace().Margin; m < 5*time.Millisecond || m > 6*time.Millisecond {
+		t.Fatalf("margin %v after a 5ms deviation, want about 5ms", m)
+	}
+	for i := 201; i < 201+17*100; i++ {
+		send(i, time.Millisecond)
+	}
+	if m := p.pace().Margin; m > 3*time.Millisecond || m < time.Millisecond {
+		t.Fatalf("margin %v 17 windows later, want the peak about halved", m)
+	}
+}
