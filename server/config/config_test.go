@@ -188,7 +188,7 @@ func TestLoadEnvoyDirectory(t *testing.T) {
 	if len(domains) != 2 || len(files) != 2 || domains[0].Name != "one" || domains[1].Name != "two" {
 		t.Fatalf("domains %+v files %v", domains, files)
 	}
-	if w := domains[1].Root.Wildcards; len(w) != 1 || w[0] != "k_v*" {
+	if w := domains[1].Root.Wildcards; len(w) != 1 || w[0] != ChildIndex("k", "v*") {
 		t.Errorf("wildcards %v", w)
 	}
 	write("c.yaml", "domain: one\n")

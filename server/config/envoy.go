@@ -91,8 +91,7 @@ type Descriptor struct {
 	QuotaMode      bool
 	ShareThreshold bool
 	Line           int
-	// Children are indexed by "key_value" (or "key" when Value is ""), as
-	// the reference server indexes them.
+	// Children are indexed by [ChildIndex] of their key and value.
 	Children map[string]*Descriptor
 	// Wildcards are the children whose value ends in '*', in file order,
 	// by their index key.
@@ -255,17 +254,33 @@ func fixFile(err error, file string) error {
 	return err
 }
 
+// ChildIndex is the index of a descriptor's child of key and value (""
+// for a child that matches any value) in Descriptor.Children: key and
+// value joined by a NUL, which neither may contain, so two distinct pairs
+// never share an index. (The reference server joins them with '_', so
+// that key "a_b" with value "c" and key "a" with value "b_c" are one
+// child there, and an entry a=b finds the child of key "a_b".)
+func ChildIndex(key, value string) string {
+	return key + "\x00" + value
+}
+
 func buildDescriptors(file, parentKey string, parent *Descriptor, raws []rawDescriptor) error {
 	for i := range raws {
 		rd := &raws[i]
 		if rd.Key == "" {
 			return &Error{File: file, Line: rd.line, Msg: "descriptor has empty key"}
 		}
-		index := rd.Key
-		if rd.Value != "" {
-			index += "_" + rd.Value
+		if strings.ContainsRune(rd.Key, 0) || strings.ContainsRune(rd.Value, 0) {
+			return &Error{File: file, Line: rd.line, Msg: fmt.Sprintf("descriptor %q: key and value must not contain a NUL character", parentKey+"."+rd.Key)}
 		}
-		fullKey := parentKey + "." + index
+		index := ChildIndex(rd.Key, rd.Value)
+		// The full key names the descriptor in messages and statistics,
+		// as the reference names it: key_value, or key.
+		name := rd.Key
+		if rd.Value != "" {
+			name += "_" + rd.Value
+		}
+		fullKey := parentKey + "." + name
 		if parent.Children == nil {
 			parent.Children = map[string]*Descriptor{}
 		}

@@ -157,7 +157,7 @@ func lookup(d *domain, desc *rlcommon.RateLimitDescriptor) rule {
 	var found *config.Descriptor
 	var shared []string
 	for i, e := range entries {
-		k := e.GetKey() + "_" + e.GetValue()
+		k := config.ChildIndex(e.GetKey(), e.GetValue())
 		next := node.Children[k]
 		pattern := ""
 		if next == nil {
@@ -170,7 +170,7 @@ func lookup(d *domain, desc *rlcommon.RateLimitDescriptor) rule {
 			}
 		}
 		if next == nil {
-			next = node.Children[e.GetKey()]
+			next = node.Children[config.ChildIndex(e.GetKey(), "")]
 		}
 		if next != nil && next.ShareThreshold && pattern != "" {
 			if shared == nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -430,4 +432,48 @@ func (s *Server) domainList() []config.Domain {
 		out = append(out, d.cfg)
 	}
 	return out
+}
+
+// Descriptor rules are matched by key and value, never by the two joined:
+// the reference joins them with '_', so there key "a_b" with value "c" and
+// key "a" with value "b_c" are one rule (a duplicate when both are
+// configured), and an entry a=b finds the rule of key "a_b". Weir keeps
+// them apart.
+func TestRulesMatchKeyAndValueApart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "amb.yaml")
+	yaml := `domain: amb
+descriptors:
+  - key: a_b
+    value: c
+    rate_limit: {unit: minute, requests_per_unit: 1}
+  - key: a
+    value: b_c
+    rate_limit: {unit: minute, requests_per_unit: 2}
+  - key: x_y
+    rate_limit: {unit: minute, requests_per_unit: 3}
+  - key: p_q
+    value: r*
+    rate_limit: {unit: minute, requests_per_unit: 4}
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, clk := newTestServer(t, file, false)
+	run(t, s, clk, "amb", []step{
+		{0, 0, ds(d("a_b=c")), ok, []st{{ok, "1/MINUTE", 0, 60}}},
+		{0, 0, ds(d("a=b_c")), ok, []st{{ok, "2/MINUTE", 1, 60}}},
+		{0, 0, ds(d("a_b=c")), over, []st{{over, "1/MINUTE", 0, 60}}},
+		// x=y_z is not x_y (any value); p=q_rs is not p_q=r*.
+		{0, 0, ds(d("x=y_z")), ok, []st{{ok, "", 0, 0}}},
+		{0, 0, ds(d("x_y=z")), ok, []st{{ok, "3/MINUTE", 2, 60}}},
+		{0, 0, ds(d("p=q_rs")), ok, []st{{ok, "", 0, 0}}},
+		{0, 0, ds(d("p_q=rs")), ok, []st{{ok, "4/MINUTE", 3, 60}}},
+	})
+	bad := filepath.Join(t.TempDir(), "nul.yaml")
+	if err := os.WriteFile(bad, []byte("domain: n\ndescriptors:\n  - key: \"a\\0b\"\n    rate_limit: {unit: minute, requests_per_unit: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := config.LoadEnvoy(bad); err == nil || !strings.Contains(err.Error(), "NUL") {
+		t.Fatalf("a key with a NUL: %v, want an error naming it", err)
+	}
 }
