@@ -227,11 +227,13 @@ func (p *pacer) pace() Pace {
 // margin is what is added to a window of w (quota q) between a send and
 // the send that reuses its slot: twice the round trip's variation plus
 // twice that of how late sends leave after their slots, or the recent peak
-// deviation of the round trip if larger, at least startMargin (w/50) until
-// 2q answers are in and w/1000 (and 1µs) always, at most w/10, plus what
-// 429s added.
+// deviation of the round trip (up to w/50) if larger, at least startMargin
+// (w/50) until 2q answers are in and w/1000 (and 1µs) always, at most
+// w/10, plus what 429s added. The peak is capped because a late send
+// costs one refused request (a slip, see observe), and a margin of w/50
+// already costs 2% of the limit for as long as it is held.
 func (p *pacer) margin(w time.Duration, q int64) time.Duration {
-	m := max(2*p.rttvar+2*p.latevar, p.peak)
+	m := max(2*p.rttvar+2*p.latevar, min(p.peak, w/50))
 	m = max(m, p.startMargin(w, q))
 	m = min(max(m, w/1000, time.Microsecond), w/10)
 	return m + min(p.bump, w/10)

@@ -496,4 +496,12 @@ func TestPacerPeak(t *testing.T) {
 	if m := p.pace().Margin; m > 3*time.Millisecond || m < time.Millisecond {
 		t.Fatalf("margin %v 17 windows later, want the peak about halved", m)
 	}
+	// A descheduled sender's 300 ms: the peak's part is capped at w/50.
+	send(5000, 300*time.Millisecond)
+	for i := 5001; i < 5040; i++ {
+		send(i, time.Millisecond)
+	}
+	if m := p.pace().Margin; m != 20*time.Millisecond {
+		t.Fatalf("margin %v after a 300ms deviation, want the cap of Window/50", m)
+	}
 }
