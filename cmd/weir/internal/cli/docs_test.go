@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -131,6 +132,7 @@ func normalizeJSON(t *testing.T, what, s string) map[string]any {
 var (
 	docsServeCmd = regexp.MustCompile("started as `weir serve ([^`]*)`")
 	docsAdminCfg = regexp.MustCompile("`(server: \\{admin_tokens: \\[\"env:WEIR_ADMIN\"\\]\\})` added")
+	docsLogLine  = regexp.MustCompile("The server logs each change:\n`(\\{[^`]*\\})`")
 )
 
 // TestDocsOverrideSession runs the overrides example of docs/server.md
@@ -140,47 +142,121 @@ var (
 // session, each answer compared with the one shown (times and callers'
 // ports aside), and the log line of the first change.
 func TestDocsOverrideSession(t *testing.T) {
-	docFile := filepath.Join(docsDir, "server.md")
-	raw, err := os.ReadFile(docFile)
+	d := readDocSection(t, "server.md", "## Plans and per-key overrides")
+	t.Setenv("WEIR_ADMIN", "docs-admin-token-0123456789")
+	t.Setenv("USER", "admin") // the CLI's --by; the docs show "admin"
+	s, local := d.startServer(t, d.overrideConfig(t))
+
+	curls := 0
+	for _, b := range d.blocks(t, "sh") {
+		if strings.HasPrefix(b, "curl ") {
+			d.runCurl(t, b, local)
+			curls++
+		}
+	}
+	if curls != 1 {
+		t.Fatalf("%s: %d curl blocks in the overrides section, want 1", d.file, curls)
+	}
+
+	var session string
+	for _, b := range d.blocks(t, "") {
+		if strings.Contains(b, "$ weir override set") {
+			session = b
+		}
+	}
+	if session == "" {
+		t.Fatalf("%s: no `$ weir override` session in the overrides section", d.file)
+	}
+	ran := runSession(t, session, local)
+	for _, c := range []string{"override set", "override list", "override get", "override delete", "check --server"} {
+		if ran[c] == 0 {
+			t.Errorf("the session of %s ran no `weir %s`", d.file, c)
+		}
+	}
+
+	m := docsLogLine.FindStringSubmatch(d.text)
+	if m == nil {
+		t.Fatalf("%s: no log line after the session", d.file)
+	}
+	checkLogLine(t, s.Logs.String(), m[1])
+}
+
+// A docSection is one section of a file of docs/, from its heading to the
+// next heading of the same level.
+type docSection struct {
+	file, text string
+}
+
+func readDocSection(t *testing.T, name, heading string) docSection {
+	t.Helper()
+	file := filepath.Join(docsDir, name)
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := string(raw)
-	section := doc[strings.Index(doc, "## Plans and per-key overrides"):]
-	section = section[:strings.Index(section[3:], "\n## ")+3]
+	start := strings.Index(doc, "\n"+heading+"\n")
+	if start < 0 {
+		t.Fatalf("%s: no heading %q", file, heading)
+	}
+	text := doc[start+1:]
+	if end := strings.Index(text[len(heading):], "\n"+heading[:strings.IndexByte(heading, ' ')+1]); end >= 0 {
+		text = text[:len(heading)+end+1]
+	}
+	return docSection{file, text}
+}
 
-	// The configuration: the section's plans block, and the line the text
-	// says is added.
-	var plansFile string
-	for _, b := range daemontest.Fenced(t, docFile, "yaml") {
-		if strings.HasPrefix(b, "plans:\n") && strings.Contains(section, b) {
-			plansFile = b
+// blocks returns the fenced blocks of lang in the section.
+func (d docSection) blocks(t *testing.T, lang string) []string {
+	t.Helper()
+	var out []string
+	for _, b := range daemontest.Fenced(t, d.file, lang) {
+		if strings.Contains(d.text, "```"+lang+"\n"+b+"```") {
+			out = append(out, b)
 		}
 	}
-	add := docsAdminCfg.FindStringSubmatch(section)
-	if plansFile == "" || add == nil {
-		t.Fatalf("docs/server.md: no plans block (%t) or no admin token line (%v) in the overrides section", plansFile != "", add)
+	return out
+}
+
+// overrideConfig writes the section's plans block with the admin token
+// line the text says is added, and returns the file's path.
+func (d docSection) overrideConfig(t *testing.T) string {
+	t.Helper()
+	var plans string
+	for _, b := range d.blocks(t, "yaml") {
+		if strings.HasPrefix(b, "plans:\n") {
+			plans = b
+		}
+	}
+	add := docsAdminCfg.FindStringSubmatch(d.text)
+	if plans == "" || add == nil {
+		t.Fatalf("%s: no plans block (%t) or no admin token line (%v) in the overrides section", d.file, plans != "", add)
 	}
 	cfg := filepath.Join(t.TempDir(), "weir.yaml")
-	if err := os.WriteFile(cfg, []byte(plansFile+add[1]+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(plans+add[1]+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const admin = "docs-admin-token-0123456789"
-	t.Setenv("WEIR_ADMIN", admin)
-	t.Setenv("USER", "admin") // the CLI's --by; the docs show "admin"
+	return cfg
+}
 
-	// The server, as the text starts it, on ports of its own.
-	serve := docsServeCmd.FindStringSubmatch(section)
+// startServer starts `weir serve` with the flags the section's text gives
+// ("started as `weir serve ...`"), weir.yaml replaced by cfg and the
+// listeners on ports of their own. local rewrites the documented address
+// (as host:port or localhost:port) to the server's.
+func (d docSection) startServer(t *testing.T, cfg string) (s *server, local func(string) string) {
+	t.Helper()
+	serve := docsServeCmd.FindStringSubmatch(d.text)
 	if serve == nil {
-		t.Fatal("docs/server.md: the overrides section does not say how the server is started")
+		t.Fatalf("%s: the section does not say how the server is started", d.file)
 	}
 	var args []string
 	docsAddr := ""
 	for f := strings.Fields(serve[1]); len(f) > 0; f = f[1:] {
 		switch {
-		case f[0] == "--http" && len(f) > 1:
-			docsAddr, f = f[1], f[1:]
-		case f[0] == "--grpc" && len(f) > 1:
+		case (f[0] == "--http" || f[0] == "--grpc") && len(f) > 1:
+			if f[0] == "--http" {
+				docsAddr = f[1]
+			}
 			f = f[1:]
 		case f[0] == "weir.yaml":
 			args = append(args, cfg)
@@ -188,72 +264,63 @@ func TestDocsOverrideSession(t *testing.T) {
 			args = append(args, f[0])
 		}
 	}
-	if docsAddr == "" {
-		t.Fatalf("docs/server.md: no --http in `weir serve %s`", serve[1])
+	_, port, ok := strings.Cut(docsAddr, ":")
+	if !ok {
+		t.Fatalf("%s: no --http HOST:PORT in `weir serve %s`", d.file, serve[1])
 	}
-	s := start(t, args...)
+	s = start(t, args...)
 	addr := strings.TrimPrefix(s.HTTP, "http://")
-	local := func(line string) string {
-		return strings.NewReplacer(docsAddr, addr, "localhost:"+strings.Split(docsAddr, ":")[1], addr).Replace(line)
-	}
+	return s, strings.NewReplacer(docsAddr, addr, "localhost:"+port, addr).Replace
+}
 
-	// The curl call before the session sets the override of initech.
-	curls := 0
-	for _, b := range daemontest.Fenced(t, docFile, "sh") {
-		if !strings.Contains(section, b) || !strings.HasPrefix(b, "curl ") {
-			continue
-		}
-		lines := strings.Split(strings.ReplaceAll(b, " \\\n", " "), "\n")
-		words := shellWords(t, local(lines[0]), os.Getenv)
-		var url, body string
-		hdr := http.Header{}
-		for i := 1; i < len(words); i++ {
-			switch words[i] {
-			case "-s":
-			case "-H":
-				k, v, _ := strings.Cut(words[i+1], ": ")
-				hdr.Set(k, v)
-				i++
-			case "-d":
-				body = words[i+1]
-				i++
-			default:
-				url = "http://" + words[i]
+// runCurl runs a block's `curl -s URL [-H HEADER] -d BODY` command (lines
+// joined at a trailing backslash) and compares the answer with the JSON
+// line that follows it.
+func (d docSection) runCurl(t *testing.T, block string, local func(string) string) {
+	t.Helper()
+	lines := strings.Split(strings.ReplaceAll(block, " \\\n", " "), "\n")
+	words := shellWords(t, local(lines[0]), os.Getenv)
+	req, err := http.NewRequest("POST", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(words); i++ {
+		switch {
+		case words[i] == "-s":
+		case words[i] == "-H" && i+1 < len(words):
+			k, v, _ := strings.Cut(words[i+1], ": ")
+			req.Header.Set(k, v)
+			i++
+		case words[i] == "-d" && i+1 < len(words):
+			req.Body = io.NopCloser(strings.NewReader(words[i+1]))
+			i++
+		default:
+			if req.URL, err = url.Parse("http://" + words[i]); err != nil {
+				t.Fatal(err)
 			}
 		}
-		req, err := http.NewRequest("POST", url, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header = hdr
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", lines[0], err)
-		}
-		got, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g, w := normalizeJSON(t, "the answer", string(got)), normalizeJSON(t, "docs/server.md's answer", lines[1]); !reflect.DeepEqual(g, w) {
-			t.Errorf("%s\n got %s\nwant %s", lines[0], got, lines[1])
-		}
-		curls++
 	}
-	if curls != 1 {
-		t.Fatalf("docs/server.md: %d curl blocks in the overrides section, want 1", curls)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", lines[0], err)
 	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := normalizeJSON(t, "the answer", string(got)), normalizeJSON(t, d.file+"'s answer", lines[1]); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s\n got %s\nwant %s", lines[0], got, lines[1])
+	}
+}
 
-	// The session: `$ ` lines and their answers.
-	var session string
-	for _, b := range daemontest.Fenced(t, docFile, "") {
-		if strings.Contains(b, "$ weir override set") && strings.Contains(section, b) {
-			session = b
-		}
-	}
-	if session == "" {
-		t.Fatal("docs/server.md: no `$ weir override` session in the overrides section")
-	}
+// runSession runs a documented shell session: `$ NAME=VALUE` sets a
+// variable, `$ weir ...` runs the command line as cmd/weir does (with
+// `; echo "exit $?"`, its exit status is printed after its output; without,
+// it must be 0), and the lines up to the next `$ ` are its answer. It
+// returns how often each "command subcommand" ran.
+func runSession(t *testing.T, session string, local func(string) string) map[string]int {
+	t.Helper()
 	vars := map[string]string{}
 	env := func(name string) string {
 		if v, ok := vars[name]; ok {
@@ -261,33 +328,18 @@ func TestDocsOverrideSession(t *testing.T) {
 		}
 		return os.Getenv(name)
 	}
+	ran := map[string]int{}
 	var cmd string
 	var want []string
-	ran := map[string]int{}
 	flush := func() {
-		if cmd == "" {
-			return
+		if cmd != "" {
+			if name, value, ok := strings.Cut(cmd, "="); ok && !strings.Contains(name, " ") {
+				vars[name] = local(value)
+			} else if words := runSessionLine(t, cmd, want, env); len(words) > 2 {
+				ran[words[1]+" "+words[2]]++
+			}
 		}
-		defer func() { cmd, want = "", nil }()
-		if name, value, ok := strings.Cut(cmd, "="); ok && !strings.Contains(name, " ") {
-			vars[name] = local(value)
-			return
-		}
-		line, echoStatus := strings.CutSuffix(cmd, `; echo "exit $?"`)
-		words := shellWords(t, line, env)
-		if len(words) < 2 || words[0] != "weir" {
-			t.Fatalf("docs/server.md: %q is not a weir command", cmd)
-		}
-		out, code := weirAsMain(words[1:])
-		if echoStatus {
-			out += "exit " + strconv.Itoa(code) + "\n"
-		} else if code != 0 {
-			t.Errorf("$ %s: exit status %d\n%s", cmd, code, out)
-		}
-		if got, w := normalize(out), normalize(strings.Join(want, "\n")); got != w {
-			t.Errorf("$ %s\n got:\n%s\nwant:\n%s", cmd, got, w)
-		}
-		ran[words[1]+" "+words[2]]++
+		cmd, want = "", nil
 	}
 	for _, l := range strings.Split(strings.TrimRight(session, "\n"), "\n") {
 		if c, ok := strings.CutPrefix(l, "$ "); ok {
@@ -298,37 +350,50 @@ func TestDocsOverrideSession(t *testing.T) {
 		want = append(want, l)
 	}
 	flush()
-	for _, c := range []string{"override set", "override list", "override get", "override delete", "check --server"} {
-		if ran[c] == 0 {
-			t.Errorf("the session of docs/server.md ran no `weir %s`", c)
-		}
-	}
+	return ran
+}
 
-	// The log line of the first change.
-	m := regexp.MustCompile("The server logs each change:\n`(\\{[^`]*\\})`").FindStringSubmatch(section)
-	if m == nil {
-		t.Fatal("docs/server.md: no log line after the session")
+// runSessionLine runs one `$ weir ...` line of a session and compares its
+// output with want; it returns the command's words.
+func runSessionLine(t *testing.T, cmd string, want []string, env func(string) string) []string {
+	t.Helper()
+	line, echoStatus := strings.CutSuffix(cmd, `; echo "exit $?"`)
+	words := shellWords(t, line, env)
+	if len(words) < 2 || words[0] != "weir" {
+		t.Fatalf("%q is not a weir command", cmd)
 	}
-	docLog := normalizeJSON(t, "docs/server.md's log line", m[1])
-	found := false
-	for l := range strings.Lines(s.Logs.String()) {
+	out, code := weirAsMain(words[1:])
+	if echoStatus {
+		out += "exit " + strconv.Itoa(code) + "\n"
+	} else if code != 0 {
+		t.Errorf("$ %s: exit status %d\n%s", cmd, code, out)
+	}
+	if got, w := normalize(out), normalize(strings.Join(want, "\n")); got != w {
+		t.Errorf("$ %s\n got:\n%s\nwant:\n%s", cmd, got, w)
+	}
+	return words
+}
+
+// checkLogLine finds the JSON log line of logs with the msg and key of
+// the documented line doc and compares the fields doc shows.
+func checkLogLine(t *testing.T, logs, doc string) {
+	t.Helper()
+	want := normalizeJSON(t, "the documented log line", doc)
+	for l := range strings.Lines(logs) {
 		var entry map[string]any
-		if json.Unmarshal([]byte(l), &entry) != nil || entry["msg"] != docLog["msg"] || entry["key"] != docLog["key"] {
+		if json.Unmarshal([]byte(l), &entry) != nil || entry["msg"] != want["msg"] || entry["key"] != want["key"] {
 			continue
 		}
 		got := normalizeJSON(t, "the log line", l)
 		for k := range got {
-			if _, ok := docLog[k]; !ok {
+			if _, ok := want[k]; !ok {
 				delete(got, k) // time and the like, which the docs leave out
 			}
 		}
-		found = reflect.DeepEqual(got, docLog)
-		if !found {
-			t.Errorf("log line\n got %s\nwant %s", l, m[1])
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("log line\n got %s\nwant %s", l, doc)
 		}
-		break
+		return
 	}
-	if !found && !t.Failed() {
-		t.Errorf("no log line like %s in:\n%s", m[1], s.Logs.String())
-	}
+	t.Errorf("no log line like %s in:\n%s", doc, logs)
 }
