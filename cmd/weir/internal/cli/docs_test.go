@@ -5,12 +5,15 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -114,19 +117,37 @@ func normalize(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// normalizeJSON decodes a JSON object and normalizes its string values.
+// normalizeJSON decodes a JSON object and normalizes its strings, at any
+// depth; a duration such as "39s" (Envoy's time to the window's end)
+// becomes "DURATION".
 func normalizeJSON(t *testing.T, what, s string) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(s), &m); err != nil {
 		t.Fatalf("%s: %q is not a JSON object: %v", what, s, err)
 	}
-	for k, v := range m {
-		if str, ok := v.(string); ok {
-			m[k] = normalize(str)
+	return normalizeValue(m).(map[string]any)
+}
+
+var docsDuration = regexp.MustCompile(`^\d+(\.\d+)?s$`)
+
+func normalizeValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		if docsDuration.MatchString(v) {
+			return "DURATION"
+		}
+		return normalize(v)
+	case map[string]any:
+		for k, x := range v {
+			v[k] = normalizeValue(x)
+		}
+	case []any:
+		for i, x := range v {
+			v[i] = normalizeValue(x)
 		}
 	}
-	return m
+	return v
 }
 
 var (
@@ -249,21 +270,12 @@ func (d docSection) startServer(t *testing.T, cfg string) (s *server, local func
 	if serve == nil {
 		t.Fatalf("%s: the section does not say how the server is started", d.file)
 	}
-	var args []string
-	docsAddr := ""
-	for f := strings.Fields(serve[1]); len(f) > 0; f = f[1:] {
-		switch {
-		case (f[0] == "--http" || f[0] == "--grpc") && len(f) > 1:
-			if f[0] == "--http" {
-				docsAddr = f[1]
-			}
-			f = f[1:]
-		case f[0] == "weir.yaml":
-			args = append(args, cfg)
-		default:
-			args = append(args, f[0])
+	args, docsAddr := docServeArgs(strings.Fields(serve[1]), func(w string) string {
+		if w == "weir.yaml" {
+			return cfg
 		}
-	}
+		return w
+	})
 	_, port, ok := strings.Cut(docsAddr, ":")
 	if !ok {
 		t.Fatalf("%s: no --http HOST:PORT in `weir serve %s`", d.file, serve[1])
@@ -273,45 +285,126 @@ func (d docSection) startServer(t *testing.T, cfg string) (s *server, local func
 	return s, strings.NewReplacer(docsAddr, addr, "localhost:"+port, addr).Replace
 }
 
-// runCurl runs a block's `curl -s URL [-H HEADER] -d BODY` command (lines
-// joined at a trailing backslash) and compares the answer with the JSON
-// line that follows it.
+// docServeArgs turns the words after `weir serve` into start's
+// arguments: --http and --grpc dropped (start gives the server ports of
+// its own), every other word passed through arg. It returns the
+// documented --http address too.
+func docServeArgs(words []string, arg func(string) string) (args []string, httpAddr string) {
+	for ; len(words) > 0; words = words[1:] {
+		if (words[0] == "--http" || words[0] == "--grpc") && len(words) > 1 {
+			if words[0] == "--http" {
+				httpAddr = words[1]
+			}
+			words = words[1:]
+			continue
+		}
+		args = append(args, arg(words[0]))
+	}
+	return args, httpAddr
+}
+
+// pemIn maps a word naming a .pem file to that file in dir.
+func pemIn(dir string) func(string) string {
+	return func(w string) string {
+		if strings.HasSuffix(w, ".pem") {
+			return filepath.Join(dir, w)
+		}
+		return w
+	}
+}
+
+// runCurl runs a block's curl command (lines joined at a trailing
+// backslash) and compares the answer with the JSON line that follows it.
 func (d docSection) runCurl(t *testing.T, block string, local func(string) string) {
 	t.Helper()
 	lines := strings.Split(strings.ReplaceAll(block, " \\\n", " "), "\n")
-	words := shellWords(t, local(lines[0]), os.Getenv)
-	req, err := http.NewRequest("POST", "", nil)
+	_, got := curl(t, shellWords(t, local(lines[0]), os.Getenv), "")
+	if g, w := normalizeJSON(t, "the answer", string(got)), normalizeJSON(t, d.file+"'s answer", lines[1]); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s\n got %s\nwant %s", lines[0], got, lines[1])
+	}
+}
+
+// curl does what `curl ARGS` does for the options docs use: -s, -H
+// HEADER, -d BODY (a POST), --cacert, --cert and --key (files relative to
+// dir), and one URL (http:// when it has no scheme). It returns the
+// status and the body.
+func curl(t *testing.T, words []string, dir string) (int, []byte) {
+	t.Helper()
+	req, files := curlRequest(t, words, dir)
+	client := http.DefaultClient
+	if files["--cacert"] != "" {
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: curlTLS(t, files)}}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%q: %v", words, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp.StatusCode, body
+}
+
+// curlRequest is the request of a curl command, and its options' values
+// as files in dir.
+func curlRequest(t *testing.T, words []string, dir string) (*http.Request, map[string]string) {
+	t.Helper()
+	if len(words) == 0 || words[0] != "curl" {
+		t.Fatalf("%q is not a curl command", words)
+	}
+	req, err := http.NewRequest("GET", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
 	for i := 1; i < len(words); i++ {
+		w := words[i]
 		switch {
-		case words[i] == "-s":
-		case words[i] == "-H" && i+1 < len(words):
-			k, v, _ := strings.Cut(words[i+1], ": ")
-			req.Header.Set(k, v)
-			i++
-		case words[i] == "-d" && i+1 < len(words):
-			req.Body = io.NopCloser(strings.NewReader(words[i+1]))
+		case w == "-s":
+		case strings.HasPrefix(w, "-") && i+1 < len(words):
+			files[w] = filepath.Join(dir, words[i+1])
+			if w == "-H" {
+				k, v, _ := strings.Cut(words[i+1], ": ")
+				req.Header.Set(k, v)
+			}
+			if w == "-d" {
+				req.Method, req.Body = "POST", io.NopCloser(strings.NewReader(words[i+1]))
+			}
 			i++
 		default:
-			if req.URL, err = url.Parse("http://" + words[i]); err != nil {
+			if !strings.Contains(w, "://") {
+				w = "http://" + w
+			}
+			if req.URL, err = url.Parse(w); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", lines[0], err)
-	}
-	got, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	return req, files
+}
+
+// curlTLS is the TLS configuration of curl's --cacert, --cert and --key.
+func curlTLS(t *testing.T, files map[string]string) *tls.Config {
+	t.Helper()
+	ca, err := os.ReadFile(files["--cacert"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, w := normalizeJSON(t, "the answer", string(got)), normalizeJSON(t, d.file+"'s answer", lines[1]); !reflect.DeepEqual(g, w) {
-		t.Errorf("%s\n got %s\nwant %s", lines[0], got, lines[1])
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("%s: no certificate", files["--cacert"])
 	}
+	cfg := &tls.Config{RootCAs: pool}
+	if files["--cert"] != "" {
+		c, err := tls.LoadX509KeyPair(files["--cert"], files["--key"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg
 }
 
 // runSession runs a documented shell session: `$ NAME=VALUE` sets a
@@ -396,4 +489,104 @@ func checkLogLine(t *testing.T, logs, doc string) {
 		return
 	}
 	t.Errorf("no log line like %s in:\n%s", doc, logs)
+}
+
+// TestDocsBanner: `go run ./cmd/weir serve` prints the banner
+// docs/server.md shows (its addresses aside).
+func TestDocsBanner(t *testing.T) {
+	var want string
+	for _, b := range daemontest.Fenced(t, filepath.Join(docsDir, "server.md"), "") {
+		if strings.HasPrefix(b, "weir serve: store memory, config <built-in demo>\n") {
+			want = b
+		}
+	}
+	if want == "" {
+		t.Fatal("docs/server.md shows no banner of the built-in demo")
+	}
+	s := start(t)
+	want = strings.NewReplacer("http://127.0.0.1:8080", s.HTTP, "127.0.0.1:8081", s.GRPC).Replace(want)
+	lines := strings.Count(want, "\n")
+	eventually(t, "the whole banner", func() bool { return strings.Count(s.Out.String(), "\n") >= lines })
+	if got := s.Out.String(); got != want {
+		t.Errorf("banner:\n%s\ndocs/server.md shows:\n%s", got, want)
+	}
+}
+
+// TestDocsEnvoyTry runs the curl call of docs/envoy.md's "Trying it
+// without Envoy" against the built-in demo (`weir serve &`) and compares
+// the answer with the one shown (the time to the window's end aside).
+func TestDocsEnvoyTry(t *testing.T) {
+	d := readDocSection(t, "envoy.md", "## Trying it without Envoy")
+	blocks := d.blocks(t, "sh")
+	if len(blocks) != 1 || !strings.HasPrefix(blocks[0], "weir serve &") {
+		t.Fatalf("%s: the section's block does not start the built-in demo: %q", d.file, blocks)
+	}
+	s := start(t)
+	lines := strings.Split(blocks[0], "\n")
+	n := 0
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "curl ") {
+			continue
+		}
+		n++
+		answer, ok := strings.CutPrefix(lines[i+1], "# ")
+		if !ok {
+			t.Fatalf("%s: no answer after %s", d.file, lines[i])
+		}
+		local := strings.ReplaceAll(lines[i], "localhost:8080", strings.TrimPrefix(s.HTTP, "http://"))
+		_, got := curl(t, shellWords(t, local, os.Getenv), "")
+		if g, w := normalizeJSON(t, "the answer", string(got)), normalizeJSON(t, d.file+"'s answer", answer); !reflect.DeepEqual(g, w) {
+			t.Errorf("%s\n got %s\nwant %s", lines[i], got, answer)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%s: %d curl calls in the section, want 1", d.file, n)
+	}
+}
+
+// TestDocsTLSCommands runs docs/server.md's "Making certificates" block as
+// written: the openssl commands (with bash, in a temporary directory),
+// then `weir serve` with the documented TLS flags (on ports of its own),
+// and the `weir check` and curl calls with the client certificate: both
+// must be answered and allowed.
+func TestDocsTLSCommands(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("the documented certificates are made with openssl, which is not on PATH")
+	}
+	d := readDocSection(t, "server.md", "## TLS and mTLS")
+	var block string
+	for _, b := range d.blocks(t, "sh") {
+		if strings.HasPrefix(b, "# A private CA\n") {
+			block = b
+		}
+	}
+	if block == "" {
+		t.Fatalf("%s: no certificate block", d.file)
+	}
+	shell, weirLines, _ := strings.Cut(block, "\nweir serve ")
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-e", "-c", shell)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the openssl commands: %v\n%s", err, out)
+	}
+	t.Setenv("WEIR_ADMIN", "docs-admin-token-0123456789")
+	cmds := strings.Split(strings.ReplaceAll("weir serve "+weirLines, " \\\n", " "), "\n")
+	args, _ := docServeArgs(shellWords(t, cmds[0], os.Getenv)[2:], pemIn(dir))
+	s := start(t, args...)
+	local := strings.NewReplacer("localhost:8443", "localhost:"+s.HTTP[strings.LastIndexByte(s.HTTP, ':')+1:]).Replace
+	if !strings.HasPrefix(cmds[1], "weir check ") || !strings.HasPrefix(cmds[2], "curl ") {
+		t.Fatalf("%s: after weir serve, want weir check and curl: %q", d.file, cmds[1:])
+	}
+	var words []string
+	for _, w := range shellWords(t, local(cmds[1]), os.Getenv)[1:] {
+		words = append(words, pemIn(dir)(w))
+	}
+	if out, code := weirAsMain(words); code != 0 || !strings.HasPrefix(out, "allowed: policy api") {
+		t.Errorf("%s: exit status %d\n%s", cmds[1], code, out)
+	}
+	code, body := curl(t, shellWords(t, local(cmds[2]), os.Getenv), dir)
+	if code != 200 || !strings.Contains(string(body), `"allowed":true`) {
+		t.Errorf("%s: %d %s", cmds[2], code, body)
+	}
 }
