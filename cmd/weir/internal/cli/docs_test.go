@@ -179,15 +179,7 @@ func TestDocsOverrideSession(t *testing.T) {
 		t.Fatalf("%s: %d curl blocks in the overrides section, want 1", d.file, curls)
 	}
 
-	var session string
-	for _, b := range d.blocks(t, "") {
-		if strings.Contains(b, "$ weir override set") {
-			session = b
-		}
-	}
-	if session == "" {
-		t.Fatalf("%s: no `$ weir override` session in the overrides section", d.file)
-	}
+	session := d.block(t, "", "`$ weir override` session", func(b string) bool { return strings.Contains(b, "$ weir override set") })
 	ran := runSession(t, session, local)
 	for _, c := range []string{"override set", "override list", "override get", "override delete", "check --server"} {
 		if ran[c] == 0 {
@@ -239,19 +231,30 @@ func (d docSection) blocks(t *testing.T, lang string) []string {
 	return out
 }
 
+// block returns the last fenced block of lang in the section that match
+// accepts; the test fails if there is none.
+func (d docSection) block(t *testing.T, lang, what string, match func(string) bool) string {
+	t.Helper()
+	var found string
+	for _, b := range d.blocks(t, lang) {
+		if match(b) {
+			found = b
+		}
+	}
+	if found == "" {
+		t.Fatalf("%s: no %s in the section", d.file, what)
+	}
+	return found
+}
+
 // overrideConfig writes the section's plans block with the admin token
 // line the text says is added, and returns the file's path.
 func (d docSection) overrideConfig(t *testing.T) string {
 	t.Helper()
-	var plans string
-	for _, b := range d.blocks(t, "yaml") {
-		if strings.HasPrefix(b, "plans:\n") {
-			plans = b
-		}
-	}
+	plans := d.block(t, "yaml", "plans block", func(b string) bool { return strings.HasPrefix(b, "plans:\n") })
 	add := docsAdminCfg.FindStringSubmatch(d.text)
-	if plans == "" || add == nil {
-		t.Fatalf("%s: no plans block (%t) or no admin token line (%v) in the overrides section", d.file, plans != "", add)
+	if add == nil {
+		t.Fatalf("%s: the overrides section names no admin token line to add", d.file)
 	}
 	cfg := filepath.Join(t.TempDir(), "weir.yaml")
 	if err := os.WriteFile(cfg, []byte(plans+add[1]+"\n"), 0o600); err != nil {
@@ -554,15 +557,7 @@ func TestDocsTLSCommands(t *testing.T) {
 		t.Fatal("the documented certificates are made with openssl, which is not on PATH")
 	}
 	d := readDocSection(t, "server.md", "## TLS and mTLS")
-	var block string
-	for _, b := range d.blocks(t, "sh") {
-		if strings.HasPrefix(b, "# A private CA\n") {
-			block = b
-		}
-	}
-	if block == "" {
-		t.Fatalf("%s: no certificate block", d.file)
-	}
+	block := d.block(t, "sh", "certificate block", func(b string) bool { return strings.HasPrefix(b, "# A private CA\n") })
 	shell, weirLines, _ := strings.Cut(block, "\nweir serve ")
 	dir := t.TempDir()
 	cmd := exec.Command("bash", "-e", "-c", shell)
