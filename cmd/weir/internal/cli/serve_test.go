@@ -193,9 +193,19 @@ func TestDocsExampleConfig(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "tls"), 0o755)
 	ca.Server(t, "127.0.0.1").Write(t, filepath.Join(dir, "tls"), "server")
 	ca.Write(t, filepath.Join(dir, "tls"), "clients-ca")
-	t.Setenv("WEIR_TOKEN", "decide-0123456789")
-	t.Setenv("WEIR_ADMIN", "admin-0123456789")
-	t.Setenv("WEIR_METRICS", "metrics-0123456789")
+	// The command as docs/server.md gives it: the tokens in the
+	// environment, then `go run ./cmd/weir config check FILE`.
+	d := readDocSection(t, "server.md", "## Policies (the configuration file)")
+	command := d.block(t, "sh", "config check command", func(b string) bool { return strings.Contains(b, "config check docs/examples/weir.yaml") })
+	words := shellWords(t, strings.ReplaceAll(strings.TrimSpace(command), "\\\n", " "), os.Getenv)
+	for len(words) > 0 && strings.Contains(words[0], "=") {
+		name, value, _ := strings.Cut(words[0], "=")
+		t.Setenv(name, value)
+		words = words[1:]
+	}
+	if want := []string{"go", "run", "./cmd/weir", "config", "check", "docs/examples/weir.yaml"}; !slices.Equal(words, want) {
+		t.Fatalf("%s: the command is %q, want %q after the tokens", d.file, words, want)
+	}
 	cfg := filepath.Join(dir, "weir.yaml")
 	var out bytes.Buffer
 	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err != nil {
