@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weir-go/weir/server/daemon/daemontest"
 )
@@ -584,4 +586,68 @@ func TestDocsTLSCommands(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"allowed":true`) {
 		t.Errorf("%s: %d %s", cmds[2], code, body)
 	}
+}
+
+// TestDocsCostsReport runs docs/costs.md's report example against `weir
+// serve --config llm.yaml` with the policy its first comment gives. Each
+// answer has the fields shown and the same decision, policy and limit;
+// the numbers that move with the time between the calls (remaining, debt,
+// the waits) may differ from the ones shown by what the limit's rate
+// refills in the time this test took plus one second (the docs' own
+// calls were made some milliseconds apart).
+func TestDocsCostsReport(t *testing.T) {
+	d := readDocSection(t, "costs.md", "## Server: the report call")
+	block := d.block(t, "sh", "report example", func(b string) bool { return strings.Contains(b, "/v1/report") })
+	lines := strings.Split(block, "\n")
+	policy, ok := strings.CutPrefix(lines[0], "# policies: ")
+	if !ok || !strings.Contains(d.text, "(Run against `weir serve --config llm.yaml` with the policy in the comment.)") {
+		t.Fatalf("%s: the example does not start with its policy, or the text no longer says how the server runs", d.file)
+	}
+	cfg := filepath.Join(t.TempDir(), "llm.yaml")
+	if err := os.WriteFile(cfg, []byte("policies: "+policy+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, "--config", cfg)
+	addr := strings.TrimPrefix(s.HTTP, "http://")
+	begin := time.Now()
+	calls := 0
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "curl ") {
+			continue
+		}
+		calls++
+		_, body := curl(t, shellWords(t, strings.ReplaceAll(lines[i], "localhost:8080", addr), os.Getenv), "")
+		got, want := normalizeJSON(t, "the answer", string(body)), normalizeJSON(t, d.file+"'s answer", lines[i+1])
+		slackMS := float64(time.Since(begin).Milliseconds() + 1000)
+		perMS := want["limit"].(float64) / float64(time.Minute.Milliseconds()) // the example's limit is per minute
+		for k, w := range want {
+			if slack, ok := answerClose(k, got[k], w, slackMS, perMS); !ok {
+				t.Errorf("%s\n%s: got %v, want %v (±%.0f)\n got %s\nwant %s", lines[i], k, got[k], w, slack, body, lines[i+1])
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s\n got %s\nwant %s (other fields)", lines[i], body, lines[i+1])
+		}
+	}
+	if calls != 4 {
+		t.Fatalf("%s: %d curl calls in the report example, want 4", d.file, calls)
+	}
+}
+
+// answerClose reports whether the field k of an answer is close enough to
+// the documented value: remaining and debt within what perMS units a
+// millisecond refill in slackMS, the waits within slackMS, the rest equal.
+func answerClose(k string, got, want any, slackMS, perMS float64) (slack float64, ok bool) {
+	switch k {
+	case "remaining", "debt":
+		slack = slackMS * perMS
+	case "retry_after_ms", "reset_after_ms":
+		slack = slackMS
+	}
+	g, gok := got.(float64)
+	w, wok := want.(float64)
+	if gok && wok {
+		return slack, math.Abs(g-w) <= slack
+	}
+	return slack, got != nil && reflect.DeepEqual(got, want)
 }
