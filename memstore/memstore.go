@@ -562,30 +562,14 @@ func (s *Store) Reset(_ context.Context, checks []weir.Check) error {
 // for token buckets, random ones for the other tables) and removes them if
 // fresh at t. sh is locked.
 func (s *Store) lazySweep(sh *shard, cls class, t int64) {
-	n, gone := 0, 0
+	gone := 0
 	switch cls {
 	case classTB:
 		gone = sh.tb.lazySweep(t)
 	case classWin:
-		for k, e := range sh.win {
-			if n++; n > 2 {
-				break
-			}
-			if e.exp <= t {
-				delete(sh.win, k)
-				gone++
-			}
-		}
+		gone = lazySweepMap(sh.win, t)
 	case classPtr:
-		for k, e := range sh.ptr {
-			if n++; n > 2 {
-				break
-			}
-			if e.exp <= t {
-				delete(sh.ptr, k)
-				gone++
-			}
-		}
+		gone = lazySweepMap(sh.ptr, t)
 	}
 	if gone > 0 {
 		s.keys.Add(-int64(gone))
@@ -602,23 +586,8 @@ func (s *Store) sweepShard(sh *shard, t int64) {
 	}
 	gone, next := sh.tb.sweep(t)
 	sh.tb.shrink()
-	winGone, ptrGone := 0, 0
-	for k, e := range sh.win {
-		if e.exp <= t {
-			delete(sh.win, k)
-			winGone++
-		} else {
-			next = min(next, e.exp)
-		}
-	}
-	for k, e := range sh.ptr {
-		if e.exp <= t {
-			delete(sh.ptr, k)
-			ptrGone++
-		} else {
-			next = min(next, e.exp)
-		}
-	}
+	winGone := sweepMap(sh.win, t, &next)
+	ptrGone := sweepMap(sh.ptr, t, &next)
 	// Go maps never give memory back: copy one that lost most of its
 	// entries, so memory follows the live keys down.
 	if winGone >= 1024 && len(sh.win)*4 < winGone {
@@ -633,6 +602,43 @@ func (s *Store) sweepShard(sh *shard, t int64) {
 		s.keys.Add(-int64(gone))
 		s.evicted.Add(uint64(gone))
 	}
+}
+
+// expirer is a stored map entry: it knows the instant it becomes fresh.
+type expirer interface{ expiry() int64 }
+
+func (e winEntry) expiry() int64  { return e.exp }
+func (e *ptrEntry) expiry() int64 { return e.exp }
+
+// lazySweepMap examines up to two entries of m (random ones: map order)
+// and removes those fresh at t. It returns how many it removed.
+func lazySweepMap[V expirer](m map[id]V, t int64) (gone int) {
+	n := 0
+	for k, e := range m {
+		if n++; n > 2 {
+			break
+		}
+		if e.expiry() <= t {
+			delete(m, k)
+			gone++
+		}
+	}
+	return gone
+}
+
+// sweepMap removes every entry of m fresh at t, lowers *next to the
+// earliest instant a remaining one becomes fresh, and returns how many it
+// removed.
+func sweepMap[V expirer](m map[id]V, t int64, next *int64) (gone int) {
+	for k, e := range m {
+		if x := e.expiry(); x <= t {
+			delete(m, k)
+			gone++
+		} else {
+			*next = min(*next, x)
+		}
+	}
+	return gone
 }
 
 // makeRoom sweeps shards, one at a time and only those that may hold a
