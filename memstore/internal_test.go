@@ -82,7 +82,7 @@ func TestKeyAccounting(t *testing.T) {
 // TestHashPairs: the pair hash distinguishes pairs that concatenate alike.
 func TestHashPairs(t *testing.T) {
 	s := New()
-	h := func(name, key string) uint64 {
+	h := func(name, key string) id {
 		return s.hash(&weir.Check{Key: key, Limit: weir.PerSecond(1).WithName(name)})
 	}
 	if h("a", "bc") == h("ab", "c") || h("a", "b") == h("b", "a") || h("", "x") == h("x", "") {
@@ -101,7 +101,7 @@ func TestTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var tb tbTable
 	tb.init()
-	ref := map[uint64]tbEntry{}
+	ref := map[id]tbEntry{}
 	check := func(step int) {
 		t.Helper()
 		if tb.n != len(ref) {
@@ -114,7 +114,7 @@ func TestTable(t *testing.T) {
 		}
 		used := 0
 		for _, s := range tb.slots {
-			if s.h != 0 {
+			if s.h.lo != 0 {
 				used++
 				if _, ok := ref[s.h]; !ok {
 					t.Fatalf("step %d: stale slot %#x", step, s.h)
@@ -125,14 +125,16 @@ func TestTable(t *testing.T) {
 			t.Fatalf("step %d: %d slots used, want %d", step, used, len(ref))
 		}
 	}
-	key := func() uint64 {
+	key := func() id {
 		// Few distinct low bits, many high bits: clusters at the start
-		// and at the end of the table, which wrap around.
+		// and at the end of the table, which wrap around. Identities that
+		// differ only in hi share lo, hence a home slot: the table must
+		// keep them apart.
 		low := uint64(rng.IntN(4))
 		if rng.IntN(2) == 0 {
 			low = 1<<20 - 1 - low
 		}
-		return uint64(rng.IntN(200))<<40 | low | uint64(rng.IntN(2))<<62 | 1<<30
+		return id{lo: uint64(rng.IntN(200))<<40 | low | uint64(rng.IntN(2))<<62 | 1<<30, hi: uint64(rng.IntN(3))}
 	}
 	for step := range 20_000 {
 		h := key()

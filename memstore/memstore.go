@@ -29,11 +29,12 @@ var errCollision = fmt.Errorf("memstore: two checks of one request hash alike: %
 // in a sharded hash table. The zero-configuration New() is ready to use;
 // options add a clock, a key cap and an eviction goroutine.
 //
-// State identity is the pair (Limit.Name, Key), hashed to 64 bits with a
-// per-store random seed (hash/maphash). A decision locks the shard of each
-// check (several shards are locked in ascending order, so a multi-limit
-// request is atomic and deadlock-free), runs internal/algo and writes the
-// state back. Deciding on an existing key allocates nothing.
+// State identity is the pair (Limit.Name, Key), hashed to 128 bits (two
+// 64-bit hashes with independent per-store random seeds, hash/maphash).
+// A decision locks the shard of each check (several shards are locked in
+// ascending order, so a multi-limit request is atomic and deadlock-free),
+// runs internal/algo and writes the state back. Deciding on an existing
+// key allocates nothing.
 //
 // A state is fresh when it admits exactly what a new key would (a full
 // bucket, an empty window, no live lease): only fresh states are ever
@@ -49,8 +50,12 @@ var errCollision = fmt.Errorf("memstore: two checks of one request hash alike: %
 // goroutine (the store keeps working afterwards).
 type Store struct {
 	now       func() time.Time
-	seedName  maphash.Seed
+	seedName  maphash.Seed // the seeds of id.lo
 	seedKey   maphash.Seed
+	seedName2 maphash.Seed // the seeds of id.hi
+	seedKey2  maphash.Seed
+	// lowHash, when set (by tests only: export_test.go), replaces id.lo.
+	lowHash   func(name, key string) uint64
 	shards    []shard
 	shift     uint // 64 - log2(len(shards))
 	maxKeys   int64
@@ -75,9 +80,9 @@ var (
 // so neighbouring shards never share one.
 type shard struct {
 	mu  sync.Mutex
-	tb  tbTable              // token buckets
-	win map[uint64]winEntry  // fixed windows and sliding counters
-	ptr map[uint64]*ptrEntry // sliding logs and concurrency leases
+	tb  tbTable          // token buckets
+	win map[id]winEntry  // fixed windows and sliding counters
+	ptr map[id]*ptrEntry // sliding logs and concurrency leases
 	// next is a lower bound on the instant (ns) the first state of the
 	// shard becomes fresh: a sweep before then would find nothing.
 	next int64
@@ -136,19 +141,21 @@ func New(opts ...Option) *Store {
 		n *= 2
 	}
 	s := &Store{
-		now:      c.now,
-		seedName: maphash.MakeSeed(),
-		seedKey:  maphash.MakeSeed(),
-		shards:   make([]shard, n),
-		shift:    uint(64 - bits.TrailingZeros(uint(n))),
-		maxKeys:  c.maxKeys,
+		now:       c.now,
+		seedName:  maphash.MakeSeed(),
+		seedKey:   maphash.MakeSeed(),
+		seedName2: maphash.MakeSeed(),
+		seedKey2:  maphash.MakeSeed(),
+		shards:    make([]shard, n),
+		shift:     uint(64 - bits.TrailingZeros(uint(n))),
+		maxKeys:   c.maxKeys,
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.next = math.MaxInt64
 		sh.tb.init()
-		sh.win = map[uint64]winEntry{}
-		sh.ptr = map[uint64]*ptrEntry{}
+		sh.win = map[id]winEntry{}
+		sh.ptr = map[id]*ptrEntry{}
 	}
 	if c.sweep > 0 {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
@@ -181,20 +188,32 @@ func (s *Store) Stats() Stats {
 	return Stats{Keys: s.keys.Load(), Evicted: s.evicted.Load(), Refused: s.refused.Load()}
 }
 
-// hash is the 64-bit identity of (name, key). The two strings are hashed
-// with independent seeds, so no concatenation of them can collide by
-// construction.
-func (s *Store) hash(c *weir.Check) uint64 {
-	h := maphash.String(s.seedName, engine.Name(c.Limit)) ^ bits.RotateLeft64(maphash.String(s.seedKey, c.Key), 17)
-	if h == 0 {
-		h = 1 // 0 marks an empty slot of tbTable
+// id is the 128-bit identity of a state: two 64-bit hashes of (name,
+// key) under independent seeds. lo chooses the shard (top bits) and the
+// token-bucket slot (low bits); lo == 0 marks an empty slot of tbTable.
+type id struct{ lo, hi uint64 }
+
+// hash is the identity of (name, key). Each string is hashed with its own
+// seeds, so no concatenation of them can collide by construction; two
+// distinct pairs share an identity with probability 2⁻¹²⁸.
+func (s *Store) hash(c *weir.Check) id {
+	name := engine.Name(c.Limit)
+	h := id{
+		lo: maphash.String(s.seedName, name) ^ bits.RotateLeft64(maphash.String(s.seedKey, c.Key), 17),
+		hi: maphash.String(s.seedName2, name) ^ bits.RotateLeft64(maphash.String(s.seedKey2, c.Key), 17),
+	}
+	if s.lowHash != nil {
+		h.lo = s.lowHash(name, c.Key)
+	}
+	if h.lo == 0 {
+		h.lo = 1 // 0 marks an empty slot of tbTable
 	}
 	return h
 }
 
 // loc is where one check's state lives.
 type loc struct {
-	h     uint64
+	h     id
 	shard uint32
 	cls   class
 	found bool
@@ -318,7 +337,7 @@ func (s *Store) locate(req *weir.Request, locs []loc, locks []uint32) ([]uint32,
 	for i := range req.Checks {
 		c := &req.Checks[i]
 		h := s.hash(c)
-		l := loc{h: h, shard: uint32(h >> s.shift), cls: classOf(c.Limit.Algorithm)}
+		l := loc{h: h, shard: uint32(h.lo >> s.shift), cls: classOf(c.Limit.Algorithm)}
 		for j := range i {
 			if locs[j].h == h && locs[j].cls == l.cls {
 				o := &req.Checks[j]
@@ -526,7 +545,7 @@ func (s *Store) saveRefunded(l *loc, p *algo.Params, st *algo.State, pe *ptrEntr
 func (s *Store) Reset(_ context.Context, checks []weir.Check) error {
 	for i := range checks {
 		h := s.hash(&checks[i])
-		sh := &s.shards[h>>s.shift]
+		sh := &s.shards[h.lo>>s.shift]
 		sh.mu.Lock()
 		n := sh.tb.n + len(sh.win) + len(sh.ptr)
 		sh.tb.del(h)
@@ -543,30 +562,14 @@ func (s *Store) Reset(_ context.Context, checks []weir.Check) error {
 // for token buckets, random ones for the other tables) and removes them if
 // fresh at t. sh is locked.
 func (s *Store) lazySweep(sh *shard, cls class, t int64) {
-	n, gone := 0, 0
+	gone := 0
 	switch cls {
 	case classTB:
 		gone = sh.tb.lazySweep(t)
 	case classWin:
-		for k, e := range sh.win {
-			if n++; n > 2 {
-				break
-			}
-			if e.exp <= t {
-				delete(sh.win, k)
-				gone++
-			}
-		}
+		gone = lazySweepMap(sh.win, t)
 	case classPtr:
-		for k, e := range sh.ptr {
-			if n++; n > 2 {
-				break
-			}
-			if e.exp <= t {
-				delete(sh.ptr, k)
-				gone++
-			}
-		}
+		gone = lazySweepMap(sh.ptr, t)
 	}
 	if gone > 0 {
 		s.keys.Add(-int64(gone))
@@ -583,23 +586,8 @@ func (s *Store) sweepShard(sh *shard, t int64) {
 	}
 	gone, next := sh.tb.sweep(t)
 	sh.tb.shrink()
-	winGone, ptrGone := 0, 0
-	for k, e := range sh.win {
-		if e.exp <= t {
-			delete(sh.win, k)
-			winGone++
-		} else {
-			next = min(next, e.exp)
-		}
-	}
-	for k, e := range sh.ptr {
-		if e.exp <= t {
-			delete(sh.ptr, k)
-			ptrGone++
-		} else {
-			next = min(next, e.exp)
-		}
-	}
+	winGone := sweepMap(sh.win, t, &next)
+	ptrGone := sweepMap(sh.ptr, t, &next)
 	// Go maps never give memory back: copy one that lost most of its
 	// entries, so memory follows the live keys down.
 	if winGone >= 1024 && len(sh.win)*4 < winGone {
@@ -614,6 +602,43 @@ func (s *Store) sweepShard(sh *shard, t int64) {
 		s.keys.Add(-int64(gone))
 		s.evicted.Add(uint64(gone))
 	}
+}
+
+// expirer is a stored map entry: it knows the instant it becomes fresh.
+type expirer interface{ expiry() int64 }
+
+func (e winEntry) expiry() int64  { return e.exp }
+func (e *ptrEntry) expiry() int64 { return e.exp }
+
+// lazySweepMap examines up to two entries of m (random ones: map order)
+// and removes those fresh at t. It returns how many it removed.
+func lazySweepMap[V expirer](m map[id]V, t int64) (gone int) {
+	n := 0
+	for k, e := range m {
+		if n++; n > 2 {
+			break
+		}
+		if e.expiry() <= t {
+			delete(m, k)
+			gone++
+		}
+	}
+	return gone
+}
+
+// sweepMap removes every entry of m fresh at t, lowers *next to the
+// earliest instant a remaining one becomes fresh, and returns how many it
+// removed.
+func sweepMap[V expirer](m map[id]V, t int64, next *int64) (gone int) {
+	for k, e := range m {
+		if x := e.expiry(); x <= t {
+			delete(m, k)
+			gone++
+		} else {
+			*next = min(*next, x)
+		}
+	}
+	return gone
 }
 
 // makeRoom sweeps shards, one at a time and only those that may hold a
@@ -649,8 +674,8 @@ func (s *Store) sweeper(every time.Duration) {
 
 // copyMap returns a copy of m sized for its entries (maps.Clone keeps the
 // original's size).
-func copyMap[V any](m map[uint64]V) map[uint64]V {
-	c := make(map[uint64]V, len(m))
+func copyMap[V any](m map[id]V) map[id]V {
+	c := make(map[id]V, len(m))
 	for k, v := range m {
 		c[k] = v
 	}

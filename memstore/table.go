@@ -1,13 +1,15 @@
 package memstore
 
 // tbTable holds token-bucket states: an open-addressing hash table with
-// linear probing and backward-shift deletion, keyed by the 64-bit state
-// hash (never 0, which marks an empty slot). A slot is 24 bytes and holds
-// the hash and the whole state, so a lookup of an existing key usually
-// touches one cache line, and the write-back touches the same one.
+// linear probing and backward-shift deletion, keyed by the 128-bit state
+// identity (id.lo is never 0, which marks an empty slot; id.lo's low bits
+// give the home slot). A slot is 32 bytes, two to a 64-byte cache line,
+// and holds the identity and the whole state, so a lookup of an existing
+// key usually touches one cache line, and the write-back touches the same
+// one.
 //
 // The table doubles when it would be more than 4/5 full, so it is between
-// 2/5 and 4/5 full once grown: 30 to 60 bytes per key.
+// 2/5 and 4/5 full once grown: 40 to 80 bytes per key.
 type tbTable struct {
 	slots  []tbSlot
 	mask   uint64
@@ -16,8 +18,8 @@ type tbTable struct {
 }
 
 type tbSlot struct {
-	h    uint64 // 0: empty
-	a, b int64  // algo.State A and B
+	h    id    // h.lo == 0: empty
+	a, b int64 // algo.State A and B
 }
 
 const tbMinSize = 8
@@ -29,21 +31,21 @@ func (t *tbTable) init() {
 
 // find returns the index of h's slot, or of the empty slot where h would
 // go, and whether h is there.
-func (t *tbTable) find(h uint64) (uint64, bool) {
-	i := h & t.mask
+func (t *tbTable) find(h id) (uint64, bool) {
+	i := h.lo & t.mask
 	for {
 		s := &t.slots[i]
 		if s.h == h {
 			return i, true
 		}
-		if s.h == 0 {
+		if s.h.lo == 0 {
 			return i, false
 		}
 		i = (i + 1) & t.mask
 	}
 }
 
-func (t *tbTable) get(h uint64) (tbEntry, bool) {
+func (t *tbTable) get(h id) (tbEntry, bool) {
 	i, ok := t.find(h)
 	if !ok {
 		return tbEntry{}, false
@@ -53,7 +55,7 @@ func (t *tbTable) get(h uint64) (tbEntry, bool) {
 }
 
 // put stores e under h.
-func (t *tbTable) put(h uint64, e tbEntry) {
+func (t *tbTable) put(h id, e tbEntry) {
 	i, ok := t.find(h)
 	if !ok {
 		if (t.n+1)*5 > len(t.slots)*4 {
@@ -84,9 +86,9 @@ func (t *tbTable) resize(size int) {
 	t.slots = make([]tbSlot, size)
 	t.mask = uint64(size - 1)
 	for _, s := range old {
-		if s.h != 0 {
-			i := s.h & t.mask
-			for t.slots[i].h != 0 {
+		if s.h.lo != 0 {
+			i := s.h.lo & t.mask
+			for t.slots[i].h.lo != 0 {
 				i = (i + 1) & t.mask
 			}
 			t.slots[i] = s
@@ -95,7 +97,7 @@ func (t *tbTable) resize(size int) {
 }
 
 // del removes h and reports whether it was there.
-func (t *tbTable) del(h uint64) bool {
+func (t *tbTable) del(h id) bool {
 	i, ok := t.find(h)
 	if ok {
 		t.deleteAt(i)
@@ -110,11 +112,11 @@ func (t *tbTable) deleteAt(i uint64) {
 	hole := i
 	for j := (i + 1) & t.mask; ; j = (j + 1) & t.mask {
 		s := t.slots[j]
-		if s.h == 0 {
+		if s.h.lo == 0 {
 			break
 		}
 		// s may fill the hole unless its home lies cyclically in (hole, j].
-		home := s.h & t.mask
+		home := s.h.lo & t.mask
 		if (j-home)&t.mask >= (j-hole)&t.mask {
 			t.slots[hole] = s
 			hole = j
@@ -130,7 +132,7 @@ func (t *tbTable) sweep(now int64) (gone int, next int64) {
 	next = 1<<63 - 1
 	for i := uint64(0); i < uint64(len(t.slots)); {
 		s := &t.slots[i]
-		if s.h == 0 {
+		if s.h.lo == 0 {
 			i++
 			continue
 		}
@@ -152,7 +154,7 @@ func (t *tbTable) lazySweep(now int64) (gone int) {
 	for k := 0; k < 8 && seen < 2 && t.n > 0; k++ {
 		i := t.cursor & t.mask
 		s := &t.slots[i]
-		if s.h == 0 {
+		if s.h.lo == 0 {
 			t.cursor++
 			continue
 		}

@@ -98,21 +98,30 @@ func post(h http.Handler, key, body string) *httptest.ResponseRecorder {
 	return w
 }
 
+// stillGateway is a gateway with lim in front of a fake upstream, on a
+// memory store whose clock stands still; all three are closed when the
+// test ends.
+func stillGateway(t *testing.T, lim limits) (http.Handler, *fakeUpstream, *memstore.Store) {
+	t.Helper()
+	fake := newFakeUpstream()
+	up := httptest.NewServer(fake)
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	t0 := time.Unix(1_800_000_000, 0)
+	ms := memstore.New(memstore.WithClock(func() time.Time { return t0 }))
+	t.Cleanup(func() { ms.Close() })
+	gw, err := newGateway(ms, u, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw, fake, ms
+}
+
 // TestGateway runs the gateway on a memory store whose clock stands
 // still, in front of the fake upstream: every number is exact. 3 requests
 // and 1000 tokens per minute (a token every 60 ms).
 func TestGateway(t *testing.T) {
-	fake := newFakeUpstream()
-	up := httptest.NewServer(fake)
-	defer up.Close()
-	u, _ := url.Parse(up.URL)
-	t0 := time.Unix(1_800_000_000, 0)
-	ms := memstore.New(memstore.WithClock(func() time.Time { return t0 }))
-	defer ms.Close()
-	gw, err := newGateway(ms, u, limits{RPM: 3, TPM: 1000, DefaultMaxTokens: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, fake, _ := stillGateway(t, limits{RPM: 3, TPM: 1000, DefaultMaxTokens: 1024})
 	x120 := strings.Repeat("x", 120)
 	for _, st := range []struct {
 		name, key, body string
@@ -294,17 +303,7 @@ func TestTokenBudgetTwoProcesses(t *testing.T) {
 // settles the budget when the stream ends. Without a usage chunk the
 // estimate stands. Still clock, 1000 tokens per minute.
 func TestGatewayStream(t *testing.T) {
-	fake := newFakeUpstream()
-	up := httptest.NewServer(fake)
-	defer up.Close()
-	u, _ := url.Parse(up.URL)
-	t0 := time.Unix(1_800_000_000, 0)
-	ms := memstore.New(memstore.WithClock(func() time.Time { return t0 }))
-	defer ms.Close()
-	gw, err := newGateway(ms, u, limits{RPM: 100, TPM: 1000, DefaultMaxTokens: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gw, _, ms := stillGateway(t, limits{RPM: 100, TPM: 1000, DefaultMaxTokens: 1024})
 	tokens, err := weir.NewLimiter(ms, weir.PerMinute(1000).WithName("tokens"))
 	if err != nil {
 		t.Fatal(err)

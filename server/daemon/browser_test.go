@@ -41,12 +41,24 @@ var localLine = regexp.MustCompile(`^weir_local_(blocks|units_taken|units_return
 // localTotals reads the weir_local_* counters from /metrics as policy →
 // field (blocks, taken, returned, wasted) → count.
 func localTotals(t *testing.T, s *server, token string) map[string]map[string]int64 {
+	return metricTotals(t, s, token, localLine, func(f string) string { return strings.TrimPrefix(f, "units_") })
+}
+
+// decisionTotals reads weir_decisions_total from /metrics as
+// policy → outcome → count.
+func decisionTotals(t *testing.T, s *server, token string) map[string]map[string]int64 {
+	return metricTotals(t, s, token, decisionLine, func(o string) string { return o })
+}
+
+// metricTotals reads the lines of /metrics that re matches (its groups:
+// a name, the policy, the value) as policy → name(name) → value.
+func metricTotals(t *testing.T, s *server, token string, re *regexp.Regexp, name func(string) string) map[string]map[string]int64 {
 	t.Helper()
 	r := s.do("GET", "/metrics", "", token)
 	out := map[string]map[string]int64{}
 	sc := bufio.NewScanner(strings.NewReader(string(r.Body)))
 	for sc.Scan() {
-		m := localLine.FindStringSubmatch(sc.Text())
+		m := re.FindStringSubmatch(sc.Text())
 		if m == nil {
 			continue
 		}
@@ -57,9 +69,40 @@ func localTotals(t *testing.T, s *server, token string) map[string]map[string]in
 		if out[m[2]] == nil {
 			out[m[2]] = map[string]int64{}
 		}
-		out[m[2]][strings.TrimPrefix(m[1], "units_")] = int64(v)
+		out[m[2]][name(m[1])] = int64(v)
 	}
 	return out
+}
+
+// pageShows is a JavaScript expression that is true when, for every
+// policy p of want and every field f of fields, the element the CSS
+// selector template sel (a JavaScript template string of p and f) picks
+// shows want[p][f].
+func pageShows(sel string, want map[string]map[string]int64, fields ...string) string {
+	var js strings.Builder
+	js.WriteString("(() => { const v = (p, f) => (document.querySelector(`" + sel + "`) || {}).textContent; return true")
+	for p, values := range want {
+		for _, f := range fields {
+			fmt.Fprintf(&js, ` && v(%q, %q) === "%d"`, p, f, values[f])
+		}
+	}
+	js.WriteString(" })()")
+	return js.String()
+}
+
+// openDashboard opens the dashboard page without a token, as a browser
+// would, enters token in its prompt and waits for the live stream.
+func openDashboard(t *testing.T, ctx context.Context, s *server, token, who string) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.HTTP+"/dashboard"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS("#connect")),
+	); err != nil {
+		t.Fatalf("opening the dashboard with the %s token: %v", who, err)
+	}
+	waitPage(t, ctx, "the live stream ("+who+" token)", `document.getElementById("status").textContent.startsWith("live")`)
 }
 
 // browserConfig is the built-in demo's policies used by the traffic below
@@ -80,30 +123,6 @@ policies:
     limits: ["100000/h algo=fixed-window"]
     local: {hold: 1s}
 `
-
-// decisionTotals reads weir_decisions_total from /metrics as
-// policy → outcome → count.
-func decisionTotals(t *testing.T, s *server, token string) map[string]map[string]int64 {
-	t.Helper()
-	r := s.do("GET", "/metrics", "", token)
-	out := map[string]map[string]int64{}
-	sc := bufio.NewScanner(strings.NewReader(string(r.Body)))
-	for sc.Scan() {
-		m := decisionLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", sc.Text(), err)
-		}
-		if out[m[2]] == nil {
-			out[m[2]] = map[string]int64{}
-		}
-		out[m[2]][m[1]] = int64(v)
-	}
-	return out
-}
 
 // TestDashboardInBrowser opens the dashboard of a `weir serve --token
 // --admin-token` in headless Chromium, enters the admin token in the
@@ -151,7 +170,7 @@ func TestDashboardInBrowser(t *testing.T) {
 				return
 			}
 			// The locked page itself is served with status 401 on purpose.
-			if m.Source == "network" && m.URL == s.http+"/dashboard" && strings.Contains(m.Text, "401") {
+			if m.Source == "network" && m.URL == s.HTTP+"/dashboard" && strings.Contains(m.Text, "401") {
 				continue
 			}
 			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning || m.IsException() {
@@ -164,16 +183,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer wg.Wait()
 	defer stopConsole()
 
-	// Open the page without a token, as a browser would, and enter it.
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(s.http+"/dashboard"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), admin),
-		chromedp.Click(chromedp.CSS("#connect")),
-	); err != nil {
-		t.Fatalf("opening the dashboard: %v", err)
-	}
-	waitPage(t, ctx, "the live stream", `document.getElementById("status").textContent.startsWith("live")`)
+	openDashboard(t, ctx, s, admin, "admin")
 
 	// Traffic: login allows 5 a minute per user, search-shadow counts
 	// over-limit decisions as shadow_limited and allows them.
@@ -190,15 +200,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// The page shows the totals of /metrics, and the charts drew.
-	var js strings.Builder
-	js.WriteString("(() => { const v = (p, o) => (document.querySelector(`#p-${p} span[data-t=${o}]`) || {}).textContent; return true")
-	for p, outs := range want {
-		for _, o := range []string{"allowed", "limited", "shadow_limited", "error"} {
-			fmt.Fprintf(&js, ` && v(%q, %q) === "%d"`, p, o, outs[o])
-		}
-	}
-	js.WriteString(" })()")
-	waitPage(t, ctx, "the totals of /metrics", js.String())
+	waitPage(t, ctx, "the totals of /metrics", pageShows("#p-${p} span[data-t=${f}]", want, "allowed", "limited", "shadow_limited", "error"))
 	waitPage(t, ctx, "a non-zero rate on the login chart",
 		`(() => { const b = document.getElementById("c-p-login"); return !!b && !b.querySelector("text").textContent.startsWith("max 0.0") &&
 			b.querySelector("polyline[data-o=limited]").getAttribute("points").split(" ").length >= 1 })()`)
@@ -217,15 +219,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		local := localTotals(t, s, token)
-		var ljs strings.Builder
-		ljs.WriteString("(() => { const v = (p, f) => (document.querySelector(`#l-${p} td[data-l=${f}]`) || {}).textContent; return true")
-		for p, fields := range local {
-			for _, f := range []string{"blocks", "taken", "returned", "wasted"} {
-				fmt.Fprintf(&ljs, ` && v(%q, %q) === "%d"`, p, f, fields[f])
-			}
-		}
-		ljs.WriteString(" })()")
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](ljs.String()))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](pageShows("#l-${p} td[data-l=${f}]", local, "blocks", "taken", "returned", "wasted")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,15 +268,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// A decision token sees the dashboard but no key.
 	dctx, cancelTab := chromedp.NewContext(ctx)
 	defer cancelTab()
-	if err := chromedp.Do(dctx,
-		chromedp.Navigate(s.http+"/dashboard"),
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), token),
-		chromedp.Click(chromedp.CSS("#connect")),
-	); err != nil {
-		t.Fatalf("opening the dashboard with the decision token: %v", err)
-	}
-	waitPage(t, dctx, "the live stream (decision token)", `document.getElementById("status").textContent.startsWith("live")`)
+	openDashboard(t, dctx, s, token, "decision")
 	waitPage(t, dctx, "the top keys refused (decision token)", `document.getElementById("topkeys-note").textContent.includes("admin tokens only")`)
 	waitPage(t, dctx, "the totals (decision token)", `document.querySelector("#p-login span[data-t=limited]").textContent !== "–"`)
 	html, err := chromedp.Run(dctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`))

@@ -98,7 +98,7 @@ func TestDashboardAuth(t *testing.T) {
 		code  int
 	}{{"", 401}, {"wrong-token-0123456789", 401}, {user, 200}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, "GET", s.http+"/dashboard/events", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.HTTP+"/dashboard/events", nil)
 		if tc.token != "" {
 			req.Header.Set("Authorization", "Bearer "+tc.token)
 		}
@@ -120,7 +120,7 @@ func TestDashboardAuth(t *testing.T) {
 	}
 
 	for _, tok := range []string{user, admin} {
-		if strings.Contains(s.logs.String(), tok) || strings.Contains(s.out.String(), tok) {
+		if strings.Contains(s.Logs.String(), tok) || strings.Contains(s.Out.String(), tok) {
 			t.Error("a token appears in the server's output")
 		}
 	}
@@ -267,7 +267,7 @@ func TestDashboardPageScript(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "-e", pageHarness)
-	cmd.Env = append(os.Environ(), "WEIR_URL="+s.http, "WEIR_TOKEN="+user, "WEIR_LOCKED=1", "WEIR_SCRIPT="+path, "WEIR_POLICIES="+string(policies))
+	cmd.Env = append(os.Environ(), "WEIR_URL="+s.HTTP, "WEIR_TOKEN="+user, "WEIR_LOCKED=1", "WEIR_SCRIPT="+path, "WEIR_POLICIES="+string(policies))
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Errorf("node: %v\n%s", err, out)

@@ -16,7 +16,7 @@ import (
 // firstEvent reads the first event of GET /dashboard/events.
 func firstEvent(t *testing.T, s *server) map[string]json.RawMessage {
 	t.Helper()
-	resp, err := http.Get(s.http + "/dashboard/events")
+	resp, err := http.Get(s.HTTP + "/dashboard/events")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,35 +3,17 @@ package daemon_test
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/weir-go/weir/server/daemon/daemontest"
 )
 
 // docsDir is the repository's docs directory.
 const docsDir = "../../docs"
-
-// fenced returns the contents of the fenced blocks of lang in a markdown
-// file.
-func fenced(t *testing.T, file, lang string) []string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, part := range strings.Split(string(b), "```"+lang+"\n")[1:] {
-		end := strings.Index(part, "```")
-		if end < 0 {
-			t.Fatalf("%s: unterminated %s block", file, lang)
-		}
-		out = append(out, part[:end])
-	}
-	return out
-}
 
 var curlLine = regexp.MustCompile(`^curl -s localhost:8080(\S+) -d '([^']*)'$`)
 
@@ -41,7 +23,7 @@ var curlLine = regexp.MustCompile(`^curl -s localhost:8080(\S+) -d '([^']*)'$`)
 func TestDocsCurlAnswers(t *testing.T) {
 	s := start(t)
 	n := 0
-	for _, block := range fenced(t, filepath.Join(docsDir, "server.md"), "sh") {
+	for _, block := range daemontest.Fenced(t, filepath.Join(docsDir, "server.md"), "sh") {
 		lines := strings.Split(block, "\n")
 		for i := 0; i+1 < len(lines); i++ {
 			m := curlLine.FindStringSubmatch(lines[i])

@@ -37,7 +37,7 @@ func TestFallbackShare(t *testing.T) {
 			for _, s := range servers {
 				for !strings.Contains(string(s.do("GET", "/metrics", "", "").Body), want) {
 					if time.Now().After(deadline) {
-						t.Fatalf("no %q on %s after 60s", strings.TrimSpace(want), s.http)
+						t.Fatalf("no %q on %s after 60s", strings.TrimSpace(want), s.HTTP)
 					}
 					time.Sleep(20 * time.Millisecond)
 				}

@@ -17,33 +17,25 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer = daemontest.Buffer
-
-// server is a `weir serve` running in-process (package daemontest), on
-// 127.0.0.1:0.
+// server is a `weir serve` running in-process on 127.0.0.1:0
+// (daemontest.Start) and the test that started it.
 type server struct {
-	t    *testing.T
-	http string // base URL
-	grpc string // host:port
-	logs *syncBuffer
-	out  *syncBuffer
-	srv  *daemontest.Server
+	*daemontest.Server
+	t *testing.T
 }
 
 // start runs `weir serve --http 127.0.0.1:0 --grpc 127.0.0.1:0 ARGS...`
-// and waits for its banner. The server is stopped when the test ends.
+// through Run and waits for its banner. The server is stopped when the
+// test ends.
 func start(t *testing.T, args ...string) *server {
 	t.Helper()
-	srv := daemontest.Start(t, func(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
-		return Run(ctx, argv, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
-	}, args...)
-	return &server{t: t, http: srv.HTTP, grpc: srv.GRPC, logs: srv.Logs, out: srv.Out, srv: srv}
+	return &server{daemontest.Start(t, runServe, args...), t}
 }
 
-// stop cancels the server's context (what SIGTERM does) and returns Run's
-// error.
-func (s *server) stop() error { return s.srv.Stop() }
+// runServe is Run as a daemontest.RunFunc.
+func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return Run(ctx, args, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
 
 type response struct {
 	Code int
@@ -63,7 +55,7 @@ func (r response) json(t *testing.T) map[string]any {
 // do sends a request with an optional bearer token.
 func (s *server) do(method, path, body, token string) response {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.http+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, s.HTTP+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -83,7 +75,7 @@ func (s *server) post(path, body string) response { return s.do("POST", path, bo
 
 func (s *server) dial() *grpc.ClientConn {
 	s.t.Helper()
-	cc, err := grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		s.t.Fatal(err)
 	}

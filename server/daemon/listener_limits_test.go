@@ -48,7 +48,7 @@ func TestHeaderLimitBoundary(t *testing.T) {
 		{16<<10 + 1, http.StatusRequestHeaderFieldsTooLarge},
 		{20 << 10, http.StatusRequestHeaderFieldsTooLarge},
 	} {
-		if got := rawGet(t, s.http, c.size); got != c.want {
+		if got := rawGet(t, s.HTTP, c.size); got != c.want {
 			t.Errorf("%d-byte request head: %d, want %d", c.size, got, c.want)
 		}
 	}
@@ -59,7 +59,7 @@ func TestHeaderLimitBoundary(t *testing.T) {
 // server; a new connection is still served (issue 16.8).
 func TestIdleConnCap(t *testing.T) {
 	s := start(t, "--max-idle-conns", "10")
-	addr := strings.TrimPrefix(s.http, "http://")
+	addr := strings.TrimPrefix(s.HTTP, "http://")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {

@@ -224,7 +224,7 @@ func TestOTLPExport(t *testing.T) {
 			// Exported while serving (the batch delay is 50ms)...
 			eventually(t, "the login spans", func() bool { return r.count("weir.take", login) == 6 })
 			// ...and flushed on shutdown.
-			if err := s.stop(); err != nil {
+			if err := s.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			for outcome, want := range map[string]int{"allowed": 5, "limited": 1} {
@@ -268,14 +268,14 @@ func TestOTLPOff(t *testing.T) {
 			setOTEL(t, env...)
 			s := start(t)
 			otelTraffic(t, s)
-			if err := s.stop(); err != nil {
+			if err := s.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			if n := r.total(); n != 0 {
 				t.Errorf("received %d spans and points", n)
 			}
-			if strings.Contains(s.logs.String(), "opentelemetry") {
-				t.Errorf("the server set up OpenTelemetry: %s", s.logs.String())
+			if strings.Contains(s.Logs.String(), "opentelemetry") {
+				t.Errorf("the server set up OpenTelemetry: %s", s.Logs.String())
 			}
 		})
 	}

@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weir-go/weir/server/daemon/daemontest"
 )
 
 // rssPerKeyBudget is the documented resident memory per key of the memory
@@ -58,7 +60,7 @@ type weirProc struct {
 	cmd    *exec.Cmd
 	http   string // base URL
 	grpc   string // host:port
-	logs   *syncBuffer
+	logs   *daemontest.Buffer
 	waited chan error
 }
 
@@ -68,7 +70,7 @@ type weirProc struct {
 func startProc(t *testing.T, bin string, env []string, args ...string) *weirProc {
 	t.Helper()
 	argv := append([]string{"serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--reload-interval", "-1s", "--log-level", "warn"}, args...)
-	p := &weirProc{cmd: exec.Command(bin, argv...), logs: &syncBuffer{}, waited: make(chan error, 1)}
+	p := &weirProc{cmd: exec.Command(bin, argv...), logs: &daemontest.Buffer{}, waited: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.logs
 	out, err := p.cmd.StdoutPipe()

@@ -68,7 +68,7 @@ func TestOutageLogsAreBounded(t *testing.T) {
 	if r := s.post("/v1/check", `{"policy":"p","key":"k"}`); r.Code != http.StatusOK {
 		t.Fatalf("check with Redis up: %d %s", r.Code, r.Body)
 	}
-	before := len(strings.Split(s.logs.String(), "\n"))
+	before := len(strings.Split(s.Logs.String(), "\n"))
 	rs.Kill()
 	failed := 0
 	for range 500 {
@@ -80,7 +80,7 @@ func TestOutageLogsAreBounded(t *testing.T) {
 	if failed != 500 {
 		t.Fatalf("%d of 500 checks failed with Redis gone, want 500", failed)
 	}
-	outage := strings.Split(s.logs.String(), "\n")[before-1:]
+	outage := strings.Split(s.Logs.String(), "\n")[before-1:]
 	t.Logf("%d log lines during the outage:\n%s", len(outage), strings.Join(outage, "\n"))
 	if len(outage) > 12 {
 		t.Errorf("%d log lines for 500 failed requests: want a bounded number (state change, summaries)", len(outage))
@@ -89,10 +89,10 @@ func TestOutageLogsAreBounded(t *testing.T) {
 		t.Errorf("no \"store failing\" line")
 	}
 	rs.Restart()
-	eventually(t, "a \"store recovered\" line", func() bool { return strings.Contains(s.logs.String(), `"msg":"store recovered"`) })
+	eventually(t, "a \"store recovered\" line", func() bool { return strings.Contains(s.Logs.String(), `"msg":"store recovered"`) })
 	// Every failed request was counted, not dropped: the recovery line's
 	// total covers the 500 (and the readiness pings that failed).
-	m := regexp.MustCompile(`"msg":"store recovered","failures_total":(\d+)`).FindStringSubmatch(s.logs.String())
+	m := regexp.MustCompile(`"msg":"store recovered","failures_total":(\d+)`).FindStringSubmatch(s.Logs.String())
 	if n, _ := strconv.Atoi(m[1]); n < 500 {
 		t.Errorf("store recovered after %d failures, want at least 500", n)
 	}

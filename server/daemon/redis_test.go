@@ -44,7 +44,7 @@ func TestSharedRedis(t *testing.T) {
 		wg.Go(func() {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			defer client.CloseIdleConnections()
-			url := servers[c%3].http + "/v1/check"
+			url := servers[c%3].HTTP + "/v1/check"
 			body := []byte(`{"policy":"shared","key":"global"}`)
 			for running() {
 				resp, err := client.Post(url, "application/json", bytes.NewReader(body))

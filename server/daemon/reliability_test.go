@@ -176,7 +176,7 @@ policies:
 	// Hot traffic: one batch of the 100 hot keys every 50 ms.
 	hc := newClient(1)
 	defer hc.CloseIdleConnections()
-	hot := startHotTraffic(t, hc, s.http, hotKeys)
+	hot := startHotTraffic(t, hc, s.HTTP, hotKeys)
 	defer hot.stop() // also when the test fails part-way
 
 	// Flood: batches of new keys, from two clients.
@@ -205,7 +205,7 @@ policies:
 					for j := range keys {
 						keys[j] = fmt.Sprintf("flood-%d", first+j)
 					}
-					r, err := postJSON(context.Background(), fc, s.http+"/v1/check", batchBody("flood", keys))
+					r, err := postJSON(context.Background(), fc, s.HTTP+"/v1/check", batchBody("flood", keys))
 					switch {
 					case err != nil:
 					case r.Code == http.StatusServiceUnavailable && bytes.Contains(r.Body, []byte(`"unavailable"`)):
@@ -346,7 +346,7 @@ policies:
 		var other []int
 		for end := time.Now().Add(d); time.Now().Before(end); {
 			t0 := time.Now()
-			r, err := postJSON(context.Background(), pc, s.http+"/v1/check", probeBody)
+			r, err := postJSON(context.Background(), pc, s.HTTP+"/v1/check", probeBody)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -403,7 +403,7 @@ policies:
 			}
 		}
 	)
-	cc, err := grpc.NewClient(s.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(s.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ policies:
 			for !stopped.Load() {
 				ctx, cancel := context.WithTimeout(context.Background(), deadline)
 				t0 := time.Now()
-				r, err := postJSON(ctx, oc, s.http+"/v1/check", body)
+				r, err := postJSON(ctx, oc, s.HTTP+"/v1/check", body)
 				lat := time.Since(t0)
 				cancel()
 				switch {
@@ -535,7 +535,7 @@ func TestSlowHeaders(t *testing.T) {
 	const rht = 2 * time.Second
 	n := pick(200, 1000)
 	s := start(t, "--read-header-timeout", rht.String())
-	host := strings.TrimPrefix(s.http, "http://")
+	host := strings.TrimPrefix(s.HTTP, "http://")
 
 	pc := newClient(1)
 	defer pc.CloseIdleConnections()
@@ -544,7 +544,7 @@ func TestSlowHeaders(t *testing.T) {
 		var lats []time.Duration
 		for !until() {
 			t0 := time.Now()
-			r, err := postJSON(context.Background(), pc, s.http+"/v1/check", probeBody)
+			r, err := postJSON(context.Background(), pc, s.HTTP+"/v1/check", probeBody)
 			if err != nil || r.Code != 200 {
 				t.Errorf("normal client: %v %d %s", err, r.Code, r.Body)
 				return lats

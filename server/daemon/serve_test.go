@@ -27,7 +27,7 @@ import (
 
 func TestServeDemoHTTP(t *testing.T) {
 	s := start(t)
-	eventually(t, "the banner to say where to look", func() bool { return strings.Contains(s.out.String(), "try:  curl") })
+	eventually(t, "the banner to say where to look", func() bool { return strings.Contains(s.Out.String(), "try:  curl") })
 	// login: 5 per minute, sliding log; the sixth is denied with 200.
 	for i := range 6 {
 		r := s.post("/v1/check", `{"policy":"login","key":"alice"}`)
@@ -202,7 +202,7 @@ func TestSizeLimits(t *testing.T) {
 		t.Errorf("declared oversize body: %d", r.Code)
 	}
 	// Chunked (no Content-Length): the reader stops at the limit.
-	req, _ := http.NewRequest("POST", s.http+"/v1/check", struct{ *strings.Reader }{strings.NewReader(big)})
+	req, _ := http.NewRequest("POST", s.HTTP+"/v1/check", struct{ *strings.Reader }{strings.NewReader(big)})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +403,7 @@ func TestNonLoopbackNeedsToken(t *testing.T) {
 // returns nil.
 func TestGracefulShutdown(t *testing.T) {
 	s := start(t, "--drain-delay", "500ms")
-	host := strings.TrimPrefix(s.http, "http://")
+	host := strings.TrimPrefix(s.HTTP, "http://")
 	// An in-flight request: headers sent, body not yet.
 	c, err := net.Dial("tcp", host)
 	if err != nil {
@@ -415,9 +415,9 @@ func TestGracefulShutdown(t *testing.T) {
 	// Make sure the server has read the headers before shutting down.
 	time.Sleep(50 * time.Millisecond)
 	stopped := make(chan error, 1)
-	go func() { stopped <- s.stop() }()
+	go func() { stopped <- s.Stop() }()
 	eventually(t, "readyz to report draining", func() bool {
-		r, err := http.Get(s.http + "/readyz")
+		r, err := http.Get(s.HTTP + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -483,7 +483,7 @@ func TestReload(t *testing.T) {
 			t.Errorf("after bad reload: %v", m)
 		}
 	}
-	if !strings.Contains(s.logs.String(), "keeping the previous configuration") {
+	if !strings.Contains(s.Logs.String(), "keeping the previous configuration") {
 		t.Error("bad reloads are not logged")
 	}
 	write(strings.ReplaceAll(policyV1, "2/m", "7/m"))
@@ -526,8 +526,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	eventually(t, "the new limit after SIGHUP", func() bool {
 		return s.post("/v1/check", `{"policy":"p","key":"k","cost":0}`).json(t)["limit"] == float64(4)
 	})
-	if !strings.Contains(s.logs.String(), `"reason":"SIGHUP"`) {
-		t.Errorf("reload not logged as SIGHUP:\n%s", s.logs.String())
+	if !strings.Contains(s.Logs.String(), `"reason":"SIGHUP"`) {
+		t.Errorf("reload not logged as SIGHUP:\n%s", s.Logs.String())
 	}
 }
 
@@ -538,7 +538,7 @@ func TestSQLitePersists(t *testing.T) {
 	for range 3 {
 		s.post("/v1/check", `{"policy":"login","key":"k"}`)
 	}
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	s = start(t, "--store", db)

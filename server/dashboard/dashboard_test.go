@@ -21,17 +21,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestDashboard(t *testing.T) {
-	cfg, err := config.Parse("t.yaml", []byte("policies:\n  api: {limits: [\"1/m\"], description: \"<b>bold</b>\"}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memstore.New()
-	defer store.Close()
-	m := metrics.New()
-	svc, err := service.New(store, nil, cfg, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, m := newService(t, "policies:\n  api: {limits: [\"1/m\"], description: \"<b>bold</b>\"}\n")
 	for range 3 {
 		svc.Check(context.Background(), &service.Request{Policy: "api", Key: "secret-key", Cost: 1})
 	}
@@ -58,11 +48,11 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
-// newTestDashboard returns a dashboard over one policy whose name and
-// description must never reach a caller without a token.
-func newTestDashboard(t *testing.T) (*Dashboard, *service.Service) {
+// newService is a service over a new memory store (closed when the test
+// ends) with the configuration yaml, and its metrics.
+func newService(t *testing.T, yaml string) (*service.Service, *metrics.Metrics) {
 	t.Helper()
-	cfg, err := config.Parse("t.yaml", []byte("policies:\n  secretpolicy: {limits: [\"2/m\"], description: \"private description\"}\n"))
+	cfg, err := config.Parse("t.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +63,14 @@ func newTestDashboard(t *testing.T) (*Dashboard, *service.Service) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return svc, m
+}
+
+// newTestDashboard returns a dashboard over one policy whose name and
+// description must never reach a caller without a token.
+func newTestDashboard(t *testing.T) (*Dashboard, *service.Service) {
+	t.Helper()
+	svc, m := newService(t, "policies:\n  secretpolicy: {limits: [\"2/m\"], description: \"private description\"}\n")
 	d := New(svc, m, Options{})
 	t.Cleanup(d.Close)
 	return d, svc
@@ -249,17 +247,7 @@ console.log("ok");
 // in the page and in /dashboard/policies; an unnamed limit shows its
 // numbers once.
 func TestNamedLimitsShown(t *testing.T) {
-	cfg, err := config.Parse("t.yaml", []byte("policies:\n  api:\n    limits: [\"10/s\", {quota: 10000, period: 1d, algorithm: fixed-window, name: daily}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memstore.New()
-	defer store.Close()
-	m := metrics.New()
-	svc, err := service.New(store, nil, cfg, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, m := newService(t, "policies:\n  api:\n    limits: [\"10/s\", {quota: 10000, period: 1d, algorithm: fixed-window, name: daily}]\n")
 	d := New(svc, m, Options{})
 	defer d.Close()
 	want := []string{"10/s", "daily: 10000/d algo=fixed-window"}

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-go/weir/memstore"
-	"github.com/weir-go/weir/server/config"
-	"github.com/weir-go/weir/server/metrics"
 	"github.com/weir-go/weir/server/service"
 )
 
@@ -19,17 +16,7 @@ import (
 // (2 a minute per key), after traffic: alice 10 times, bob once.
 func newKeysDashboard(t *testing.T, o Options) *Dashboard {
 	t.Helper()
-	cfg, err := config.Parse("t.yaml", []byte("policies:\n  login: {limits: [\"2/m\"], key: \"user:{key}\"}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memstore.New()
-	t.Cleanup(func() { store.Close() })
-	m := metrics.New()
-	svc, err := service.New(store, nil, cfg, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, m := newService(t, "policies:\n  login: {limits: [\"2/m\"], key: \"user:{key}\"}\n")
 	d := New(svc, m, o)
 	t.Cleanup(d.Close)
 	for _, k := range append(strings.Split(strings.Repeat("alice,", 10), ",")[:10], "bob") {
@@ -111,17 +98,7 @@ func TestNoKeysInStream(t *testing.T) {
 }
 
 func TestPingAndLocal(t *testing.T) {
-	cfg, err := config.Parse("t.yaml", []byte("policies:\n  api:\n    limits: [\"100000/h algo=fixed-window\"]\n    local: {hold: 1s}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memstore.New()
-	defer store.Close()
-	m := metrics.New()
-	svc, err := service.New(store, nil, cfg, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, m := newService(t, "policies:\n  api:\n    limits: [\"100000/h algo=fixed-window\"]\n    local: {hold: 1s}\n")
 	defer svc.Close()
 	d := New(svc, m, Options{Store: "redis"})
 	defer d.Close()

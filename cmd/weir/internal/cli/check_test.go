@@ -49,7 +49,7 @@ func TestCheckExitStatus(t *testing.T) {
 	}))
 	defer garbled.Close()
 
-	srv := []string{"--server", s.http, "--token", ""}
+	srv := []string{"--server", s.HTTP, "--token", ""}
 	tests := []struct {
 		name string
 		args []string

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weir-go/weir/redisstore/redistest"
+	"github.com/weir-go/weir/server/daemon/daemontest"
 )
 
 const (
@@ -40,7 +41,7 @@ policies:
 // runWeir runs the CLI in-process and returns its output and exit status.
 func runWeir(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb daemontest.Buffer
 	err := Run(context.Background(), args, IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb})
 	code := 0
 	if err != nil {
@@ -57,7 +58,7 @@ func runWeir(t *testing.T, args ...string) (string, int) {
 // post sends a JSON body to path on s with a bearer token.
 func (s *server) post(t *testing.T, path, body, token string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest("POST", s.http+path, strings.NewReader(body))
+	req, err := http.NewRequest("POST", s.HTTP+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestOverridesAcrossServers(t *testing.T) {
 	if q := b.quota(t, "acme"); q != 2 {
 		t.Fatalf("before: quota %v, want 2 (free)", q)
 	}
-	out, code := runWeir(t, "override", "set", "--server", a.http, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--plan", "pro", "--reason", "launch", "--by", "test")
+	out, code := runWeir(t, "override", "set", "--server", a.HTTP, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--plan", "pro", "--reason", "launch", "--by", "test")
 	if code != 0 || !strings.Contains(out, `api "acme": plan pro, no end, reason "launch", by test@`) {
 		t.Fatalf("override set: %d %s", code, out)
 	}
@@ -117,33 +118,33 @@ func TestOverridesAcrossServers(t *testing.T) {
 		t.Fatalf("the server that set it: quota %v, want 1000 at once", q)
 	}
 	eventually(t, "server b to apply the override", func() bool { return b.quota(t, "acme") == 1000 })
-	if logs := a.logs.String(); !strings.Contains(logs, `"msg":"override set","policy":"api","key":"acme","plan":"pro"`) || !strings.Contains(logs, `"reason":"launch","by":"test@127.0.0.1:`) {
-		t.Errorf("the change was not logged:\n%s", a.logs.String())
+	if logs := a.Logs.String(); !strings.Contains(logs, `"msg":"override set","policy":"api","key":"acme","plan":"pro"`) || !strings.Contains(logs, `"reason":"launch","by":"test@127.0.0.1:`) {
+		t.Errorf("the change was not logged:\n%s", a.Logs.String())
 	}
 
 	// list and get through the other server; delete; b goes back to free.
-	out, code = runWeir(t, "override", "list", "--server", b.http, "--token", ovAdmin)
+	out, code = runWeir(t, "override", "list", "--server", b.HTTP, "--token", ovAdmin)
 	if code != 0 || !strings.Contains(out, `"acme"`) || !strings.Contains(out, "plan pro") {
 		t.Fatalf("override list: %d %s", code, out)
 	}
-	out, code = runWeir(t, "override", "get", "--server", b.http, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--json")
+	out, code = runWeir(t, "override", "get", "--server", b.HTTP, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--json")
 	var o map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &o) != nil || o["plan"] != "pro" {
 		t.Fatalf("override get --json: %d %s", code, out)
 	}
-	if out, code = runWeir(t, "override", "delete", "--server", b.http, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--reason", "over"); code != 0 {
+	if out, code = runWeir(t, "override", "delete", "--server", b.HTTP, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--reason", "over"); code != 0 {
 		t.Fatalf("override delete: %d %s", code, out)
 	}
 	eventually(t, "server a to drop the override", func() bool { return a.quota(t, "acme") == 2 })
 
 	// A boost with an end: explicit limits for 1s. It ends by itself on
 	// both servers, and the store forgets it.
-	if out, code = runWeir(t, "override", "set", "--server", a.http, "--token", ovAdmin, "--policy", "api", "--key", "boosted", "--limit", "500/h", "--for", "1s"); code != 0 || !strings.Contains(out, "limits 500/h, until ") {
+	if out, code = runWeir(t, "override", "set", "--server", a.HTTP, "--token", ovAdmin, "--policy", "api", "--key", "boosted", "--limit", "500/h", "--for", "1s"); code != 0 || !strings.Contains(out, "limits 500/h, until ") {
 		t.Fatalf("override set --for: %d %s", code, out)
 	}
 	eventually(t, "the boost to end on a", func() bool { return a.quota(t, "boosted") == 2 })
 	eventually(t, "the boost to end on b", func() bool { return b.quota(t, "boosted") == 2 })
-	if out, code = runWeir(t, "override", "get", "--server", a.http, "--token", ovAdmin, "--policy", "api", "--key", "boosted"); code != exitRefused || !strings.Contains(out, "404") {
+	if out, code = runWeir(t, "override", "get", "--server", a.HTTP, "--token", ovAdmin, "--policy", "api", "--key", "boosted"); code != exitRefused || !strings.Contains(out, "404") {
 		t.Fatalf("get after expiry: %d %s, want exit %d and 404", code, out, exitRefused)
 	}
 
@@ -162,7 +163,7 @@ func TestOverridesAcrossServers(t *testing.T) {
 		{[]string{"list", "--token", ovAdmin, "--nope"}, exitUsage, "unknown flag"},
 	} {
 		args := append([]string{"override"}, tc.args...)
-		args = append(args, "--server", a.http)
+		args = append(args, "--server", a.HTTP)
 		out, code := runWeir(t, args...)
 		if code != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("weir %s: exit %d %q, want %d containing %q", strings.Join(tc.args, " "), code, out, tc.code, tc.want)
@@ -176,17 +177,17 @@ func TestOverridesSurviveRestart(t *testing.T) {
 	cfg := overrideConfig(t)
 	store := "sqlite:" + filepath.Join(t.TempDir(), "weir.db")
 	s := start(t, "--config", cfg, "--store", store)
-	if out, code := runWeir(t, "override", "set", "--server", s.http, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--plan", "pro", "--reason", "kept"); code != 0 {
+	if out, code := runWeir(t, "override", "set", "--server", s.HTTP, "--token", ovAdmin, "--policy", "api", "--key", "acme", "--plan", "pro", "--reason", "kept"); code != 0 {
 		t.Fatalf("override set: %d %s", code, out)
 	}
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	s2 := start(t, "--config", cfg, "--store", store)
 	if q := s2.quota(t, "acme"); q != 1000 {
 		t.Fatalf("after restart: quota %v, want 1000 (pro)", q)
 	}
-	if out, code := runWeir(t, "override", "list", "--server", s2.http, "--token", ovAdmin, "--policy", "api"); code != 0 || !strings.Contains(out, `reason`) && !strings.Contains(out, "kept") {
+	if out, code := runWeir(t, "override", "list", "--server", s2.HTTP, "--token", ovAdmin, "--policy", "api"); code != 0 || !strings.Contains(out, `reason`) && !strings.Contains(out, "kept") {
 		t.Fatalf("override list after restart: %d %s", code, out)
 	}
 }

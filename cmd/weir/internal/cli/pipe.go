@@ -79,6 +79,17 @@ func usageErr(format string, args ...any) error {
 	return &ExitError{Code: 2, Err: fmt.Errorf("pipe: "+format, args...)}
 }
 
+// byteUnits are the units parseBytes knows, lower-cased, and their
+// multipliers.
+var byteUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "ki": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mi": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gi": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "ti": 1 << 40, "tib": 1 << 40,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+}
+
 // parseBytes parses a byte count: a decimal number, possibly with a
 // fraction, and an optional unit. k, m, g, t, KiB, MiB, GiB, TiB (any case)
 // are powers of 1024; KB, MB, GB, TB are powers of 1000; b or no unit is
@@ -94,27 +105,8 @@ func parseBytes(s string) (int64, error) {
 	if num == "" || strings.Count(num, ".") > 1 || num == "." {
 		return 0, fmt.Errorf("%q is not a number with an optional unit (like 256k, 2.5m, 100MB)", s)
 	}
-	var mult int64
-	switch unit {
-	case "", "b":
-		mult = 1
-	case "k", "kib", "ki":
-		mult = 1 << 10
-	case "m", "mib", "mi":
-		mult = 1 << 20
-	case "g", "gib", "gi":
-		mult = 1 << 30
-	case "t", "tib", "ti":
-		mult = 1 << 40
-	case "kb":
-		mult = 1e3
-	case "mb":
-		mult = 1e6
-	case "gb":
-		mult = 1e9
-	case "tb":
-		mult = 1e12
-	default:
+	mult, ok := byteUnits[unit]
+	if !ok {
 		return 0, fmt.Errorf("%q: unknown unit %q (want k, m, g, t, KiB, MiB, GiB, TiB, KB, MB, GB or TB)", s, t[i:])
 	}
 	r, ok := new(big.Rat).SetString(num)

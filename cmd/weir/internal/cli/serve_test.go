@@ -10,11 +10,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weir-go/weir/internal/testcert"
+	"github.com/weir-go/weir/server/daemon/daemontest"
 )
 
 const policyV1 = `
@@ -45,7 +47,7 @@ func TestConfigCheck(t *testing.T) {
 func TestCheckCommand(t *testing.T) {
 	s := start(t)
 	var out bytes.Buffer
-	args := []string{"check", "--server", s.http, "--policy", "login", "--key", "zed", "--token", ""}
+	args := []string{"check", "--server", s.HTTP, "--policy", "login", "--key", "zed", "--token", ""}
 	for i := range 6 {
 		out.Reset()
 		err := Run(context.Background(), args, IO{Stdout: &out, Stderr: &out})
@@ -60,7 +62,7 @@ func TestCheckCommand(t *testing.T) {
 			t.Errorf("denied check: %v %q", err, out.String())
 		}
 	}
-	err := Run(context.Background(), []string{"check", "--server", s.http, "--policy", "nope", "--key", "k", "--token", ""}, IO{Stdout: &out, Stderr: &out})
+	err := Run(context.Background(), []string{"check", "--server", s.HTTP, "--policy", "nope", "--key", "k", "--token", ""}, IO{Stdout: &out, Stderr: &out})
 	if err == nil || !strings.Contains(err.Error(), "policy: unknown policy") {
 		t.Errorf("unknown policy: %v", err)
 	}
@@ -70,23 +72,23 @@ func TestCheckCommand(t *testing.T) {
 // with a bare host:port; without --ca the server's certificate is from an
 // unknown authority and no decision comes back.
 func TestCheckTLS(t *testing.T) {
-	p := newPKI(t)
-	s := start(t, "--tls-cert", p.cert, "--tls-key", p.key)
+	p := daemontest.NewPKI(t)
+	s := start(t, "--tls-cert", p.Cert, "--tls-key", p.Key)
 	var err error
 	// weir check over HTTPS: with --ca it works, without it the server's
 	// certificate is from an unknown authority.
 	var out bytes.Buffer
-	args := []string{"check", "--server", s.http, "--policy", "login", "--key", "bob", "--token", "", "--ca", p.caFile}
+	args := []string{"check", "--server", s.HTTP, "--policy", "login", "--key", "bob", "--token", "", "--ca", p.CAFile}
 	if err := Run(context.Background(), args, IO{Stdout: &out, Stderr: &out}); err != nil || !strings.HasPrefix(out.String(), "allowed: policy login") {
 		t.Errorf("weir check --ca: %v %s", err, out.String())
 	}
 	out.Reset()
-	hostPort := strings.TrimPrefix(s.http, "https://")
-	args = []string{"check", "--server", hostPort, "--policy", "login", "--key", "bob", "--token", "", "--ca", p.caFile}
+	hostPort := strings.TrimPrefix(s.HTTP, "https://")
+	args = []string{"check", "--server", hostPort, "--policy", "login", "--key", "bob", "--token", "", "--ca", p.CAFile}
 	if err := Run(context.Background(), args, IO{Stdout: &out, Stderr: &out}); err != nil {
 		t.Errorf("weir check --ca with a bare host:port (https implied): %v %s", err, out.String())
 	}
-	err = Run(context.Background(), []string{"check", "--server", s.http, "--policy", "login", "--key", "bob", "--token", ""}, IO{Stdout: &out, Stderr: &out})
+	err = Run(context.Background(), []string{"check", "--server", s.HTTP, "--policy", "login", "--key", "bob", "--token", ""}, IO{Stdout: &out, Stderr: &out})
 	if ee := (*ExitError)(nil); !errors.As(err, &ee) || ee.Code != exitNoDecision || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("weir check without --ca: %v", err)
 	}
@@ -96,13 +98,13 @@ func TestCheckTLS(t *testing.T) {
 // works; without them, a handshake error.
 func TestCheckMutualTLS(t *testing.T) {
 	const admin = "admin-token-0123456789ab"
-	p := newPKI(t)
-	s := start(t, "--tls-cert", p.cert, "--tls-key", p.key, "--tls-client-ca", p.caFile, "--admin-token", admin)
+	p := daemontest.NewPKI(t)
+	s := start(t, "--tls-cert", p.Cert, "--tls-key", p.Key, "--tls-client-ca", p.CAFile, "--admin-token", admin)
 	ctx := context.Background()
 	// weir check with --cert and --cert-key; without them, a handshake error.
 	var out bytes.Buffer
-	base := []string{"check", "--server", s.http, "--policy", "login", "--key", "zed", "--token", "", "--ca", p.caFile}
-	if err := Run(ctx, append(base, "--cert", p.clientCert, "--cert-key", p.clientKey), IO{Stdout: &out, Stderr: &out}); err != nil {
+	base := []string{"check", "--server", s.HTTP, "--policy", "login", "--key", "zed", "--token", "", "--ca", p.CAFile}
+	if err := Run(ctx, append(base, "--cert", p.ClientCert, "--cert-key", p.ClientKey), IO{Stdout: &out, Stderr: &out}); err != nil {
 		t.Errorf("weir check with a client certificate: %v %s", err, out.String())
 	}
 	if err := Run(ctx, base, IO{Stdout: &out, Stderr: &out}); err == nil {
@@ -112,21 +114,21 @@ func TestCheckMutualTLS(t *testing.T) {
 
 // weir check's TLS flags are checked before any connection, exit status 2.
 func TestCheckTLSFlagErrors(t *testing.T) {
-	p := newPKI(t)
+	p := daemontest.NewPKI(t)
 	other := testcert.NewCA(t, "other").Server(t)
-	_, otherKey := other.Write(t, p.dir, "other")
-	missing := filepath.Join(p.dir, "missing.pem")
+	_, otherKey := other.Write(t, p.Dir, "other")
+	missing := filepath.Join(p.Dir, "missing.pem")
 	// weir check's flags, before any connection.
 	checks := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"cert without key", []string{"--cert", p.clientCert}, "--cert-key"},
-		{"key without cert", []string{"--cert-key", p.clientKey}, "--cert"},
+		{"cert without key", []string{"--cert", p.ClientCert}, "--cert-key"},
+		{"key without cert", []string{"--cert-key", p.ClientKey}, "--cert"},
 		{"missing CA", []string{"--ca", missing}, "--ca " + missing},
-		{"key not matching", []string{"--cert", p.clientCert, "--cert-key", otherKey}, "--cert-key " + otherKey},
-		{"TLS files with http://", []string{"--ca", p.caFile, "--server", "http://127.0.0.1:1"}, "https://"},
+		{"key not matching", []string{"--cert", p.ClientCert, "--cert-key", otherKey}, "--cert-key " + otherKey},
+		{"TLS files with http://", []string{"--ca", p.CAFile, "--server", "http://127.0.0.1:1"}, "https://"},
 	}
 	for _, tt := range checks {
 		var out bytes.Buffer
@@ -141,8 +143,8 @@ func TestCheckTLSFlagErrors(t *testing.T) {
 // weir config check loads the TLS files of server.tls and says what it
 // found; a key of another certificate fails naming the field.
 func TestConfigCheckTLS(t *testing.T) {
-	p := newPKI(t)
-	cfg := filepath.Join(p.dir, "weir.yaml")
+	p := daemontest.NewPKI(t)
+	cfg := filepath.Join(p.Dir, "weir.yaml")
 	write := func(tlsSection string) {
 		testcert.WriteFile(t, cfg, []byte("server:\n  tls:\n"+tlsSection+"policies:\n  api:\n    limits: [\"5/min\"]\n"))
 	}
@@ -152,11 +154,11 @@ func TestConfigCheckTLS(t *testing.T) {
 	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err != nil {
 		t.Fatalf("config check: %v", err)
 	}
-	if want := "  tls: " + p.server.Cert.Subject.String() + ", valid until " + p.server.Cert.NotAfter.UTC().Format(time.RFC3339) + ", client certificates required\n"; !strings.Contains(out.String(), want) {
+	if want := "  tls: " + p.Server.Cert.Subject.String() + ", valid until " + p.Server.Cert.NotAfter.UTC().Format(time.RFC3339) + ", client certificates required\n"; !strings.Contains(out.String(), want) {
 		t.Errorf("config check printed\n%s\nwant the line %q", out.String(), want)
 	}
 	other := testcert.NewCA(t, "other").Server(t)
-	_, otherKey := other.Write(t, p.dir, "other")
+	_, otherKey := other.Write(t, p.Dir, "other")
 	write("    cert: server.pem\n    key: " + filepath.Base(otherKey) + "\n")
 	out.Reset()
 	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err == nil || !strings.Contains(err.Error(), cfg+": server.tls.key "+otherKey+": ") || !strings.Contains(err.Error(), "does not match") {
@@ -174,14 +176,14 @@ func TestDocsExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if blocks := fenced(t, filepath.Join(docsDir, "server.md"), "yaml"); len(blocks) == 0 || blocks[0] != string(example) {
+	if blocks := daemontest.Fenced(t, filepath.Join(docsDir, "server.md"), "yaml"); len(blocks) == 0 || blocks[0] != string(example) {
 		t.Fatal("docs/server.md's configuration block is not docs/examples/weir.yaml")
 	}
 	edge, err := os.ReadFile(filepath.Join(docsDir, "examples", "ratelimit", "edge.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slicesContain(fenced(t, filepath.Join(docsDir, "envoy.md"), "yaml"), string(edge)) {
+	if !slices.Contains(daemontest.Fenced(t, filepath.Join(docsDir, "envoy.md"), "yaml"), string(edge)) {
 		t.Fatal("docs/examples/ratelimit/edge.yaml is not the edge.yaml block of docs/envoy.md")
 	}
 
@@ -191,9 +193,19 @@ func TestDocsExampleConfig(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "tls"), 0o755)
 	ca.Server(t, "127.0.0.1").Write(t, filepath.Join(dir, "tls"), "server")
 	ca.Write(t, filepath.Join(dir, "tls"), "clients-ca")
-	t.Setenv("WEIR_TOKEN", "decide-0123456789")
-	t.Setenv("WEIR_ADMIN", "admin-0123456789")
-	t.Setenv("WEIR_METRICS", "metrics-0123456789")
+	// The command as docs/server.md gives it: the tokens in the
+	// environment, then `go run ./cmd/weir config check FILE`.
+	d := readDocSection(t, "server.md", "## Policies (the configuration file)")
+	command := d.block(t, "sh", "config check command", func(b string) bool { return strings.Contains(b, "config check docs/examples/weir.yaml") })
+	words := shellWords(t, strings.ReplaceAll(strings.TrimSpace(command), "\\\n", " "), os.Getenv)
+	for len(words) > 0 && strings.Contains(words[0], "=") {
+		name, value, _ := strings.Cut(words[0], "=")
+		t.Setenv(name, value)
+		words = words[1:]
+	}
+	if want := []string{"go", "run", "./cmd/weir", "config", "check", "docs/examples/weir.yaml"}; !slices.Equal(words, want) {
+		t.Fatalf("%s: the command is %q, want %q after the tokens", d.file, words, want)
+	}
 	cfg := filepath.Join(dir, "weir.yaml")
 	var out bytes.Buffer
 	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &out}); err != nil {
@@ -217,25 +229,6 @@ func TestDocsExampleConfig(t *testing.T) {
 // docsDir is the repository's docs directory.
 const docsDir = "../../../../docs"
 
-// fenced returns the contents of the fenced blocks of lang in a markdown
-// file.
-func fenced(t *testing.T, file, lang string) []string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, part := range strings.Split(string(b), "```"+lang+"\n")[1:] {
-		end := strings.Index(part, "```")
-		if end < 0 {
-			t.Fatalf("%s: unterminated %s block", file, lang)
-		}
-		out = append(out, part[:end])
-	}
-	return out
-}
-
 // copyTree copies src into dst with mode 0600 files.
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
@@ -256,33 +249,4 @@ func copyTree(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func slicesContain(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// pki is a CA, a server certificate for 127.0.0.1 and a client
-// certificate, written to a temporary directory.
-type pki struct {
-	dir                   string
-	ca                    *testcert.CA
-	caFile                string
-	server, client        *testcert.Pair
-	cert, key             string // the server's files
-	clientCert, clientKey string
-}
-
-func newPKI(t *testing.T) *pki {
-	p := &pki{dir: t.TempDir(), ca: testcert.NewCA(t, "weir test CA")}
-	p.caFile = p.ca.Write(t, p.dir, "ca")
-	p.server, p.client = p.ca.Server(t), p.ca.Client(t, "client")
-	p.cert, p.key = p.server.Write(t, p.dir, "server")
-	p.clientCert, p.clientKey = p.client.Write(t, p.dir, "client")
-	return p
 }
