@@ -36,9 +36,13 @@ func configCommand(stdio IO) *cobra.Command {
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}
-			fmt.Fprintf(stdio.Stdout, "%s: ok (%d policies", args[0], len(cfg.Policies))
+			policies := fmt.Sprintf("%d policies", len(cfg.Policies))
+			if len(cfg.Policies) == 1 {
+				policies = "1 policy"
+			}
+			fmt.Fprintf(stdio.Stdout, "%s: ok (%s", args[0], policies)
 			if len(cfg.Envoy) > 0 {
-				fmt.Fprintf(stdio.Stdout, ", %d envoy domains", len(cfg.Envoy))
+				fmt.Fprintf(stdio.Stdout, ", %s", plural(len(cfg.Envoy), "envoy domain"))
 			}
 			fmt.Fprintln(stdio.Stdout, ")")
 			for _, p := range cfg.Policies {
@@ -47,11 +51,11 @@ func configCommand(stdio IO) *cobra.Command {
 					fmt.Fprintf(stdio.Stdout, " [%s]", config.LimitLabel(l))
 				}
 				fmt.Fprintf(stdio.Stdout, " key=%s", p.Key)
-				if p.Plans != nil {
-					fmt.Fprintf(stdio.Stdout, " plans: default %s, %d keys listed", p.Plans.Default, len(p.Plans.Keys))
-				}
 				if p.Shadow {
 					fmt.Fprint(stdio.Stdout, " shadow")
+				}
+				if p.Plans != nil {
+					fmt.Fprintf(stdio.Stdout, " plans: default %s, %s listed", p.Plans.Default, plural(len(p.Plans.Keys), "key"))
 				}
 				fmt.Fprintln(stdio.Stdout)
 			}
@@ -80,4 +84,12 @@ func configCommand(stdio IO) *cobra.Command {
 	check.Flags().StringArrayVar(&envoy, "envoy-config", nil, "also validate these envoyproxy/ratelimit files or directories")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

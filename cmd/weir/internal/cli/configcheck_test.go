@@ -77,7 +77,7 @@ func TestConfigCheckPlans(t *testing.T) {
 	if err := Run(context.Background(), []string{"config", "check", cfg}, IO{Stdout: &out, Stderr: &errb}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"api: [per-s: 10/s] key={key} plans: default free, 1 keys listed", "plan pro: [100/s burst=200]"} {
+	for _, want := range []string{"api: [per-s: 10/s] key={key} plans: default free, 1 key listed", "plan pro: [100/s burst=200]"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("config check printed:\n%s\nwant a line with %q", out.String(), want)
 		}
