@@ -98,6 +98,10 @@ type learner struct {
 	slowStart bool
 	rate      float64
 	answers   int64
+	// base is what the log held before this transport's first answer
+	// (older answers, kept up to an hour), set by the first count.
+	base  int64
+	based bool
 	rtt       time.Duration // smoothed round trip of slow start's answers
 	started   time.Time     // the send of the first request learnt from
 
@@ -163,11 +167,20 @@ func (l *learner) grow() {
 }
 
 // counted takes the number of answers without a 429 that every transport
-// sharing the store logged (httplimit.ok) as slow start's count, if it is
-// higher than this transport's own: the transports share one timeline of
-// sends, so they grow it together.
+// sharing the store logged (httplimit.ok), n, as slow start's count, if it
+// is higher than this transport's own: the transports share one timeline of
+// sends, so they grow it together. What the log held before this
+// transport's first answer (a run that ended within the hour) does not
+// count.
 func (l *learner) counted(n int64) {
-	if l.on && l.slowStart && n > l.answers {
+	if !l.on || !l.slowStart {
+		return
+	}
+	if !l.based {
+		// n includes this answer and the ones already counted.
+		l.base, l.based = max(n-l.answers-1, 0), true
+	}
+	if n -= l.base; n > l.answers {
 		l.answers = n
 		l.grow()
 	}

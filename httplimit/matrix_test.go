@@ -90,8 +90,9 @@ var _ http.Handler = (*upstream)(nil)
 // together in the store (slow start grows on the answers of all, and a
 // probe passes only if none met a 429). The last case is the one of
 // bench/client_procs_test.go on the real clock: two processes at 100 per
-// second. In fake time the figures are exact: each case asserts a floor
-// and a ceiling on the 429s, measured.
+// second. In fake time the figures are exact but for the order in which
+// the processes' goroutines run (30 runs: the spread in the comments):
+// each case asserts a floor and a ceiling on the 429s, measured.
 func TestClientSharedStore(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -106,8 +107,8 @@ func TestClientSharedStore(t *testing.T) {
 	}{
 		{"told", true, false, 4, 3, 20, 100, 0.98, 0},             // measured 99.73%
 		{"learnt", false, false, 4, 3, 20, 100, 0.98, 0},          // measured 100.07%
-		{"nofields", false, true, 4, 3, 20, 200, 0.985, 6},        // measured 99.25-99.36%, 6 × 429 (0.99%)
-		{"nofields100", false, true, 100, 2, 200, 2000, 0.93, 29}, // measured 93.39%, 29 (0.72%)
+		{"nofields", false, true, 4, 3, 20, 200, 0.985, 6},        // measured 99.25-99.35%, 4-6 × 429 (<= 0.99%)
+		{"nofields100", false, true, 100, 2, 200, 2000, 0.93, 29}, // measured 93.44-93.61%, 29 (0.72%)
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -234,7 +235,7 @@ func (s *lagStore) Take(ctx context.Context, req *weir.Request) (weir.Decision, 
 
 // An estimate learnt too low climbs back in a few windows: the answers
 // admitted are logged 150 ms late, so the count at the first 429 (100
-// per second, latency 0) finds about 57 of 100. The recount a quarter of
+// per second, latency 0) finds about 58 of 100. The recount a quarter of
 // a window later finds the rest, so the first probe comes two windows
 // later and goes to the recount at once; it passes, the next probes find
 // the limit. Exact in fake time: the estimate is back at 98 or more
