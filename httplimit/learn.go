@@ -100,10 +100,10 @@ type learner struct {
 	answers   int64
 	// base is what the log held before this transport's first answer
 	// (older answers, kept up to an hour), set by the first count.
-	base  int64
-	based bool
-	rtt       time.Duration // smoothed round trip of slow start's answers
-	started   time.Time     // the send of the first request learnt from
+	base    int64
+	based   bool
+	rtt     time.Duration // smoothed round trip of slow start's answers
+	started time.Time     // the send of the first request learnt from
 
 	// The estimate, once the first 429 is in: quota per window.
 	quota  int64
