@@ -37,11 +37,13 @@ import "time"
 //     probeHold windows that follow (the log httplimit.limited); then the
 //     next probe goes at once with twice the step, so an estimate that is
 //     too low climbs back in a few windows. A refused probe goes back to
-//     the last quota that passed; after the smallest step the next probe
+//     the last quota that passed, and later probes stay below the refused
+//     one until the search ends; after the smallest step the next probe
 //     waits twice as long, after a larger one it searches again soon from
 //     the smallest. The first probe comes after probeCalm windows (and
 //     probeRequests requests), or probeSoon windows when the estimate is
-//     in doubt (lowered by a count, or recounted higher).
+//     in doubt (lowered by a count, or recounted higher), and then goes
+//     straight to the former quota or the recount.
 //
 // Only the first 429 of a run teaches: the requests sent before its
 // answer arrived were sent without knowing it. A refused probe costs its
