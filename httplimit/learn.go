@@ -172,8 +172,9 @@ func (l *learner) grow() {
 // sharing the store logged (httplimit.ok), n, as slow start's count, if it
 // is higher than this transport's own: the transports share one timeline of
 // sends, so they grow it together. What the log held before this
-// transport's first answer (a run that ended within the hour) does not
-// count.
+// transport's first answer does not count: a run that ended within the
+// hour, and (the price of that) the answers of a slow start this
+// transport joined late, which it then grows from its own.
 func (l *learner) counted(n int64) {
 	if !l.on || !l.slowStart {
 		return
