@@ -28,6 +28,9 @@ import (
 // when asked, with TestClientRealClock:
 //
 //	WEIR_CLIENT_SOAK=1 go test -run TestClientRealClockProcesses -v -timeout 30m ./bench
+//
+// WEIR_CLIENT_SETUP picks the setups whose name contains it: told,
+// fields or 429s (WEIR_CLIENT_SETUP=429s runs the two learnt from 429s).
 func TestClientRealClockProcesses(t *testing.T) {
 	if os.Getenv("WEIR_CLIENT_SOAK") != "1" {
 		t.Skip("a real-clock soak with child processes: set WEIR_CLIENT_SOAK=1")
@@ -53,6 +56,9 @@ func TestClientRealClockProcesses(t *testing.T) {
 		{100, time.Second, 200 * time.Millisecond, 200, 1000, false, false, "learnt (fields)"},
 		{100, time.Second, 200 * time.Millisecond, 200, 2000, false, true, "learnt (429s only)"},
 	} {
+		if only := os.Getenv("WEIR_CLIENT_SETUP"); only != "" && !strings.Contains(c.setup, only) {
+			continue
+		}
 		if err := rc.FlushAll(t.Context()).Err(); err != nil {
 			t.Fatal(err)
 		}

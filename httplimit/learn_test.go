@@ -5,11 +5,13 @@ import (
 	"time"
 )
 
-// The learner as pure logic, step by step: slow start grows with answers,
-// the first 429 gives quota and window, later 429s of the same run teach
+// The learner as pure logic, step by step: slow start grows with answers
+// and is held to a window per round trip, the shared count grows it, the
+// first 429 gives quota and window, later 429s of the same run teach
 // nothing, a steady 429 lowers the quota only when the upstream admitted
-// clearly fewer, probes go up after a calm and come back on a 429, and an
-// estimate posted by another process is taken as is.
+// clearly fewer (and then probes soon), probes climb with a doubling step
+// while they pass and back off when refused, a recount puts the estimate
+// in doubt, and an estimate posted by another process is taken as is.
 func TestLearner(t *testing.T) {
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
@@ -20,49 +22,79 @@ func TestLearner(t *testing.T) {
 		name    string
 		quota   int64
 		window  time.Duration
-		slow    bool
 		probing bool
 	}
 	var l learner
-	l.start(ans(0, 0, -1))
 	check := func(s step) {
 		t.Helper()
 		q, w := l.pace()
-		if s.slow {
-			if !l.slowStart || q != 1 {
-				t.Fatalf("%s: pace %d per %v, want slow start", s.name, q, w)
-			}
-			return
-		}
 		if l.slowStart || q != s.quota || w != s.window || l.probing != s.probing {
 			t.Fatalf("%s: pace %d per %v (slow start %v, probing %v), want %d per %v (probing %v)", s.name, q, w, l.slowStart, l.probing, s.quota, s.window, s.probing)
 		}
 	}
-	if q, w := l.pace(); q != 1 || w != time.Second {
-		t.Fatalf("start: %d per %v, want 1 per 1s", q, w)
+	rate := func(name string, want float64) {
+		t.Helper()
+		if q, w := l.pace(); !l.slowStart || q != 1 || w != time.Duration(float64(time.Second)/want) {
+			t.Fatalf("%s: pace %d per %v (slow start %v), want 1 per 1s/%v", name, q, w, l.slowStart, want)
+		}
 	}
-	// One second of answers at the pace grows it eightfold.
-	r := l.rate
+
+	// Slow start with no round trip to speak of: learnStart, then
+	// slowStartStep more per answer, and the count of every transport on
+	// the store when it is higher.
+	l.start(ans(0, 0, -1))
+	rate("start", learnStart)
 	l.ok(ans(0, 0, -1))
-	if l.rate < 7.9*r || l.rate > 8.1*r {
-		t.Fatalf("rate %v after one answer at 1/s, want 8", l.rate)
+	rate("one answer", learnStart+slowStartStep)
+	// The first count is 502: 500 older answers in the log (a run that
+	// ended within the hour), which do not count, and this transport's
+	// two (the one that started slow start counts there).
+	l.counted(502)
+	rate("first count", learnStart+2*slowStartStep)
+	l.counted(510)
+	rate("ten answers on the store", learnStart+10*slowStartStep)
+	l.counted(503) // lower than its own: ignored
+	rate("a lower count", learnStart+10*slowStartStep)
+
+	// A 1 s round trip holds it to slowStartWindow in flight, plus
+	// slowStartRTTGrowth per answer.
+	var slow learner
+	slow.start(ans(0, time.Second, -1))
+	if q, w := slow.pace(); q != 1 || w != time.Duration(float64(time.Second)/slowStartWindow) {
+		t.Fatalf("1 s round trip: pace 1 per %v, want 1 per 1s/%v", w, slowStartWindow)
 	}
-	check(step{name: "slow start", slow: true})
+	for i := range 5 {
+		d := time.Duration(i) * time.Second
+		slow.ok(ans(d, d+time.Second, -1))
+	}
+	if want := slowStartWindow + 5*slowStartRTTGrowth; slow.rate < want-1e-9 || slow.rate > want+1e-9 {
+		t.Fatalf("1 s round trip, 5 answers: %v per second, want %v", slow.rate, want)
+	}
 
 	// The first 429, 3.6 s after the first send, says the oldest counted
 	// request leaves in 57 s: a window of 60 s (3.6+57, rounded down).
-	w, ok := l.countWindow(ans(3600*time.Millisecond, 3600*time.Millisecond, 57*time.Second))
+	first := ans(3600*time.Millisecond, 3600*time.Millisecond, 57*time.Second)
+	w, ok := l.countWindow(first)
 	if !ok || w != time.Minute {
 		t.Fatalf("first 429: count over %v, %v; want 1m0s", w, ok)
 	}
-	l.limited(ans(3600*time.Millisecond, 3600*time.Millisecond, 57*time.Second), w, 10)
+	l.limited(first, w, 10)
 	check(step{name: "estimate", quota: 10, window: time.Minute})
+	if want := int64(max(probeCalm, probeRequests/10)); l.calm != want {
+		t.Fatalf("calm %d windows before the first probe, want %d", l.calm, want)
+	}
 	// A 429 to a request sent before that answer teaches nothing.
 	if _, ok := l.countWindow(ans(3500*time.Millisecond, 3700*time.Millisecond, time.Second)); ok {
 		t.Fatal("a 429 to a send before the estimate taught")
 	}
+	// A recount a little later that finds as many puts nothing in doubt.
+	l.recounted(l.gen, 11)
+	if l.calm == probeSoon {
+		t.Fatal("a recount of 11 of 10 put the estimate in doubt")
+	}
 	// A steady 429 where the upstream admitted 9 of 10 keeps the quota
-	// (the margin covers it); one where it admitted 6 takes 6.
+	// (the margin covers it); one where it admitted 6 takes 6, and the
+	// next probe comes soon (the count may be blurred).
 	a := ans(2*time.Minute, 2*time.Minute, time.Second)
 	w, ok = l.countWindow(a)
 	if !ok || w != time.Minute {
@@ -74,46 +106,101 @@ func TestLearner(t *testing.T) {
 	l.limited(a, time.Minute, 6)
 	check(step{name: "6 of 10", quota: 6, window: time.Minute})
 
-	// 100 windows of calm start a probe at 7; a 429 brings back 6 and
-	// the next probe waits 200 windows.
-	l.ok(ans(3*time.Minute+99*time.Minute, 3*time.Minute+99*time.Minute, -1))
-	check(step{name: "before the calm", quota: 6, window: time.Minute})
-	probeAt := 3*time.Minute + 100*time.Minute
-	l.ok(ans(probeAt, probeAt, -1))
-	check(step{name: "probe", quota: 7, window: time.Minute, probing: true})
-	a = ans(probeAt+time.Second, probeAt+time.Second, time.Second)
+	// probeSoon windows later a probe goes back to 10 in one step.
+	now := 3 * time.Minute
+	// calm sends answers without a 429 windows-1 and windows windows
+	// after the latest change.
+	calm := func(name string, windows int64) {
+		t.Helper()
+		now = l.calmSince.Sub(t0)
+		early := now + time.Duration(windows)*l.window - time.Millisecond
+		l.ok(ans(early, early, -1))
+		if l.probing {
+			t.Fatalf("%s: a probe before %d windows of calm", name, windows)
+		}
+		now += time.Duration(windows) * l.window
+		l.ok(ans(now, now, -1))
+	}
+	calm("after 6 of 10", probeSoon)
+	check(step{name: "back to 10", quota: 10, window: time.Minute, probing: true})
+	// A 429 of its own: back to 6, and 10 is a ceiling; the search goes on
+	// soon from the smallest step.
+	a = ans(now+time.Second, now+time.Second, time.Second)
 	w, _ = l.countWindow(a)
 	l.limited(a, w, 6)
-	check(step{name: "probe refused", quota: 6, window: time.Minute})
-	if l.calm != 2*probeCalm {
-		t.Fatalf("calm %d after a refused probe, want %d", l.calm, 2*probeCalm)
+	check(step{name: "10 refused", quota: 6, window: time.Minute})
+	calm("after 10 refused", probeSoon)
+	check(step{name: "probe +1", quota: 7, window: time.Minute, probing: true})
+	// It passes after probeHold windows if no transport on the store met
+	// a 429: the next probe goes at once, twice as far (9).
+	since := l.calmSince
+	if l.probeDue(ans(now+time.Minute, now+time.Minute, -1)) {
+		t.Fatal("a probe due after one window")
 	}
-	// A probe that draws no 429 for two windows stays.
-	next := probeAt + time.Second + 200*time.Minute
-	l.ok(ans(next, next, -1))
-	check(step{name: "second probe", quota: 7, window: time.Minute, probing: true})
-	l.ok(ans(next+2*time.Minute, next+2*time.Minute, -1))
-	check(step{name: "probe kept", quota: 7, window: time.Minute})
-	// A probe that passed brings the next one two windows later, with
-	// twice the step: an estimate too low climbs back fast.
-	l.ok(ans(next+4*time.Minute, next+4*time.Minute, -1))
-	check(step{name: "third probe", quota: 9, window: time.Minute, probing: true})
-	a = ans(next+5*time.Minute, next+5*time.Minute, time.Second)
+	now += probeHold * time.Minute
+	if !l.probeDue(ans(now, now, -1)) {
+		t.Fatal("a probe not due after probeHold windows")
+	}
+	l.probed(ans(now, now, -1), since, false)
+	check(step{name: "7 passed", quota: 9, window: time.Minute, probing: true})
+	l.probed(ans(now+time.Second, now+time.Second, -1), since, false) // the previous probe's: ignored
+	check(step{name: "stale probe result", quota: 9, window: time.Minute, probing: true})
+	// Refused (another transport met a 429): back to 7, and since the
+	// step was larger than the smallest, search again soon from +1.
+	since = l.calmSince
+	now += probeHold * time.Minute
+	l.probed(ans(now, now, -1), since, true)
+	check(step{name: "9 refused", quota: 7, window: time.Minute})
+	if l.boost != 1 {
+		t.Fatalf("boost %d after a probe refused, want 1", l.boost)
+	}
+	calm("after 9 refused", probeSoon)
+	check(step{name: "probe 8", quota: 8, window: time.Minute, probing: true})
+	// 8 passes; twice the step would reach 9, refused: the limit is
+	// found, and the next probe waits the usual calm.
+	since = l.calmSince
+	now += probeHold * time.Minute
+	l.probed(ans(now, now, -1), since, false)
+	check(step{name: "8 found", quota: 8, window: time.Minute})
+	if want := int64(max(probeCalm, probeRequests/8)); l.calm != want {
+		t.Fatalf("calm %d once the limit is found, want %d", l.calm, want)
+	}
+	calm("after 8 found", l.calm)
+	check(step{name: "probe 9", quota: 9, window: time.Minute, probing: true})
+	// A 429 of its own at the smallest step: back to 8, and the next
+	// probe waits twice the usual calm.
+	a = ans(now+time.Second, now+time.Second, time.Second)
 	w, _ = l.countWindow(a)
-	l.limited(a, w, 7)
-	check(step{name: "third probe refused", quota: 7, window: time.Minute})
-	if l.calm != 4*probeCalm || l.boost != 1 {
-		t.Fatalf("calm %d, boost %d after a second refused probe, want %d, 1", l.calm, l.boost, 4*probeCalm)
+	l.limited(a, w, 8)
+	check(step{name: "9 refused", quota: 8, window: time.Minute})
+	if want := 2 * int64(max(probeCalm, probeRequests/8)); l.calm != want {
+		t.Fatalf("calm %d after a small probe refused, want %d", l.calm, want)
 	}
-	next += 5 * time.Minute
 
 	// Another process's newer estimate is taken as is.
 	gen := l.gen
-	l.adopt(5, 10*time.Second, gen+1, at(next+time.Minute))
+	l.adopt(5, 10*time.Second, gen+1, at(now+time.Minute))
 	check(step{name: "adopted", quota: 5, window: 10 * time.Second})
 	if l.gen != gen+1 {
 		t.Fatalf("gen %d after adopting %d", l.gen, gen+1)
 	}
+
+	// A recount that finds clearly more than the first count (answers
+	// logged late) puts the estimate in doubt: the first probe comes soon
+	// and goes to the recount at once.
+	l = learner{}
+	l.start(ans(0, 0, -1))
+	first = ans(2*time.Second, 2*time.Second, time.Second)
+	w, _ = l.countWindow(first)
+	l.limited(first, w, 82)
+	l.recounted(l.gen+1, 100) // not the estimate it recounted: ignored
+	if l.calm == probeSoon {
+		t.Fatal("a recount of another estimate put this one in doubt")
+	}
+	l.recounted(l.gen, 100)
+	now = 2 * time.Second
+	calm("after the recount", probeSoon)
+	check(step{name: "recount probed", quota: 100, window: time.Second, probing: true})
 
 	// A short Retry-After in slow start means a window of one second.
 	var s learner

@@ -36,17 +36,21 @@ func okLog(l *learner) weir.Limit {
 func (t *Transport) learnFrom(ctx context.Context, ks *keyState, key string, a answer) {
 	t.mu.Lock()
 	ks.p.observe(a)
-	src := ks.p.pace().Source
+	l := &ks.p.learn
+	learning := ks.p.pace().Source == "429s"
 	var w time.Duration
 	var count bool
-	if src == "429s" && a.status == http.StatusTooManyRequests {
-		w, count = ks.p.learn.countWindow(a)
+	if learning && a.status == http.StatusTooManyRequests {
+		w, count = l.countWindow(a)
 	}
-	record := src == "429s" && a.status < 400 && !a.cached
+	record := learning && a.status < 400 && !a.cached
+	probe := record && l.probeDue(a)
+	steady := learning && !l.slowStart
+	window, since := l.window, l.calmSince
 	var log *weir.Limiter
 	var err error
 	if record || count {
-		log, err = t.limiter(&ks.olim, okLog(&ks.p.learn))
+		log, err = t.limiter(&ks.olim, okLog(l))
 	}
 	t.mu.Unlock()
 	defer t.post(ctx, ks, key, a.at)
@@ -54,15 +58,85 @@ func (t *Transport) learnFrom(ctx context.Context, ks *keyState, key string, a a
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
+	if count && steady {
+		t.logLimited(ctx, key, window)
+	}
+	if probe {
+		t.endProbe(ctx, key, ks, a, since, window)
+	}
 	if record {
-		_, _ = log.Allow(ctx, key)
+		// In slow start the log counts the answers of every transport
+		// sharing the store: they grow the one timeline of sends together.
+		if d, err := log.Allow(ctx, key); err == nil && d.Allowed {
+			t.mu.Lock()
+			ks.p.learn.counted(log.Limits()[0].Quota - d.Remaining)
+			t.mu.Unlock()
+		}
 		return
 	}
 	// The admitted answers in the last w, by the store's clock: they
 	// left about a round trip before their answers, as the 429 did.
-	l := log.Limits()[0]
-	l.Period = w
-	peek, err := weir.NewLimiter(log.Store(), l)
+	ol := log.Limits()[0]
+	ol.Period = w
+	peek, err := weir.NewLimiter(log.Store(), ol)
+	if err != nil {
+		return
+	}
+	d, err := peek.Peek(ctx, key)
+	if err != nil {
+		return
+	}
+	n := max(ol.Quota-d.Remaining, 0)
+	t.mu.Lock()
+	first := ks.p.learn.slowStart
+	taught := false
+	if w2, ok := ks.p.learn.countWindow(a); ok && w2 == w {
+		ks.p.learn.limited(a, w, n)
+		taught = true
+	}
+	gen := ks.p.learn.gen
+	t.mu.Unlock()
+	if first && taught {
+		// Count again a little later: answers admitted before the 429
+		// but logged after the count (a loaded scheduler, another
+		// process's round trip to the store) show up then, and put the
+		// estimate in doubt.
+		time.AfterFunc(w/recountAfter, func() {
+			if d, err := peek.Peek(ctx, key); err == nil {
+				t.mu.Lock()
+				ks.p.learn.recounted(gen, ol.Quota-d.Remaining)
+				t.mu.Unlock()
+			}
+		})
+	}
+}
+
+// limitedName names the log of 429s met while paced to an estimate learnt
+// from 429s: (limitedName, key) tells a transport that probes above the
+// estimate whether any transport sharing the store met a 429 during the
+// probe, since the 429 may come back to any of them.
+const limitedName = "httplimit.limited"
+
+// limitedLog is the log of 429s, kept two windows (at least 2 s).
+func limitedLog(window time.Duration) weir.Limit {
+	return weir.Limit{Name: limitedName, Algorithm: weir.SlidingWindowLog, Quota: maxGuard, Period: min(max(2*window, 2*time.Second), time.Hour)}
+}
+
+// logLimited logs a 429 of key met while paced to an estimate of window.
+func (t *Transport) logLimited(ctx context.Context, key string, window time.Duration) {
+	if lim, err := weir.NewLimiter(t.store, limitedLog(window)); err == nil {
+		_, _ = lim.Allow(ctx, key)
+	}
+}
+
+// endProbe ends the probe of key that began at since (local clock), now
+// that answer a says it has lasted a window: refused if any transport on
+// the store logged a 429 since, else passed. A store error decides
+// nothing (the next answer asks again).
+func (t *Transport) endProbe(ctx context.Context, key string, ks *keyState, a answer, since time.Time, window time.Duration) {
+	l := limitedLog(window)
+	l.Period = min(max(a.at.Sub(since), time.Microsecond), l.Period).Round(time.Microsecond)
+	peek, err := weir.NewLimiter(t.store, l)
 	if err != nil {
 		return
 	}
@@ -71,9 +145,7 @@ func (t *Transport) learnFrom(ctx context.Context, ks *keyState, key string, a a
 		return
 	}
 	t.mu.Lock()
-	if w2, ok := ks.p.learn.countWindow(a); ok && w2 == w {
-		ks.p.learn.limited(a, w, max(l.Quota-d.Remaining, 0))
-	}
+	ks.p.learn.probed(a, since, d.Remaining < l.Quota)
 	t.mu.Unlock()
 }
 
@@ -142,6 +214,10 @@ func (p *pacer) learnt() sharedLimit {
 			return sharedLimit{} // adopted, not learnt here
 		}
 		return sharedLimit{Source: pc.Source, Quota: pc.Quota, Window: pc.Window}
+	case pc.Source == "429s" && p.learn.probing:
+		// A probe is this transport's own: the others keep the quota
+		// that passed (and, adopting it, put off their own probes).
+		return sharedLimit{Source: pc.Source, Quota: p.learn.before, Window: pc.Window, Gen: p.learn.gen}
 	case pc.Source == "429s" && !p.learn.slowStart:
 		return sharedLimit{Source: pc.Source, Quota: pc.Quota, Window: pc.Window, Gen: p.learn.gen}
 	}

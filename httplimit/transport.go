@@ -37,11 +37,12 @@ import (
 //   - nothing: with no limit known, the transport sends one request at a
 //     time (a probe) until an answer arrives, so first contact is not a
 //     burst of every waiter. An answer that names no limit starts slow
-//     start from one request per second, evenly spaced, growing eightfold
-//     per second of answers; the first 429 ends it, and the requests the
-//     upstream admitted in the window its Retry-After names (counted in
-//     Store) become the limit, then paced as if advertised and probed
-//     upward rarely (Source "429s"; see learn.go and docs/http.md).
+//     start, evenly spaced sends at a pace that grows with the answers (of
+//     every transport on Store) and is held per round trip, as TCP's is;
+//     the first 429 ends it, and the requests the upstream admitted in the
+//     window its Retry-After names (counted in Store) become the limit,
+//     then paced as if advertised and probed upward (Source "429s"; see
+//     learn.go and docs/http.md).
 //
 // What a transport learnt, it posts in Store when the store keeps notes
 // ([weir.Noter]: memstore, redisstore, sqlitestore), and a transport of

@@ -159,23 +159,23 @@ func TestPacerObserve(t *testing.T) {
 		window time.Duration
 		pause  time.Duration // from now
 	}{
-		{"no fields: slow start from 1/s", QuotaPolicy{}, 200, nil, "429s", 1, time.Second, 0},
+		{"no fields: slow start", QuotaPolicy{}, 200, nil, "429s", 1, time.Second / learnStart, 0},
 		{"draft-11, slowest policy", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"a";q=4;w=1, "b";q=100;w=60`, "RateLimit": `"a";r=3;t=1`}, "RateLimit-Policy", 100, time.Minute, 0},
 		{"draft-11 r=0 is no pause once the policy is known", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"a";q=2;w=1`, "RateLimit": `"a";r=0;t=1`}, "RateLimit-Policy", 2, time.Second, 0},
-		{"draft-11 r=0 without policy pauses", QuotaPolicy{}, 200, map[string]string{"RateLimit": `"x";r=0;t=7`}, "429s", 1, time.Second, 7 * time.Second},
+		{"draft-11 r=0 without policy pauses", QuotaPolicy{}, 200, map[string]string{"RateLimit": `"x";r=0;t=7`}, "429s", 1, time.Second / learnStart, 7 * time.Second},
 		{"draft-07", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `10;w=60`, "RateLimit": `limit=10, remaining=0, reset=30`}, "RateLimit-Policy", 10, time.Minute, 0},
-		{"bytes policy ignored", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"b";q=1000;qu="content-bytes";w=1`}, "429s", 1, time.Second, 0},
+		{"bytes policy ignored", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"b";q=1000;qu="content-bytes";w=1`}, "429s", 1, time.Second / learnStart, 0},
 		{"told, slower server wins", QuotaPolicy{Quota: 10, Window: time.Second}, 200, map[string]string{"RateLimit-Policy": `"a";q=2;w=1`}, "RateLimit-Policy", 2, time.Second, 0},
 		{"told, faster server ignored", QuotaPolicy{Quota: 10, Window: time.Second}, 200, map[string]string{"RateLimit-Policy": `"a";q=20;w=1`}, "told", 10, time.Second, 0},
 		{"retry-after wins", QuotaPolicy{}, 429, map[string]string{"Retry-After": "9", "RateLimit": `"a";r=0;t=1`}, "", 0, 0, 9 * time.Second},
 		{"retry-after date", QuotaPolicy{}, 503, map[string]string{"Retry-After": now.Add(5 * time.Second).Format(http.TimeFormat)}, "", 0, 0, 5 * time.Second},
-		{"retry-after ignored on 200", QuotaPolicy{}, 200, map[string]string{"Retry-After": "9"}, "429s", 1, time.Second, 0},
+		{"retry-after ignored on 200", QuotaPolicy{}, 200, map[string]string{"Retry-After": "9"}, "429s", 1, time.Second / learnStart, 0},
 		{"bare 429", QuotaPolicy{}, 429, nil, "", 0, 0, time.Second},
 		{"legacy delta", QuotaPolicy{}, 200, map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12"}, "X-RateLimit", 60, 12 * time.Second, 0},
 		{"legacy epoch", QuotaPolicy{}, 200, map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": strconv.FormatInt(now.Add(3600*time.Second).Unix(), 10)}, "X-RateLimit", 5000, time.Hour, 0},
-		{"legacy without limit pauses", QuotaPolicy{}, 200, map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12"}, "429s", 1, time.Second, 12 * time.Second},
+		{"legacy without limit pauses", QuotaPolicy{}, 200, map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12"}, "429s", 1, time.Second / learnStart, 12 * time.Second},
 		{"cached response ignored", QuotaPolicy{}, 429, map[string]string{"Age": "30", "Retry-After": "9"}, "", 0, 0, 0},
-		{"malformed ignored", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"a";q=`, "RateLimit": `"a";r=0;t=x`}, "429s", 1, time.Second, 0},
+		{"malformed ignored", QuotaPolicy{}, 200, map[string]string{"RateLimit-Policy": `"a";q=`, "RateLimit": `"a";r=0;t=x`}, "429s", 1, time.Second / learnStart, 0},
 		{"pause capped", QuotaPolicy{}, 429, map[string]string{"Retry-After": "86400"}, "", 0, 0, 10 * time.Minute},
 	}
 	for _, tt := range tests {
