@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,8 @@ import (
 //
 //	WEIR_CLIENT_SOAK=1 go test -run TestClientRealClock -v -timeout 30m ./bench
 //
-// WEIR_CLIENT_CELLS=4per1s,100per1s,10per1m picks limits.
+// WEIR_CLIENT_CELLS=4per1s,100per1s,10per1m picks limits, and
+// WEIR_CLIENT_LATENCIES=0s,200ms,1s latencies.
 
 // soakAPI is the upstream: an exact sliding log of quota per window for
 // everyone, decided on arrival, answering after latency, with the draft-11
@@ -236,6 +238,9 @@ func TestClientRealClock(t *testing.T) {
 			continue
 		}
 		for _, lat := range l.latencies {
+			if v := os.Getenv("WEIR_CLIENT_LATENCIES"); v != "" && !slices.Contains(strings.Split(v, ","), lat.String()) {
+				continue
+			}
 			for _, impl := range impls {
 				api := &soakAPI{quota: l.quota, window: l.window, latency: lat}
 				url := serveSoak(t, api)
