@@ -49,10 +49,16 @@ import (
 // another process on the store paces to it from its first request.
 //
 // Margin (see [Pace]) covers the measured variation of the round trip and
-// of the wake-up of a waiting sender, at least Window/1000, at most
-// Window/10, and grows after a 429.
+// of the wake-up of a waiting sender, and the recent peak deviation of the
+// round trip (up to Window/50), at least Window/1000, at most Window/10,
+// and grows after a 429.
 //
-// Retry-After on a 429 or 503 pauses the key for that long. While no limit
+// Retry-After on a 429 or 503 pauses the key for that long, but for a 429
+// met while paced to a known limit: that is first taken for a slip (one
+// send reached the upstream late), which widens the margin and does not
+// pause the key; the refused request waits its own Retry-After. A second
+// 429, of a send that left after the slip and within a window of it,
+// pauses the key. While no limit
 // is known, RateLimit with r=0 pauses for its t and X-RateLimit-Remaining: 0
 // until X-RateLimit-Reset; once a limit is known they are the normal state
 // of a client at full pace and are not pauses. Responses with an Age above
