@@ -333,7 +333,7 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 			b.Fatalf("helper %d: %q, %v", i, line, err)
 		}
 	}
-	usec, _ := scriptUsec(b, client)
+	usec, calls := scriptUsec(b, client)
 	b.StartTimer()
 	start := time.Now()
 	for _, p := range procs {
@@ -353,8 +353,8 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 	for _, r := range results {
 		all.add(r)
 	}
-	usec2, _ := scriptUsec(b, client)
-	lqReport(b, all, elapsed, usec2-usec, impl, load)
+	usec2, calls2 := scriptUsec(b, client)
+	lqReport(b, all, elapsed, usec2-usec, calls2-calls, impl, load)
 }
 
 func (r *lqResult) add(o lqResult) {
@@ -366,13 +366,18 @@ func (r *lqResult) add(o lqResult) {
 	r.Stats.Blocks += o.Stats.Blocks
 	r.Stats.Taken += o.Stats.Taken
 	r.Stats.Wasted += o.Stats.Wasted
+	r.Stats.Returned += o.Stats.Returned
+	r.Stats.Waits += o.Stats.Waits
+	r.Stats.Refills += o.Stats.Refills
+	r.Stats.Returns += o.Stats.Returns
 }
 
 // lqReport reports the metrics of one run of b.N decisions.
-func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec int64, impl, load string) {
+func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec, calls int64, impl, load string) {
 	limit, keys := lqLimit(load), lqKeys(load)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
 	b.ReportMetric(float64(usec)/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
 	b.ReportMetric(float64(r.Hist.p99()), "p99-µs")
 	if r.Errors > 0 {
 		b.ReportMetric(float64(r.Errors), "errors")
@@ -385,6 +390,9 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec int64, impl,
 	}
 	if impl != "redisstore" && impl != "redis_rate" {
 		b.ReportMetric(float64(r.Stats.Blocks)/float64(b.N), "blocks/op")
+		b.ReportMetric(float64(r.Stats.Waits)/float64(b.N), "waits/op")
+		b.ReportMetric(float64(r.Stats.Refills)/float64(b.N), "refills/op")
+		b.ReportMetric(float64(r.Stats.Returns)/float64(b.N), "returns/op")
 		if load != "admit" {
 			b.ReportMetric(float64(r.Stats.Taken), "taken")
 			b.ReportMetric(float64(r.Stats.Wasted), "wasted")
@@ -421,7 +429,7 @@ func benchLQOneProcess(b *testing.B, impl, load string, skew bool) {
 		b.Cleanup(st.close)
 		stores, clients = append(stores, st), append(clients, c)
 	}
-	usec, _ := scriptUsec(b, clients[0])
+	usec, calls := scriptUsec(b, clients[0])
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -437,6 +445,6 @@ func benchLQOneProcess(b *testing.B, impl, load string, skew bool) {
 	for _, r := range results {
 		all.add(r)
 	}
-	usec2, _ := scriptUsec(b, clients[0])
-	lqReport(b, all, elapsed, usec2-usec, impl, load)
+	usec2, calls2 := scriptUsec(b, clients[0])
+	lqReport(b, all, elapsed, usec2-usec, calls2-calls, impl, load)
 }
