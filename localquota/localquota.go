@@ -485,14 +485,28 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	}
 	// Count only the units that will still be spendable when a refill
 	// asked now has landed.
-	horizon := now + s.refillLead()
+	lead := s.refillLead()
+	horizon := now + lead
 	var usable int64
 	for i := range e.blocks {
 		if s.spendableUntil(&e.blocks[i]) > horizon {
 			usable += e.blocks[i].units
 		}
 	}
-	if usable > d {
+	// A block is sized for the demand of the ¾ hold it is spendable, and
+	// asked for when what is held would not cover a half hold's demand.
+	// A fast bucket's block, spent until it expires (returnEarly), is
+	// sized for a whole hold, and asked for when what is held would not
+	// cover the demand of the lead, with half as much again for its
+	// noise: one Take per hold minus the lead, instead of per half hold.
+	size, low := max(e.size, ahead(d)), d
+	if want := max(e.size, 2*d); s.fastBucket(c.Limit, want) {
+		size = want
+		if n, ok := ceilMulDiv(d, 2*lead, int64(s.cfg.hold)); ok {
+			low = ahead(n)
+		}
+	}
+	if usable > low {
 		return
 	}
 	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
@@ -510,7 +524,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	landed := make(chan struct{})
 	e.landed = landed
 	gen := e.gen
-	size := clampSize(max(e.size, ahead(d)), 1, s.cfg.maxBlock, c.Limit.Capacity())
+	size = clampSize(size, 1, s.cfg.maxBlock, c.Limit.Capacity())
 	s.stats.refills.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -556,6 +570,19 @@ func (s *Store) spendableUntil(b *block) int64 {
 func (s *Store) returnEarly(b *block) bool {
 	cost, _ := giveBack(b, b.units, b.expires-int64(s.cfg.hold)/4, s.cfg.slack)
 	return cost > 0
+}
+
+// fastBucket reports whether a block of units of limit l is a fast
+// bucket's: a token bucket that refills them all within the ¾ hold and
+// the slack after which the janitor would give them back (so returnEarly
+// is false for its blocks).
+func (s *Store) fastBucket(l weir.Limit, units int64) bool {
+	if l.Algorithm != weir.TokenBucket {
+		return false
+	}
+	hold := int64(s.cfg.hold)
+	n, ok := ceilMulDiv(hold-hold/4+int64(s.cfg.slack), l.Quota, int64(l.Period))
+	return !ok || n >= units
 }
 
 // refillLead is how long before a key's held units stop being spendable
