@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,6 +335,7 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 		}
 	}
 	usec, calls := scriptUsec(b, client)
+	cpu := redisCPU(b, client)
 	b.StartTimer()
 	start := time.Now()
 	for _, p := range procs {
@@ -354,6 +356,7 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 		all.add(r)
 	}
 	usec2, calls2 := scriptUsec(b, client)
+	b.ReportMetric((redisCPU(b, client)-cpu)*1e6/float64(b.N), "redis-cpu-µs/op")
 	lqReport(b, all, elapsed, usec2-usec, calls2-calls, impl, load)
 }
 
@@ -399,6 +402,31 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec, calls int64
 			b.ReportMetric(float64(r.Admitted), "admitted")
 		}
 	}
+}
+
+// redisCPU returns the CPU time the Redis server has used so far, user and
+// system, in seconds (INFO cpu): unlike commandstats' usec, which is the
+// elapsed time of the scripts, it counts neither the time Redis was
+// descheduled nor only scripts (it includes reading and writing the
+// sockets).
+func redisCPU(b *testing.B, c *redis.Client) float64 {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("INFO cpu: %q: %v", line, err)
+				}
+				sum += f
+			}
+		}
+	}
+	return sum
 }
 
 // BenchmarkLQOneProcess runs the loads of BenchmarkLocalQuota with the 4
