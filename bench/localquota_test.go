@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -333,7 +334,8 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 			b.Fatalf("helper %d: %q, %v", i, line, err)
 		}
 	}
-	usec, _ := scriptUsec(b, client)
+	usec, calls := scriptUsec(b, client)
+	cpu := redisCPU(b, client)
 	b.StartTimer()
 	start := time.Now()
 	for _, p := range procs {
@@ -353,8 +355,9 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 	for _, r := range results {
 		all.add(r)
 	}
-	usec2, _ := scriptUsec(b, client)
-	lqReport(b, all, elapsed, usec2-usec, impl, load)
+	usec2, calls2 := scriptUsec(b, client)
+	b.ReportMetric((redisCPU(b, client)-cpu)*1e6/float64(b.N), "redis-cpu-µs/op")
+	lqReport(b, all, elapsed, usec2-usec, calls2-calls, impl, load)
 }
 
 func (r *lqResult) add(o lqResult) {
@@ -366,13 +369,18 @@ func (r *lqResult) add(o lqResult) {
 	r.Stats.Blocks += o.Stats.Blocks
 	r.Stats.Taken += o.Stats.Taken
 	r.Stats.Wasted += o.Stats.Wasted
+	r.Stats.Returned += o.Stats.Returned
+	r.Stats.Waits += o.Stats.Waits
+	r.Stats.Refills += o.Stats.Refills
+	r.Stats.Returns += o.Stats.Returns
 }
 
 // lqReport reports the metrics of one run of b.N decisions.
-func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec int64, impl, load string) {
+func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec, calls int64, impl, load string) {
 	limit, keys := lqLimit(load), lqKeys(load)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
 	b.ReportMetric(float64(usec)/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
 	b.ReportMetric(float64(r.Hist.p99()), "p99-µs")
 	if r.Errors > 0 {
 		b.ReportMetric(float64(r.Errors), "errors")
@@ -385,12 +393,40 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec int64, impl,
 	}
 	if impl != "redisstore" && impl != "redis_rate" {
 		b.ReportMetric(float64(r.Stats.Blocks)/float64(b.N), "blocks/op")
+		b.ReportMetric(float64(r.Stats.Waits)/float64(b.N), "waits/op")
+		b.ReportMetric(float64(r.Stats.Refills)/float64(b.N), "refills/op")
+		b.ReportMetric(float64(r.Stats.Returns)/float64(b.N), "returns/op")
 		if load != "admit" {
 			b.ReportMetric(float64(r.Stats.Taken), "taken")
 			b.ReportMetric(float64(r.Stats.Wasted), "wasted")
 			b.ReportMetric(float64(r.Admitted), "admitted")
 		}
 	}
+}
+
+// redisCPU returns the CPU time the Redis server has used so far, user and
+// system, in seconds (INFO cpu): unlike commandstats' usec, which is the
+// elapsed time of the scripts, it counts neither the time Redis was
+// descheduled nor only scripts (it includes reading and writing the
+// sockets).
+func redisCPU(b *testing.B, c *redis.Client) float64 {
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("INFO cpu: %q: %v", line, err)
+				}
+				sum += f
+			}
+		}
+	}
+	return sum
 }
 
 // BenchmarkLQOneProcess runs the loads of BenchmarkLocalQuota with the 4
@@ -421,7 +457,7 @@ func benchLQOneProcess(b *testing.B, impl, load string, skew bool) {
 		b.Cleanup(st.close)
 		stores, clients = append(stores, st), append(clients, c)
 	}
-	usec, _ := scriptUsec(b, clients[0])
+	usec, calls := scriptUsec(b, clients[0])
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -437,6 +473,6 @@ func benchLQOneProcess(b *testing.B, impl, load string, skew bool) {
 	for _, r := range results {
 		all.add(r)
 	}
-	usec2, _ := scriptUsec(b, clients[0])
-	lqReport(b, all, elapsed, usec2-usec, impl, load)
+	usec2, calls2 := scriptUsec(b, clients[0])
+	lqReport(b, all, elapsed, usec2-usec, calls2-calls, impl, load)
 }

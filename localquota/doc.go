@@ -38,14 +38,19 @@
 // [WithMaxBlock] and the limit's capacity. It is taken at most what the
 // shared state can give: when a Take of the whole block is denied, what
 // remained is taken instead (one more round trip). When what a check holds
-// beyond the next half hold would not cover its demand, a background Take
-// refills it so callers rarely wait; a request that lacks units while such
+// beyond a lead would not cover its demand (of a half hold; of the lead
+// for a fast token bucket, below), a background Take refills it so callers
+// rarely wait. The lead follows the measured round trip of refills (three
+// times it, from L/8 to L/2). A request that lacks units while such
 // a refill is in flight waits for it rather than asking the shared store
 // (which the refill may have emptied). A denial from the shared store is
 // remembered until its RetryAfter, so an exhausted limit does not cost a
 // round trip per request.
 //
-// Unspent units go back to the shared store when a block is about to lapse,
+// Unspent units go back to the shared store when a block is about to lapse
+// (unless a return then would give nothing back: a fast token bucket, whose
+// rate·L covers the block, refills those units anyway, so its blocks are
+// spent until they expire and its refills are sized for a whole hold),
 // when its key has been idle for three quarters of a hold, and on Close, never leaving
 // the shared state more permissive than if they had not been taken: window
 // and log units are refunded by their charge instant (nothing once their

@@ -35,8 +35,12 @@ type Store struct {
 	bgClosed bool
 	wg       sync.WaitGroup
 
+	// lat is the smoothed round trip of background refills, in ns of the
+	// local clock: the refill lead (refillLead) follows it.
+	lat atomic.Int64
+
 	stats struct {
-		blocks, taken, returned, wasted, local, passed atomic.Int64
+		blocks, taken, returned, wasted, local, passed, waits, refills, returns atomic.Int64
 	}
 }
 
@@ -147,6 +151,7 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		// request lacks: asking the shared store meanwhile would be
 		// denied (the refill may hold its last units) and that denial
 		// remembered. Wait for it, holding no lock, then decide again.
+		s.stats.waits.Add(1)
 		select {
 		case <-wait:
 		case <-ctx.Done():
@@ -356,6 +361,7 @@ func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need, now in
 		d.Time = d.Time.Add(time.Duration(now - e.deniedAt))
 		return now, d, false, nil
 	}
+	s.stats.waits.Add(1)
 	d, ok, err = s.fetch(ctx, e, c, need, now)
 	return s.nowNS(), d, ok, err
 }
@@ -477,13 +483,30 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 		// tell): a unit taken ahead would likely lapse unspent.
 		return
 	}
+	// Count only the units that will still be spendable when a refill
+	// asked now has landed.
+	lead := s.refillLead()
+	horizon := now + lead
 	var usable int64
 	for i := range e.blocks {
-		if e.blocks[i].expires > now+int64(s.cfg.hold)/2 {
+		if s.spendableUntil(&e.blocks[i]) > horizon {
 			usable += e.blocks[i].units
 		}
 	}
-	if usable > d {
+	// A block is sized for the demand of the ¾ hold it is spendable, and
+	// asked for when what is held would not cover a half hold's demand.
+	// A fast bucket's block, spent until it expires (returnEarly), is
+	// sized for a whole hold, and asked for when what is held would not
+	// cover the demand of the lead, with half as much again for its
+	// noise: one Take per hold minus the lead, instead of per half hold.
+	size, low := max(e.size, ahead(d)), d
+	if want := max(e.size, 2*d); s.fastBucket(c.Limit, want) {
+		size = want
+		if n, ok := ceilMulDiv(d, 2*lead, int64(s.cfg.hold)); ok {
+			low = ahead(n)
+		}
+	}
+	if usable > low {
 		return
 	}
 	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
@@ -501,12 +524,15 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	landed := make(chan struct{})
 	e.landed = landed
 	gen := e.gen
-	size := clampSize(max(e.size, ahead(d)), 1, s.cfg.maxBlock, c.Limit.Capacity())
+	size = clampSize(size, 1, s.cfg.maxBlock, c.Limit.Capacity())
+	s.stats.refills.Add(1)
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
 		defer cancel()
+		sent := s.nowNS()
 		_, b, _ := s.takeBlock(ctx, c, size, 1)
+		s.noteLatency(s.nowNS() - sent)
 		e.mu.Lock()
 		e.fetching, e.landed = false, nil
 		close(landed)
@@ -521,6 +547,68 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 			s.giveBack(b, b.units, s.nowNS())
 		}
 	}()
+}
+
+// spendableUntil is the local instant until which b's units can be spent:
+// its expiry, or a quarter hold before it when the janitor gives them back
+// then (returnEarly).
+func (s *Store) spendableUntil(b *block) int64 {
+	if s.returnEarly(b) {
+		return b.expires - int64(s.cfg.hold)/4
+	}
+	return b.expires
+}
+
+// returnEarly reports whether b's units are worth giving back a quarter
+// hold before b expires (at the janitor's last tick before it lapses):
+// whether a return made then would give the shared state anything. A
+// token bucket's units refill as time passes, so a return dated ¾ hold
+// after the charge gives back only what has not refilled by then: nothing
+// for a fast limit (rate·hold at least the units), whose blocks are
+// therefore kept, and spent, until they expire. Windows and logs refund by
+// the charge's instant: always worth returning.
+func (s *Store) returnEarly(b *block) bool {
+	cost, _ := giveBack(b, b.units, b.expires-int64(s.cfg.hold)/4, s.cfg.slack)
+	return cost > 0
+}
+
+// fastBucket reports whether a block of units of limit l is a fast
+// bucket's: a token bucket that refills them all within the ¾ hold and
+// the slack after which the janitor would give them back (so returnEarly
+// is false for its blocks).
+func (s *Store) fastBucket(l weir.Limit, units int64) bool {
+	if l.Algorithm != weir.TokenBucket {
+		return false
+	}
+	hold := int64(s.cfg.hold)
+	n, ok := ceilMulDiv(hold-hold/4+int64(s.cfg.slack), l.Quota, int64(l.Period))
+	return !ok || n >= units
+}
+
+// refillLead is how long before a key's held units stop being spendable
+// a background refill of it is asked for: three times the smoothed round
+// trip of refills, at least an eighth of the hold and at most half of it.
+// A refill that lands later than its lead makes callers wait on the store
+// (the p99 of decisions); an earlier one means more Takes per second for
+// the same demand (a block is spendable for a hold, or ¾ of one when it is
+// given back early, minus the lead). On an idle machine a round trip to a
+// local Redis takes well under a millisecond and the lead is hold/8; on
+// the busy machine of docs/localquota.md, refills took 0-60 ms.
+func (s *Store) refillLead() int64 {
+	hold := int64(s.cfg.hold)
+	return min(max(3*s.lat.Load(), hold/8), hold/2)
+}
+
+// noteLatency folds the round trip d (ns) of a background refill into
+// s.lat, an exponentially weighted mean (weight 1/8 for the newest).
+func (s *Store) noteLatency(d int64) {
+	d = max(d, 0)
+	for {
+		old := s.lat.Load()
+		if s.lat.CompareAndSwap(old, old+(d-old)/8) {
+			return
+		}
+	}
 }
 
 // Refund first returns every unit this process holds for the checks of
@@ -616,7 +704,7 @@ func (s *Store) sweep(all bool) {
 		s.drop(e, now)
 		isIdle := e.lastUse <= idle
 		e.blocks = slices.DeleteFunc(e.blocks, func(b block) bool {
-			if all || isIdle || b.expires <= horizon {
+			if all || isIdle || b.expires <= horizon && s.returnEarly(&b) {
 				rets = append(rets, ret{b, b.units})
 				e.avail -= b.units
 				e.wentBack(b.units)
@@ -653,6 +741,7 @@ func (s *Store) sweep(all bool) {
 func (s *Store) giveBack(b *block, units, now int64) {
 	cost, at := giveBack(b, units, now, s.cfg.slack)
 	if cost > 0 {
+		s.stats.returns.Add(1)
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.slack)
 		err := s.inner.Refund(ctx, &weir.Request{Checks: []weir.Check{{Key: b.key, Limit: b.limit}}, Cost: cost, At: at})
 		cancel()
@@ -696,6 +785,9 @@ type Stats struct {
 	Wasted   int64 // units that lapsed unspent or could not be given back
 	Local    int64 // requests decided from local allowances
 	Passed   int64 // requests passed to the shared store as they were
+	Waits    int64 // local requests that waited on the shared store: for a Take of their own or a refill in flight
+	Refills  int64 // background Takes started before a key ran short
+	Returns  int64 // Refunds sent to give units back
 }
 
 // Stats returns the counters of s.
@@ -703,5 +795,6 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Blocks: s.stats.blocks.Load(), Taken: s.stats.taken.Load(), Returned: s.stats.returned.Load(),
 		Wasted: s.stats.wasted.Load(), Local: s.stats.local.Load(), Passed: s.stats.passed.Load(),
+		Waits: s.stats.waits.Load(), Refills: s.stats.refills.Load(), Returns: s.stats.returns.Load(),
 	}
 }

@@ -568,3 +568,40 @@ func TestRefillInFlight(t *testing.T) {
 		<-slow
 	})
 }
+
+// TestFastBucketBlocks: under steady demand on a fast token bucket (whose
+// units refill within the hold, so giving them back early returns
+// nothing), a key's blocks are spent until they expire and refilled in
+// the background before they run out: no request but each key's first
+// waits on the shared store, and a key takes at most one block per 7/8
+// hold (its first aside): the lead is hold/8 when the store answers at
+// once. The earlier policy, which gave blocks back a quarter hold before
+// they expired and refilled at half a hold, took one per half hold.
+func TestFastBucketBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := memstore.New()
+		defer shared.Close()
+		s, err := localquota.New(shared, localquota.WithHold(hold))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		const keys, n = 10, 5000 // one request per 200 µs: 1 s
+		lim := weir.PerSecond(1_000_000)
+		for i := range n {
+			c := weir.Check{Key: fmt.Sprint("k", i%keys), Limit: lim}
+			if d, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: 1}); err != nil || !d.Allowed {
+				t.Fatalf("request %d: %+v, %v", i, d, err)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		st := s.Stats()
+		if st.Waits > keys {
+			t.Errorf("%d requests waited on the shared store, want at most %d (each key's first): %+v", st.Waits, keys, st)
+		}
+		if most := keys * (1 + int64((8*time.Second+7*hold-1)/(7*hold))); st.Blocks > most {
+			t.Errorf("%d blocks for %d keys in 1 s, want at most one per key and 7/8 hold after the first (%d): %+v", st.Blocks, keys, most, st)
+		}
+		t.Logf("%+v", st)
+	})
+}

@@ -222,10 +222,21 @@ func (s *Store) group(batch []*call) []group {
 			path = pathFastRepeated
 		}
 		g.args = callHeader(g.args, g.now, s.opt.clock != nil, len(g.calls), path)
+		dist := false
+		if g.fast { // a fast call has one key
+			for _, c := range g.calls {
+				g.keys = append(g.keys, c.keys[0])
+			}
+			if dist = distinct(g.keys); dist && groupBlobs(g.calls) {
+				for j, c := range g.calls {
+					g.keys[j] = c.keys[0]
+				}
+			}
+		}
 		var prev []byte
 		for _, c := range g.calls {
-			g.keys = append(g.keys, c.keys...)
 			if !g.fast {
+				g.keys = append(g.keys, c.keys...)
 				g.args = append(g.args, c.args...)
 				continue
 			}
@@ -239,11 +250,38 @@ func (s *Store) group(batch []*call) []group {
 				prev = b
 			}
 		}
-		if g.fast && distinct(g.keys) {
+		if dist {
 			g.args[3] = pathFastDistinct // the script may save each state at once
 		}
 	}
 	return groups
+}
+
+// groupBlobs orders the takes of a fast-path group so that equal packed
+// numbers are adjacent: the script parses a take's numbers (13 words and
+// two exact divisions) only when they differ from the previous take's,
+// which a batch whose takes differ in cost defeats (a localquota.Store's
+// blocks, sized per key). BenchmarkScript/.../costs=7, 64 takes of 7
+// costs interleaved: 4.5 µs of Redis time per take sent in arrival order,
+// 3.4-3.5 µs grouped, as with one cost. The calls of a batch
+// are concurrent, so any order is one they could have arrived in. A batch
+// whose numbers change at most once is left as it is, without sorting.
+// The caller passes only takes on distinct keys, whose answers do not
+// depend on their order; groupBlobs reports whether it reordered them.
+func groupBlobs(calls []*call) bool {
+	changes := 0
+	for i := 1; i < len(calls) && changes < 2; i++ {
+		if !bytes.Equal(calls[i].args[0].([]byte), calls[i-1].args[0].([]byte)) {
+			changes++
+		}
+	}
+	if changes < 2 {
+		return false
+	}
+	slices.SortStableFunc(calls, func(a, b *call) int {
+		return bytes.Compare(a.args[0].([]byte), b.args[0].([]byte))
+	})
+	return true
 }
 
 // distinct reports whether no key repeats. (Up to 32 keys, comparing

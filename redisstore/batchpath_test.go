@@ -224,3 +224,48 @@ func frozenStore(t *testing.T, prefix string) *Store {
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
+
+// TestGroupBlobs checks that a fast-path batch whose costs interleave is
+// sent with equal packed numbers adjacent (each distinct one once, the
+// repeats as "") and that every call still gets its own answer.
+func TestGroupBlobs(t *testing.T) {
+	s := frozenStore(t, "gb:")
+	lim := weir.PerSecond(1000).WithBurst(100).WithName("gb")
+	var batch []*call
+	for i := range 12 {
+		c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: fmt.Sprint("k", i), Limit: lim}}, Cost: int64(1 + i%3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.deadline = s.mono() + int64(time.Minute)
+		batch = append(batch, c)
+	}
+	want := map[*call]int64{}
+	for i, c := range batch {
+		want[c] = 100 - int64(1+i%3)
+	}
+	groups := s.group(slices.Clone(batch))
+	if len(groups) != 1 || !groups[0].fast {
+		t.Fatalf("%d groups (fast %v), want one on the fast path", len(groups), len(groups) == 1 && groups[0].fast)
+	}
+	sent := 0
+	for _, a := range groups[0].args[4:] {
+		if b, ok := a.([]byte); ok && len(b) > 0 {
+			sent++
+		}
+	}
+	if sent != 3 {
+		t.Errorf("%d packed numbers sent for 3 distinct costs, want 3", sent)
+	}
+	s.run(batch)
+	for _, c := range batch {
+		<-c.done
+		if c.err != nil {
+			t.Fatal(c.err)
+		}
+		r := takeReply(c.out)
+		if got := r[2]; r[0] != 1 || got != want[c] {
+			t.Errorf("call with keys %v: allowed %d remaining %d, want 1 and %d", c.keys, r[0], got, want[c])
+		}
+	}
+}

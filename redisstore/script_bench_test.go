@@ -35,21 +35,30 @@ func BenchmarkScript(b *testing.B) {
 		}
 		for _, nk := range nkeys {
 			for _, n := range []int{1, 16, 64} {
-				benchScript(b, s, client, algo, nk, n)
+				benchScript(b, s, client, algo, nk, n, 1)
 			}
 		}
 	}
+	// Takes of 7 costs interleaved (a localquota.Store's blocks), which
+	// the batching layer sends grouped by cost (groupBlobs).
+	benchScript(b, s, client, weir.TokenBucket, 1000, 64, 7)
 }
 
-func benchScript(b *testing.B, s *Store, client *redis.Client, algo weir.Algorithm, nkeys, n int) {
-	b.Run("algo="+algo.String()+"/keys="+strconv.Itoa(nkeys)+"/batch="+strconv.Itoa(n), func(b *testing.B) {
+// benchScript runs batches of n takes on nkeys keys, of costs 1 to costs
+// in turn.
+func benchScript(b *testing.B, s *Store, client *redis.Client, algo weir.Algorithm, nkeys, n int, costs int64) {
+	name := "algo=" + algo.String() + "/keys=" + strconv.Itoa(nkeys) + "/batch=" + strconv.Itoa(n)
+	if costs > 1 {
+		name += "/costs=" + strconv.FormatInt(costs, 10)
+	}
+	b.Run(name, func(b *testing.B) {
 		lim := weir.Per(1_000_000, 1_000_000_000).WithAlgorithm(algo).WithName("b")
 		batch := make([]*call, n)
 		round := 0
 		var usec, calls int64
 		for b.Loop() {
 			for i := range batch {
-				c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: "k" + strconv.Itoa((round*n+i)%nkeys), Limit: lim}}, Cost: 1, Lease: "l" + strconv.Itoa(i)})
+				c, err := s.prepare(opTake, &weir.Request{Checks: []weir.Check{{Key: "k" + strconv.Itoa((round*n+i)%nkeys), Limit: lim}}, Cost: 1 + int64(i)%costs, Lease: "l" + strconv.Itoa(i)})
 				if err != nil {
 					b.Fatal(err)
 				}
