@@ -227,8 +227,8 @@ func TestPacerMargin(t *testing.T) {
 	for range bumpDecay * 4 {
 		p.observe(readAnswer(ok, t0, t0))
 	}
-	if m := p.pace().Margin; m != 6*time.Millisecond {
-		t.Fatalf("margin %v after %d calm answers, want 1ms + 5ms (first contact over)", m, bumpDecay*4)
+	if m := p.pace().Margin; m != 10*time.Millisecond {
+		t.Fatalf("margin %v after %d calm answers, want the floor of 5ms + 5ms (first contact over)", m, bumpDecay*4)
 	}
 }
 
@@ -470,7 +470,8 @@ func TestPacerSlip(t *testing.T) {
 
 // The peak deviation of the round trip widens the margin beyond the mean
 // deviation, and is forgotten over windows of steady answers; first
-// contact does not count.
+// contact does not count, and the peak's part is capped at Window/50.
+// Without deviation the margin is its floor, sendTail (5 ms).
 func TestPacerPeak(t *testing.T) {
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	p := pacer{told: QuotaPolicy{Quota: 100, Window: time.Second}}
@@ -483,17 +484,20 @@ func TestPacerPeak(t *testing.T) {
 	for i := 1; i < 200; i++ {
 		send(i, time.Millisecond)
 	}
-	if m := p.pace().Margin; m != time.Millisecond {
-		t.Fatalf("margin %v after first contact and steady answers, want the floor of 1ms", m)
+	if m := p.pace().Margin; m != sendTail {
+		t.Fatalf("margin %v after first contact and steady answers, want the floor of %v", m, sendTail)
 	}
-	send(200, 6*time.Millisecond) // one late answer
-	if m := p.pace().Margin; m < 5*time.Millisecond || m > 6*time.Millisecond {
-		t.Fatalf("margin %v after a 5ms deviation, want about 5ms", m)
-	}
-	for i := 201; i < 201+17*100; i++ {
+	send(200, 17*time.Millisecond) // one late answer
+	for i := 201; i < 240; i++ {   // the mean deviation forgets it
 		send(i, time.Millisecond)
 	}
-	if m := p.pace().Margin; m > 3*time.Millisecond || m < time.Millisecond {
+	if m := p.pace().Margin; m < 15*time.Millisecond || m > 16*time.Millisecond {
+		t.Fatalf("margin %v after a 16ms deviation, want about 16ms", m)
+	}
+	for i := 240; i < 240+17*100; i++ {
+		send(i, time.Millisecond)
+	}
+	if m := p.pace().Margin; m < 6*time.Millisecond || m > 10*time.Millisecond {
 		t.Fatalf("margin %v 17 windows later, want the peak about halved", m)
 	}
 	// A descheduled sender's 300 ms: the peak's part is capped at w/50.
