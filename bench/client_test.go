@@ -27,7 +27,7 @@ import (
 // limiter and a retry after Retry-After. It takes minutes of wall clock, so
 // it runs only when asked:
 //
-//	WEIR_CLIENT_SOAK=1 go test -run TestClientRealClock -v -timeout 30m ./bench
+//	WEIR_CLIENT_SOAK=1 go test -run 'TestClientRealClock$' -v -timeout 40m ./bench
 //
 // WEIR_CLIENT_CELLS=4per1s,100per1s,10per1m picks limits, and
 // WEIR_CLIENT_LATENCIES=0s,200ms,1s latencies.
