@@ -234,9 +234,8 @@ func (p *pacer) pace() Pace {
 // the send that reuses its slot: twice the round trip's variation plus
 // twice that of how late sends leave after their slots, or the recent peak
 // deviation of the round trip (up to w/50) if larger, at least startMargin
-// (w/50) until 2q answers are in and w/1000 and sendTail (up to w/50)
-// always, at most
-// w/10, plus what 429s added. The peak is capped because a late send
+// (w/50) until 2q answers are in, and w/1000 and sendTail (up to w/50)
+// always, at most w/10, plus what 429s added. The peak is capped because a late send
 // costs one refused request (a slip, see observe), and a margin of w/50
 // already costs 2% of the limit for as long as it is held.
 func (p *pacer) margin(w time.Duration, q int64) time.Duration {

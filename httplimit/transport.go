@@ -50,7 +50,8 @@ import (
 //
 // Margin (see [Pace]) covers the measured variation of the round trip and
 // of the wake-up of a waiting sender, and the recent peak deviation of the
-// round trip (up to Window/50), at least Window/1000, at most Window/10,
+// round trip (up to Window/50), at least Window/1000 and 5 ms (but not
+// above Window/50), at most Window/10,
 // and grows after a 429.
 //
 // Retry-After on a 429 or 503 pauses the key for that long, but for a 429
