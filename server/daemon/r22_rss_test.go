@@ -540,9 +540,15 @@ policies:
 	}
 	t.Logf("R22 RSS: reference %.1f MiB at %v (first half after full): %.0f B per capped key above the baseline; second half's highest %.1f MiB at %v",
 		mib(ref.rss), ref.at.Round(time.Millisecond), (float64(ref.rss)-float64(rss0))/float64(capKeys), mib(peak.rss), peak.at.Round(time.Millisecond))
-	if flat := ref.rss + ref.rss/10 + 2<<20; peak.rss > flat {
-		t.Errorf("RSS not flat once the store was full: %.1f MiB at %v (%d keys sent), above the first half's highest %.1f MiB at %v by more than 10%% + 2 MiB",
-			mib(peak.rss), peak.at.Round(time.Millisecond), peak.keys, mib(ref.rss), ref.at.Round(time.Millisecond))
+	// Garbage up to the collector's goal is not growth: a cycle that
+	// runs late (a busy machine starves its background workers) lets the
+	// heap, and so RSS, step up by as much as the goal is above what is
+	// in use, once. Growth with the keys sent would exceed that too, and
+	// the bound above holds whatever the slack.
+	headroom := uint64(max(vals1["go_memstats_next_gc_bytes"]-vals1["go_memstats_heap_inuse_bytes"], 0))
+	if flat := ref.rss + ref.rss/10 + 2<<20 + headroom; peak.rss > flat {
+		t.Errorf("RSS not flat once the store was full: %.1f MiB at %v (%d keys sent), above the first half's highest %.1f MiB at %v by more than 10%% + 2 MiB + the collector's headroom (%.1f MiB)",
+			mib(peak.rss), peak.at.Round(time.Millisecond), peak.keys, mib(ref.rss), ref.at.Round(time.Millisecond), mib(headroom))
 	}
 	if admittedLate.Load() == 0 {
 		t.Error("no flood batch admitted after the first refusal: the store did not evict fresh keys")
