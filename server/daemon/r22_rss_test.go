@@ -235,7 +235,8 @@ type rssSample struct {
 //   - flat: the samples from the moment the store was first full, or
 //     from the first third of the flood (the first 10 s in the soak) if
 //     later, are split in two halves by time; the highest sample of the
-//     second half is within 10% + 2 MiB of the highest of the first half
+//     second half is within 10% + 2 MiB + the collector's headroom (its
+//     goal minus the heap in use, at the end) of the highest of the first half
 //     (2 MiB: the runtime returns freed pages to the OS in the
 //     background, so RSS moves by a few MiB without any change in the
 //     live heap). A reference taken in one second just after the store
