@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/weir-go/weir/internal/doccmd"
 )
 
 // testFunc is a test, example, fuzz test or benchmark in a _test.go file.
@@ -29,18 +31,18 @@ var testFunc = regexp.MustCompile(`(?m)^func ((?:Test|Example|Fuzz|Benchmark)\w*
 // block, an inline code span broken by the paragraph's line wrap) is read
 // whole.
 func TestDocsGoTestCommands(t *testing.T) {
-	files, err := filepath.Glob("docs/*.md")
+	files, err := doccmd.Files(".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checked := 0
-	for _, file := range append(files, "README.md") {
+	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := &docChecker{t: t, file: file, bins: map[string]testBinary{}}
-		for _, u := range docUnits(string(b)) {
+		for _, u := range doccmd.Units(string(b)) {
 			cwd := "."
 			for _, cmd := range u {
 				cwd = c.line(cmd, cwd)
@@ -52,118 +54,6 @@ func TestDocsGoTestCommands(t *testing.T) {
 		t.Fatalf("checked %d -run/-bench patterns in the docs, want at least 60 (is the command parser broken?)", checked)
 	}
 	t.Logf("%d -run/-bench patterns checked", checked)
-}
-
-// docCommand is a command line of the docs: a logical line of a code block
-// or an inline code span, and the line of the file where it starts.
-type docCommand struct {
-	line int
-	text string
-}
-
-// docUnits splits a markdown file into the units within which a shell's
-// current directory carries over: each fenced code block (its logical
-// lines, `\` continuations joined) and each paragraph, list item or table
-// row outside them (their inline code spans, which may wrap over lines).
-func docUnits(md string) [][]docCommand {
-	var units [][]docCommand
-	lines := strings.Split(md, "\n")
-	var para []string
-	paraStart := 0
-	flush := func() {
-		if len(para) > 0 {
-			units = append(units, codeSpans(para, paraStart))
-		}
-		para = nil
-	}
-	for i := 0; i < len(lines); i++ {
-		trimmed := strings.TrimSpace(lines[i])
-		if strings.HasPrefix(trimmed, "```") {
-			flush()
-			var block []docCommand
-			for i++; i < len(lines) && !strings.HasPrefix(strings.TrimSpace(lines[i]), "```"); i++ {
-				start, text := i, lines[i]
-				for strings.HasSuffix(text, `\`) && i+1 < len(lines) {
-					i++
-					text = strings.TrimSuffix(text, `\`) + " " + lines[i]
-				}
-				block = append(block, docCommand{start + 1, text})
-			}
-			units = append(units, block)
-			continue
-		}
-		if trimmed == "" || strings.HasPrefix(trimmed, "|") || strings.HasPrefix(trimmed, "- ") ||
-			strings.HasPrefix(trimmed, "* ") || strings.HasPrefix(trimmed, "#") || startsNumbered(trimmed) {
-			flush()
-		}
-		if trimmed != "" {
-			if len(para) == 0 {
-				paraStart = i
-			}
-			para = append(para, trimmed)
-		}
-	}
-	flush()
-	return units
-}
-
-// startsNumbered reports whether s starts a numbered list item ("1. ").
-func startsNumbered(s string) bool {
-	d := strings.TrimLeft(s, "0123456789")
-	return len(d) < len(s) && strings.HasPrefix(d, ". ")
-}
-
-// codeSpans returns the inline code spans of a paragraph whose first line
-// is line first (0-based) of the file.
-func codeSpans(para []string, first int) []docCommand {
-	text := strings.Join(para, " ")
-	lineAt := func(off int) int { // 1-based line of a byte offset of text
-		n := first
-		for _, l := range para {
-			if off <= len(l) {
-				break
-			}
-			off -= len(l) + 1
-			n++
-		}
-		return n + 1
-	}
-	var spans []docCommand
-	for i := 0; i < len(text); {
-		if text[i] != '`' {
-			i++
-			continue
-		}
-		n := 1
-		for i+n < len(text) && text[i+n] == '`' {
-			n++
-		}
-		fence := text[i : i+n]
-		end := -1
-		for j := i + n; j < len(text); {
-			k := strings.Index(text[j:], fence)
-			if k < 0 {
-				break
-			}
-			k += j
-			if k+n < len(text) && text[k+n] == '`' { // a longer run: not the closing one
-				j = k + n + 1
-				for j < len(text) && text[j] == '`' {
-					j++
-				}
-				continue
-			}
-			end = k
-			break
-		}
-		if end < 0 {
-			i += n
-			continue
-		}
-		spans = append(spans, docCommand{lineAt(i), text[i+n : end]})
-		i = end + n
-	}
-	return spans
 }
 
 // testBinary is a test binary built by `go test -c -o BIN PKG`.
@@ -183,12 +73,12 @@ type docChecker struct {
 // line checks the commands of one command line run in directory cwd
 // (relative to the repository root) and returns the directory the shell is
 // in after it.
-func (c *docChecker) line(cmd docCommand, cwd string) string {
-	where := c.file + ":" + strconv.Itoa(cmd.line)
+func (c *docChecker) line(cmd doccmd.Line, cwd string) string {
+	where := c.file + ":" + strconv.Itoa(cmd.N)
 	depth := 0 // subshell nesting
 	outer := []string{}
-	for _, sc := range shellCommands(cmd.text) {
-		switch sc.op {
+	for _, sc := range doccmd.Split(cmd.Text) {
+		switch sc.Op {
 		case "(":
 			outer = append(outer, cwd)
 			depth++
@@ -201,7 +91,7 @@ func (c *docChecker) line(cmd docCommand, cwd string) string {
 			}
 			continue
 		}
-		args := sc.args
+		args := sc.Args
 		for len(args) > 0 && isAssignment(args[0]) {
 			args = args[1:]
 		}
@@ -369,103 +259,4 @@ func testFuncs(t *testing.T, where, cwd string, pkgs []string) []string {
 		}
 	}
 	return funcs
-}
-
-// shellCommand is a simple command (its words, unquoted), or a subshell's
-// parenthesis (op "(" or ")").
-type shellCommand struct {
-	op   string
-	args []string
-}
-
-// shellCommands splits a command line as a shell would, well enough for
-// the docs: words with their quotes removed ('...' literal, "..." with
-// backslash escapes), simple commands separated by &&, ||, |, ; and
-// newlines, parentheses as subshells, redirections and comments dropped.
-func shellCommands(s string) []shellCommand {
-	var cmds []shellCommand
-	var args []string
-	var word strings.Builder
-	inWord := false
-	endWord := func() {
-		if inWord {
-			args = append(args, word.String())
-		}
-		word.Reset()
-		inWord = false
-	}
-	endCmd := func() {
-		endWord()
-		if len(args) > 0 {
-			cmds = append(cmds, shellCommand{args: args})
-		}
-		args = nil
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				j = len(s) - i - 1
-			}
-			word.WriteString(s[i+1 : i+1+j])
-			inWord = true
-			i += j + 1
-		case ch == '"':
-			inWord = true
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) {
-					i++
-				}
-				word.WriteByte(s[i])
-			}
-		case ch == '\\' && i+1 < len(s):
-			i++
-			word.WriteByte(s[i])
-			inWord = true
-		case ch == '#' && !inWord:
-			i = len(s)
-		case ch == '$' && i+1 < len(s) && s[i+1] == '(': // $(...): kept in the word
-			depth := 0
-			for ; i < len(s); i++ {
-				word.WriteByte(s[i])
-				if s[i] == '(' {
-					depth++
-				} else if s[i] == ')' {
-					if depth--; depth == 0 {
-						break
-					}
-				}
-			}
-			inWord = true
-		case ch == ' ' || ch == '\t':
-			endWord()
-		case ch == '&' || ch == '|' || ch == ';' || ch == '\n':
-			endCmd()
-		case ch == '(' || ch == ')':
-			endCmd()
-			cmds = append(cmds, shellCommand{op: string(ch)})
-		case ch == '>' || ch == '<':
-			if inWord && strings.Trim(word.String(), "0123456789") == "" { // 2>&1
-				word.Reset()
-				inWord = false
-			}
-			endWord()
-			for i+1 < len(s) && (s[i+1] == '>' || s[i+1] == '&') {
-				i++
-			}
-			for i+1 < len(s) && s[i+1] == ' ' {
-				i++
-			}
-			for i+1 < len(s) && s[i+1] != ' ' && s[i+1] != ';' && s[i+1] != '&' && s[i+1] != '|' {
-				i++
-			}
-		default:
-			word.WriteByte(ch)
-			inWord = true
-		}
-	}
-	endCmd()
-	return cmds
 }
