@@ -34,7 +34,8 @@ type Line struct {
 // Units splits a markdown file into the units within which a shell's
 // current directory carries over: each fenced code block (its logical
 // lines, `\` continuations joined) and each paragraph, list item or table
-// row outside them (their inline code spans, which may wrap over lines).
+// row outside them (their inline code spans, which may wrap over lines;
+// in a table row, `\|` is read as |, as Markdown renders it).
 func Units(md string) [][]Line {
 	var units [][]Line
 	lines := strings.Split(md, "\n")
@@ -42,7 +43,13 @@ func Units(md string) [][]Line {
 	paraStart := 0
 	flush := func() {
 		if len(para) > 0 {
-			units = append(units, codeSpans(para, paraStart))
+			spans := codeSpans(para, paraStart)
+			if strings.HasPrefix(para[0], "|") { // a table row: \| is a | in a cell
+				for i := range spans {
+					spans[i].Text = strings.ReplaceAll(spans[i].Text, `\|`, "|")
+				}
+			}
+			units = append(units, spans)
 		}
 		para = nil
 	}
@@ -143,6 +150,9 @@ type Command struct {
 	Op string
 	// Args are the words of a simple command.
 	Args []string
+	// Pipe is true when the command's output is piped (|) into the next
+	// command.
+	Pipe bool
 }
 
 // Split splits a command line as a shell would, well enough for
@@ -161,10 +171,10 @@ func Split(s string) []Command {
 		word.Reset()
 		inWord = false
 	}
-	endCmd := func() {
+	endCmd := func(pipe bool) {
 		endWord()
 		if len(args) > 0 {
-			cmds = append(cmds, Command{Args: args})
+			cmds = append(cmds, Command{Args: args, Pipe: pipe})
 		}
 		args = nil
 	}
@@ -209,9 +219,9 @@ func Split(s string) []Command {
 		case ch == ' ' || ch == '\t':
 			endWord()
 		case ch == '&' || ch == '|' || ch == ';' || ch == '\n':
-			endCmd()
+			endCmd(ch == '|' && !(i+1 < len(s) && s[i+1] == '|') && !(i > 0 && s[i-1] == '|'))
 		case ch == '(' || ch == ')':
-			endCmd()
+			endCmd(false)
 			cmds = append(cmds, Command{Op: string(ch)})
 		case ch == '>' || ch == '<':
 			if inWord && strings.Trim(word.String(), "0123456789") == "" { // 2>&1
@@ -233,6 +243,6 @@ func Split(s string) []Command {
 			inWord = true
 		}
 	}
-	endCmd()
+	endCmd(false)
 	return cmds
 }
