@@ -58,11 +58,18 @@ func Units(md string) [][]Line {
 		if strings.HasPrefix(trimmed, "```") {
 			flush()
 			var block []Line
+			indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " "))]
+			unindent := func(l string) string { // a fence's indentation is not part of its lines
+				for j := 0; j < len(indent) && strings.HasPrefix(l, " "); j++ {
+					l = l[1:]
+				}
+				return l
+			}
 			for i++; i < len(lines) && !strings.HasPrefix(strings.TrimSpace(lines[i]), "```"); i++ {
-				start, text := i, lines[i]
+				start, text := i, unindent(lines[i])
 				for strings.HasSuffix(text, `\`) && i+1 < len(lines) {
 					i++
-					text = strings.TrimSuffix(text, `\`) + " " + lines[i]
+					text = strings.TrimSuffix(text, `\`) + " " + unindent(lines[i])
 				}
 				block = append(block, Line{N: start + 1, Text: text, Block: true})
 			}

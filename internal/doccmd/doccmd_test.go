@@ -26,14 +26,17 @@ func TestSplit(t *testing.T) {
 func TestUnits(t *testing.T) {
 	md := "Intro `cd a && go test\n-run X` and `b`.\n\n" +
 		"```sh\ncd b\ngo test -run Y \\\n  ./c\n```\n" +
+		"- item\n  ```\n  $ a\n    b\n  ```\n" +
 		"| `t1` | x |\n| `t2 \\| u` | y |\n- item `i1`\n- item `i2`\n"
 	want := [][]Line{
 		{{N: 1, Text: "cd a && go test -run X"}, {N: 2, Text: "b"}},
 		{{N: 5, Text: "cd b", Block: true}, {N: 6, Text: "go test -run Y    ./c", Block: true}},
-		{{N: 9, Text: "t1"}},
-		{{N: 10, Text: "t2 | u"}},
-		{{N: 11, Text: "i1"}},
-		{{N: 12, Text: "i2"}},
+		nil,
+		{{N: 11, Text: "$ a", Block: true}, {N: 12, Text: "  b", Block: true}},
+		{{N: 14, Text: "t1"}},
+		{{N: 15, Text: "t2 | u"}},
+		{{N: 16, Text: "i1"}},
+		{{N: 17, Text: "i2"}},
 	}
 	if got := Units(md); !reflect.DeepEqual(got, want) {
 		t.Errorf("Units = %+v\nwant %+v", got, want)
