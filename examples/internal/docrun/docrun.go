@@ -370,7 +370,7 @@ func (c Curl) Check(t *testing.T, resp *http.Response, body []byte, vary map[str
 		switch {
 		case name == "Date":
 			if _, err := http.ParseTime(got[0]); err != nil {
-				errs = append(errs, fmt.Errorf("Date: %v", err))
+				errs = append(errs, fmt.Errorf("the Date field: %v", err))
 			}
 		case vary[name] != nil:
 			if err := vary[name](h[1], got[0]); err != nil {
