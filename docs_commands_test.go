@@ -31,18 +31,14 @@ var testFunc = regexp.MustCompile(`(?m)^func ((?:Test|Example|Fuzz|Benchmark)\w*
 // block, an inline code span broken by the paragraph's line wrap) is read
 // whole.
 func TestDocsGoTestCommands(t *testing.T) {
-	files, err := doccmd.Files(".")
+	files, err := doccmd.Read(".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checked := 0
 	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := &docChecker{t: t, file: file, bins: map[string]testBinary{}}
-		for _, u := range doccmd.Units(string(b)) {
+		c := &docChecker{t: t, file: file.Name, bins: map[string]testBinary{}}
+		for _, u := range file.Units {
 			cwd := "."
 			for _, cmd := range u {
 				cwd = c.line(cmd, cwd)

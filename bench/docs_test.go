@@ -1,20 +1,14 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
-
 	"github.com/weir-go/weir/internal/doccmd"
-	"github.com/weir-go/weir/server/daemon"
 	"github.com/weir-go/weir/server/daemon/daemontest"
 )
 
@@ -51,7 +45,7 @@ func TestDocsGrpcurl(t *testing.T) {
 	if args == nil || shown == "" {
 		t.Fatalf("docs/envoy.md: no grpcurl command followed by its answer (# {...}) in \"Trying it without Envoy\"")
 	}
-	s := daemontest.Start(t, runServe)
+	s := daemontest.Start(t, daemontest.Serve)
 	for i, a := range args {
 		if a == "localhost:8081" {
 			args[i] = s.GRPC
@@ -74,24 +68,4 @@ func TestDocsGrpcurl(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("grpcurl answers\n%s\ndocs/envoy.md shows\n%s", out, shown)
 	}
-}
-
-// runServe runs `weir serve ARGS...` in process as the command line does:
-// daemon.Flags, then daemon.Run.
-func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "serve" {
-		return fmt.Errorf("runServe runs only serve, not %q", args)
-	}
-	var fl daemon.Flags
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fl.AddFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	o, err := fl.ServeOptions(stdout, stderr)
-	if err != nil {
-		return err
-	}
-	return daemon.Run(ctx, o)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -19,32 +18,26 @@ import (
 // fail, none be limited when the client is told the rate (-rate), and the
 // statistics line be printed while it runs and at the end.
 func TestDocs(t *testing.T) {
-	for _, ex := range docrun.Find(t, "client") {
-		t.Run(ex.Where, func(t *testing.T) {
-			cfg, err := parseFlags(ex.Args, io.Discard)
+	docrun.ForEach(t, "client", parseFlags, func(t *testing.T, ex docrun.Example, cfg config) {
+		if cfg.url != "" {
+			t.Fatalf("%s: -url calls another API: not run by this test", ex.Where)
+		}
+		synctest.Test(t, func(t *testing.T) {
+			api, err := newAPI(cfg.serverRate, cfg.latency)
 			if err != nil {
-				t.Fatalf("%s: go run ./examples/client %q: %v", ex.Where, ex.Args, err)
+				t.Fatal(err)
 			}
-			if cfg.url != "" {
-				t.Fatalf("%s: -url calls another API: not run by this test", ex.Where)
+			var out bytes.Buffer
+			st, err := run(t.Context(), cfg, inProcess{api}, &out)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", ex.Where, err, out.String())
 			}
-			synctest.Test(t, func(t *testing.T) {
-				api, err := newAPI(cfg.serverRate, cfg.latency)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var out bytes.Buffer
-				st, err := run(t.Context(), cfg, inProcess{api}, &out)
-				if err != nil {
-					t.Fatalf("%s: %v\n%s", ex.Where, err, out.String())
-				}
-				end := fmt.Sprintf("jobs: %d done, 0 failed, 0 undone, 0 still queued\n", cfg.jobs)
-				if st.Done != int64(cfg.jobs) || st.Failed != 0 || (cfg.rate > 0 && st.Limited != 0) ||
-					!strings.Contains(out.String(), "progress: done ") || !strings.HasSuffix(out.String(), end) {
-					t.Fatalf("%s: stats %+v; output:\n%s", ex.Where, st, out.String())
-				}
-				t.Logf("%s: %s", ex.Where, st)
-			})
+			end := fmt.Sprintf("jobs: %d done, 0 failed, 0 undone, 0 still queued\n", cfg.jobs)
+			if st.Done != int64(cfg.jobs) || st.Failed != 0 || (cfg.rate > 0 && st.Limited != 0) ||
+				!strings.Contains(out.String(), "progress: done ") || !strings.HasSuffix(out.String(), end) {
+				t.Fatalf("%s: stats %+v; output:\n%s", ex.Where, st, out.String())
+			}
+			t.Logf("%s: %s", ex.Where, st)
 		})
-	}
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"testing"
@@ -20,23 +19,17 @@ import (
 // may exceed the doc's by what the budget refills while the call runs
 // (TPM/60 a second, rounded up); every other figure is exact.
 func TestDocs(t *testing.T) {
-	for _, ex := range docrun.Find(t, "llmgateway") {
-		t.Run(ex.Where, func(t *testing.T) {
-			cfg, err := parseFlags(ex.Args, io.Discard)
-			if err != nil {
-				t.Fatalf("%s: go run ./examples/llmgateway %q: %v", ex.Where, ex.Args, err)
-			}
-			addr := docrun.Start(t, run, ex, cfg.addr)
-			for _, c := range ex.Curls {
-				start := time.Now()
-				resp, body := c.Do(t, cfg.addr, addr)
-				refill := int64(math.Ceil(time.Since(start).Seconds() * float64(cfg.limits.TPM) / 60))
-				c.Check(t, resp, body, map[string]docrun.Vary{"Ratelimit": func(shown, got string) error {
-					return sameRateLimit(shown, got, refill)
-				}})
-			}
-		})
-	}
+	docrun.ForEach(t, "llmgateway", parseFlags, func(t *testing.T, ex docrun.Example, cfg config) {
+		addr := docrun.Start(t, run, ex, cfg.addr)
+		for _, c := range ex.Curls {
+			start := time.Now()
+			resp, body := c.Do(t, cfg.addr, addr)
+			refill := int64(math.Ceil(time.Since(start).Seconds() * float64(cfg.limits.TPM) / 60))
+			c.Check(t, resp, body, map[string]docrun.Vary{"Ratelimit": func(shown, got string) error {
+				return sameRateLimit(shown, got, refill)
+			}})
+		}
+	})
 }
 
 // sameRateLimit compares two RateLimit fields: the same items with the

@@ -15,28 +15,21 @@ import (
 // 200 whose body (cut as the doc's `head -c N` cuts it) is the start of
 // the array of records.
 func TestDocs(t *testing.T) {
-	for _, ex := range docrun.Find(t, "stream") {
-		t.Run(ex.Where, func(t *testing.T) {
-			cfg, err := parseFlags(ex.Args, io.Discard)
-			if err != nil {
-				t.Fatalf("%s: go run ./examples/stream %q: %v", ex.Where, ex.Args, err)
-			}
-			docAddr := cfg.addr
-			at := docrun.Start(t, func(ctx context.Context, args []string, _, stderr io.Writer) error {
-				return runArgs(ctx, args, stderr)
-			}, ex, docAddr)
-			w := httptest.NewRecorder()
-			if err := writeRecords(w, 100); err != nil {
-				t.Fatal(err)
-			}
-			want := w.Body.String()
-			for _, c := range ex.Curls {
-				resp, body := c.Do(t, docAddr, at)
-				c.Check(t, resp, body, nil)
-				if c.Head == 0 || len(body) != c.Head || string(body) != want[:c.Head] {
-					t.Fatalf("%s: body %q (head -c %d), want the start of the array, %q", c.Where, body, c.Head, want[:min(c.Head, len(want))])
-				}
-			}
-		})
+	w := httptest.NewRecorder()
+	if err := writeRecords(w, 100); err != nil {
+		t.Fatal(err)
 	}
+	want := w.Body.String()
+	docrun.ForEach(t, "stream", parseFlags, func(t *testing.T, ex docrun.Example, cfg config) {
+		at := docrun.Start(t, func(ctx context.Context, args []string, _, stderr io.Writer) error {
+			return runArgs(ctx, args, stderr)
+		}, ex, cfg.addr)
+		for _, c := range ex.Curls {
+			resp, body := c.Do(t, cfg.addr, at)
+			c.Check(t, resp, body, nil)
+			if c.Head == 0 || len(body) != c.Head || string(body) != want[:c.Head] {
+				t.Fatalf("%s: body %q (head -c %d), want the start of the array, %q", c.Where, body, c.Head, want[:min(c.Head, len(want))])
+			}
+		}
+	})
 }

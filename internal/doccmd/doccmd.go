@@ -7,15 +7,41 @@
 package doccmd
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 )
 
-// Files returns the Markdown files whose commands are held true: docs/*.md
-// and README.md under the repository root.
-func Files(root string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	return append(files, filepath.Join(root, "README.md")), err
+// A File is a Markdown file of the docs, read.
+type File struct {
+	// Name is its path from the repository root (docs/http.md).
+	Name string
+	// Text is its content.
+	Text string
+	// Units are its units (see Units).
+	Units [][]Line
+}
+
+// Read reads the Markdown files whose commands are held true, docs/*.md
+// and README.md, from the repository root.
+func Read(root string) ([]File, error) {
+	names, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		return nil, err
+	}
+	var files []File
+	for _, name := range append(names, filepath.Join(root, "README.md")) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		rel, err := filepath.Rel(root, name)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Name: filepath.ToSlash(rel), Text: string(b), Units: Units(string(b))})
+	}
+	return files, nil
 }
 
 // Line is a command line of the docs: a logical line of a code block

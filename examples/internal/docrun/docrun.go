@@ -24,8 +24,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -79,25 +77,37 @@ type Shown struct {
 // fails the test when there are none.
 func Find(t *testing.T, name string) []Example {
 	t.Helper()
-	files, err := doccmd.Files(Root)
+	files, err := doccmd.Read(Root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []Example
 	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, _ := filepath.Rel(Root, file)
-		for _, unit := range doccmd.Units(string(b)) {
-			out = append(out, findIn(t, rel, unit, name)...)
+		for _, unit := range file.Units {
+			out = append(out, findIn(t, file.Name, unit, name)...)
 		}
 	}
 	if len(out) == 0 {
 		t.Fatalf("no `go run ./examples/%s` in README.md or docs/", name)
 	}
 	return out
+}
+
+// ForEach runs test, as a subtest named by the command's place, for each
+// `go run ./examples/name ARGS` of the docs, with the config that parse
+// (the example's flag parser) makes of ARGS; a command whose ARGS parse
+// rejects fails its subtest.
+func ForEach[C any](t *testing.T, name string, parse func(args []string, stderr io.Writer) (C, error), test func(t *testing.T, ex Example, cfg C)) {
+	t.Helper()
+	for _, ex := range Find(t, name) {
+		t.Run(ex.Where, func(t *testing.T) {
+			cfg, err := parse(ex.Args, io.Discard)
+			if err != nil {
+				t.Fatalf("%s: go run ./examples/%s %q: %v", ex.Where, name, ex.Args, err)
+			}
+			test(t, ex, cfg)
+		})
+	}
 }
 
 // findIn returns the examples of one unit of a file.

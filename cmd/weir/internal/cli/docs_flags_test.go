@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,18 +21,13 @@ import (
 // serve: ..."). Most of these commands are also run by other tests; this
 // one reaches those that cannot run here (deployments, measurements).
 func TestDocsWeirFlags(t *testing.T) {
-	files, err := doccmd.Files(filepath.Join(docsDir, ".."))
+	files, err := doccmd.Read(filepath.Join(docsDir, ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := strings.TrimPrefix(file, filepath.Join(docsDir, "..")+"/")
-		for _, unit := range doccmd.Units(string(raw)) {
+		for _, unit := range file.Units {
 			for _, l := range unit {
 				text := strings.TrimPrefix(l.Text, "$ ")
 				if strings.Contains(text, "[--") || strings.Contains(text, "...") {
@@ -48,7 +42,7 @@ func TestDocsWeirFlags(t *testing.T) {
 						continue // output, such as the banner's "weir serve: ..."
 					}
 					n++
-					where := name + ":" + strconv.Itoa(l.N)
+					where := file.Name + ":" + strconv.Itoa(l.N)
 					if err := parseWeirArgs(args, !l.Block); err != nil {
 						t.Errorf("%s: weir %s: %v", where, strings.Join(args, " "), err)
 					}

@@ -33,26 +33,21 @@ const simDocMaxFor = time.Minute
 // commands before it in the block (awk, run with bash) from the file the
 // doc shows in a block introduced by a line ending in "`NAME`:".
 func TestDocsSim(t *testing.T) {
-	files, err := doccmd.Files(filepath.Join(docsDir, ".."))
+	files, err := doccmd.Read(filepath.Join(docsDir, ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc := string(raw)
-		name := strings.TrimPrefix(file, filepath.Join(docsDir, "..")+"/")
-		for _, unit := range doccmd.Units(doc) {
+		doc := file.Text
+		for _, unit := range file.Units {
 			for i, l := range unit {
 				for _, c := range doccmd.Split(l.Text) {
 					if len(c.Args) < 3 || c.Args[0] != "weir" || c.Args[1] != "sim" || !strings.HasPrefix(c.Args[2], "--") {
 						continue // the command's name, or its synopsis
 					}
 					n++
-					where := name + ":" + strconv.Itoa(l.N)
+					where := file.Name + ":" + strconv.Itoa(l.N)
 					var before []doccmd.Line
 					var shown []string
 					if l.Block {
