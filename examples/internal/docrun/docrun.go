@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,13 +202,34 @@ var listening = regexp.MustCompile(`(?:listening on|serving) http://([^\s/]+)`)
 // the test logs it. The example stops when the test ends.
 func Start(t *testing.T, run RunFunc, ex Example, addr string) string {
 	t.Helper()
-	args := ex.Args
+	args, moved := ex.Args, false
 	if ln, err := net.Listen("tcp", addr); err != nil {
 		t.Logf("%s: %s is taken (%v): the example runs on a free port instead", ex.Where, addr, err)
-		args = append(append([]string(nil), args...), "-addr", "127.0.0.1:0")
+		args, moved = onFreePort(args), true
 	} else {
 		ln.Close()
 	}
+	at, err := start(t, run, ex, args)
+	if errors.Is(err, syscall.EADDRINUSE) && !moved {
+		t.Logf("%s: %s was taken between the check and the example's listen (%v): the example runs on a free port instead", ex.Where, addr, err)
+		at, err = start(t, run, ex, onFreePort(args))
+	}
+	if err != nil {
+		t.Fatalf("%s: go run %s: %v", ex.Where, strings.Join(ex.Args, " "), err)
+	}
+	return at
+}
+
+// onFreePort returns args with `-addr 127.0.0.1:0` added (the last -addr
+// flag wins).
+func onFreePort(args []string) []string {
+	return append(append([]string(nil), args...), "-addr", "127.0.0.1:0")
+}
+
+// start runs the example with args until the test ends and returns the
+// address it says it serves on, or the error it returned before that
+// (with its output).
+func start(t *testing.T, run RunFunc, ex Example, args []string) (string, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -234,24 +256,25 @@ func Start(t *testing.T, run RunFunc, ex Example, addr string) string {
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: the example returned %v", ex.Where, err)
-		}
-	})
 	select {
 	case a := <-found:
-		return a
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: the example returned %v", ex.Where, err)
+			}
+		})
+		return a, nil
 	case err := <-done:
-		done <- err
+		cancel()
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("%s: go run %s: %v before it served; output:\n%s", ex.Where, strings.Join(ex.Args, " "), err, output.String())
+		return "", fmt.Errorf("%w before it served; output:\n%s", err, output.String())
 	case <-time.After(time.Minute):
-		t.Fatalf("%s: the example did not say where it serves within a minute", ex.Where)
+		cancel()
+		<-done
+		return "", errors.New("the example did not say where it serves within a minute")
 	}
-	return ""
 }
 
 // Request returns the request of a curl call, sent to addr instead of the
