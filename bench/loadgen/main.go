@@ -24,32 +24,81 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-func main() {
-	httpURL := flag.String("http", "http://127.0.0.1:8080", "server HTTP base URL")
-	grpcAddr := flag.String("grpc", "127.0.0.1:8081", "server gRPC address")
-	protos := flag.String("proto", "http,grpc", "comma-separated: http, grpc, envoy, stream (weir.v1 CheckStream), rawhttp, rawgrpc, rawenvoy")
-	clientsList := flag.String("clients", "1,16,64", "comma-separated concurrent client counts")
-	keys := flag.Int("keys", 10000, "distinct keys")
-	duration := flag.Duration("duration", 10*time.Second, "duration of each run")
-	warmup := flag.Duration("warmup", time.Second, "warm-up before each run (not measured)")
-	batch := flag.Int("batch", 1, "decisions per call (gRPC CheckBatch / Envoy descriptors; HTTP JSON array)")
-	policy := flag.String("policy", "bench", "policy name")
-	domain := flag.String("domain", "bench", "Envoy domain")
-	pid := flag.Int("pid", 0, "server process id, for its CPU time and memory")
-	conns := flag.Int("conns", 4, "gRPC connections shared by the clients")
-	mode := flag.String("mode", "rate", "rate: decisions/s; keys: fill -keys distinct keys and report RSS per key")
-	gogc := flag.Int("gogc", 400, "the load generator's own GC percentage (its CPU is the ceiling on one machine)")
-	flag.Parse()
-	debug.SetGCPercent(*gogc)
+// config is what the flags set.
+type config struct {
+	httpURL, grpcAddr       string
+	protos, clients         []string
+	keys, batch, conns, pid int
+	duration, warmup        time.Duration
+	policy, domain, mode    string
+	gogc                    int
+}
 
-	if *mode == "keys" {
-		fillKeys(*grpcAddr, *policy, *keys, *pid)
+// protocols are the values -proto takes.
+var protocols = []string{"http", "grpc", "envoy", "stream", "rawhttp", "rawgrpc", "rawenvoy"}
+
+// parseFlags reads the command line; a -proto, -clients or -mode it cannot
+// use is an error naming the flag.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	var protos, clients string
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.httpURL, "http", "http://127.0.0.1:8080", "server HTTP base URL")
+	fs.StringVar(&c.grpcAddr, "grpc", "127.0.0.1:8081", "server gRPC address")
+	fs.StringVar(&protos, "proto", "http,grpc", "comma-separated: http, grpc, envoy, stream (weir.v1 CheckStream), rawhttp, rawgrpc, rawenvoy")
+	fs.StringVar(&clients, "clients", "1,16,64", "comma-separated concurrent client counts")
+	fs.IntVar(&c.keys, "keys", 10000, "distinct keys")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "duration of each run")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "warm-up before each run (not measured)")
+	fs.IntVar(&c.batch, "batch", 1, "decisions per call (gRPC CheckBatch / Envoy descriptors; HTTP JSON array)")
+	fs.StringVar(&c.policy, "policy", "bench", "policy name")
+	fs.StringVar(&c.domain, "domain", "bench", "Envoy domain")
+	fs.IntVar(&c.pid, "pid", 0, "server process id, for its CPU time and memory")
+	fs.IntVar(&c.conns, "conns", 4, "gRPC connections shared by the clients")
+	fs.StringVar(&c.mode, "mode", "rate", "rate: decisions/s; keys: fill -keys distinct keys and report RSS per key")
+	fs.IntVar(&c.gogc, "gogc", 400, "the load generator's own GC percentage (its CPU is the ceiling on one machine)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("loadgen takes no arguments: %q", fs.Args())
+	}
+	c.protos, c.clients = strings.Split(protos, ","), strings.Split(clients, ",")
+	for _, p := range c.protos {
+		if !slices.Contains(protocols, p) {
+			return c, fmt.Errorf("unknown -proto %q (want %s)", p, strings.Join(protocols, ", "))
+		}
+	}
+	for _, cs := range c.clients {
+		if n, err := strconv.Atoi(cs); err != nil || n < 1 {
+			return c, fmt.Errorf("bad -clients: %q", cs)
+		}
+	}
+	if c.mode != "rate" && c.mode != "keys" {
+		return c, fmt.Errorf("unknown -mode %q (want rate or keys)", c.mode)
+	}
+	return c, nil
+}
+
+func main() {
+	c, err := parseFlags(os.Args[1:], os.Stderr)
+	if err == flag.ErrHelp {
+		os.Exit(0)
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
+	debug.SetGCPercent(c.gogc)
+
+	if c.mode == "keys" {
+		fillKeys(c.grpcAddr, c.policy, c.keys, c.pid)
 		return
 	}
-	fmt.Printf("# loadgen: %d keys, batch %d, %v per run, pid %d, GOMAXPROCS default\n", *keys, *batch, *duration, *pid)
+	fmt.Printf("# loadgen: %d keys, batch %d, %v per run, pid %d, GOMAXPROCS default\n", c.keys, c.batch, c.duration, c.pid)
 	fmt.Printf("%-6s %7s %12s %10s %10s %10s %14s %14s\n", "proto", "clients", "decisions/s", "calls/s", "p50", "p99", "server-cpu/dec", "loadgen-cpu/dec")
-	for _, proto := range strings.Split(*protos, ",") {
-		for _, cs := range strings.Split(*clientsList, ",") {
+	for _, proto := range c.protos {
+		for _, cs := range c.clients {
 			n, err := strconv.Atoi(cs)
 			if err != nil || n < 1 {
 				fmt.Fprintln(os.Stderr, "bad -clients:", cs)
@@ -59,16 +108,16 @@ func main() {
 			var closeFn func()
 			switch proto {
 			case "http":
-				call, closeFn = httpCaller(*httpURL, *policy, *keys, *batch, n)
+				call, closeFn = httpCaller(c.httpURL, c.policy, c.keys, c.batch, n)
 			case "grpc":
-				call, closeFn = grpcCaller(*grpcAddr, *policy, *keys, *batch, *conns)
+				call, closeFn = grpcCaller(c.grpcAddr, c.policy, c.keys, c.batch, c.conns)
 			case "envoy":
-				call, closeFn = envoyCaller(*grpcAddr, *domain, *keys, *batch, *conns)
+				call, closeFn = envoyCaller(c.grpcAddr, c.domain, c.keys, c.batch, c.conns)
 			case "stream":
-				call, closeFn = streamCaller(*grpcAddr, *policy, *keys, n, *conns)
+				call, closeFn = streamCaller(c.grpcAddr, c.policy, c.keys, n, c.conns)
 			case "rawhttp", "rawgrpc", "rawenvoy":
 				var err error
-				call, closeFn, err = rawCaller(proto, *httpURL, *grpcAddr, *policy, *domain, *keys, *batch, n, *conns)
+				call, closeFn, err = rawCaller(proto, c.httpURL, c.grpcAddr, c.policy, c.domain, c.keys, c.batch, n, c.conns)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(1)
@@ -77,10 +126,10 @@ func main() {
 				fmt.Fprintln(os.Stderr, "unknown -proto", proto)
 				os.Exit(2)
 			}
-			drive(call, n, *warmup) // warm up connections and caches
-			r := measure(call, n, *duration, *pid)
+			drive(call, n, c.warmup) // warm up connections and caches
+			r := measure(call, n, c.duration, c.pid)
 			closeFn()
-			dec := float64(r.calls * int64(*batch))
+			dec := float64(r.calls * int64(c.batch))
 			fmt.Printf("%-6s %7d %12.0f %10.0f %10v %10v %12.2fµs %12.2fµs\n", proto, n, dec/r.elapsed.Seconds(), float64(r.calls)/r.elapsed.Seconds(),
 				r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), perDec(r.serverCPU, dec), perDec(r.selfCPU, dec))
 		}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -95,16 +97,42 @@ func newHandler(n int, perClient, total int64) (http.Handler, error) {
 }
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8091", "listen address (8091: clear of weir serve's 8080 and 8081)")
-	n := flag.Int("records", 400_000, "number of records in the array")
-	rate := flag.Int64("rate", 32<<10, "bytes per second per client")
-	total := flag.Int64("total", 10<<20, "bytes per second for all clients together")
-	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *n, *rate, *total, func(a net.Addr) { log.Printf("serving http://%s/records", a) }); err != nil {
+	if err := runArgs(ctx, os.Args[1:], os.Stderr); errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// config is what the flags set.
+type config struct {
+	addr        string
+	records     int
+	rate, total int64
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("stream", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8091", "listen address (8091: clear of weir serve's 8080 and 8081)")
+	fs.IntVar(&c.records, "records", 400_000, "number of records in the array")
+	fs.Int64Var(&c.rate, "rate", 32<<10, "bytes per second per client")
+	fs.Int64Var(&c.total, "total", 10<<20, "bytes per second for all clients together")
+	return c, fs.Parse(args)
+}
+
+// runArgs serves with the settings of the command-line arguments until ctx
+// is done, logging where to stderr.
+func runArgs(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := log.New(stderr, "", log.LstdFlags)
+	return run(ctx, c.addr, c.records, c.rate, c.total, func(a net.Addr) { logger.Printf("serving http://%s/records", a) })
 }
 
 // run serves until ctx is done, calling ready with the listening address.

@@ -3,15 +3,12 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
-	"github.com/weir-go/weir/server/daemon"
 	"github.com/weir-go/weir/server/daemon/daemontest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -105,22 +102,5 @@ type IO struct {
 // Run runs `weir serve ARGS...` in-process as the command line does: the
 // same flags (daemon.Flags), then daemon.Run. args[0] must be "serve".
 func Run(ctx context.Context, args []string, stdio IO) error {
-	if len(args) == 0 || args[0] != "serve" {
-		return fmt.Errorf("the daemon's tests run only serve, not %q", args)
-	}
-	var fl daemon.Flags
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fl.AddFlags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve takes no arguments: %q", fs.Args())
-	}
-	o, err := fl.ServeOptions(stdio.Stdout, stdio.Stderr)
-	if err != nil {
-		return err
-	}
-	return daemon.Run(ctx, o)
+	return daemontest.Serve(ctx, args, stdio.Stdin, stdio.Stdout, stdio.Stderr)
 }

@@ -131,26 +131,3 @@ func TestSimBadUsage(t *testing.T) {
 		t.Errorf("concurrency: %v", err)
 	}
 }
-
-// TestSimDocBursts runs the first command of docs/sim.md (writing the
-// picture to a temporary file) and checks that the doc shows its output.
-func TestSimDocBursts(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(docsDir, "sim.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := runSim(t, "--limit", "100/s burst=200", "--limit", "100/s algo=sliding-log",
-		"--limit", "100/s algo=sliding-window", "--limit", "100/s algo=fixed-window",
-		"--pattern", "bursts:400/10s,width=2s,base=60/s", "--for", "1m", "--plot", filepath.Join(t.TempDir(), "sim-bursts.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(doc), "--pattern bursts:400/10s,width=2s,base=60/s --for 1m --plot docs/img/sim-bursts.png") {
-		t.Error("docs/sim.md no longer shows the command")
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if !strings.Contains(string(doc), "\n"+line+"\n") {
-			t.Errorf("docs/sim.md does not show the line\n%s", line)
-		}
-	}
-}
