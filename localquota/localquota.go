@@ -74,11 +74,12 @@ type entry struct {
 	deniedAt    int64         // local ns the denial was asked at
 
 	// The optimistic mode (optimistic.go).
-	check      weir.Check // the check the entry settles
-	optInit    bool       // settled at least once
-	optCredit  int64      // units it may still admit
-	optPending int64      // units admitted and not yet charged
-	optErr     error      // the last settle's error
+	check       weir.Check // the check the entry settles
+	optInit     bool       // settled at least once
+	optCredit   int64      // units it may still admit
+	optPending  int64      // units admitted and not yet charged
+	optErr      error      // the last settle's error
+	optSettling bool       // a settle is in flight: one at a time
 }
 
 // New returns a Store that holds units of inner locally. The Store starts
@@ -770,7 +771,8 @@ func (s *Store) Close() error {
 	close(s.done)
 	s.wg.Wait()
 	if s.cfg.sync > 0 {
-		s.settleAll() // charge what was admitted; nothing is lost
+		s.settleAll() // charge what was admitted
+		s.settleDebts()
 		return nil
 	}
 	s.sweep(true)
