@@ -65,7 +65,6 @@ func (s *slow) Take(ctx context.Context, req *weir.Request) (weir.Decision, erro
 	return d, err
 }
 
-
 // TestOptimisticSkewed reproduces the optimistic mode's low utilisation
 // under skewed demand (issue 20): 10 keys at 20/s burst 20, S = 10 ms, so
 // ⌈rate·S⌉ = 1 and a process may have 1 unit per key admitted and not
@@ -96,7 +95,7 @@ func TestOptimisticSkewed(t *testing.T) {
 		start := time.Now()
 		var mu sync.Mutex
 		admitted := make([][]time.Duration, keys) // per key, the instants of admissions
-		var end time.Duration // when the hot process's callers stopped
+		var end time.Duration                     // when the hot process's callers stopped
 		var wg sync.WaitGroup
 		for p := range procs {
 			run, g := time.Second, 1 // cold
