@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,12 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 	}
 	for {
 		d, wait, err := s.takeLocal(ctx, req)
+		if wait == yieldCh {
+			// Denied while the settle that brings credit is in flight:
+			// let its goroutine run (takeOptimistic).
+			runtime.Gosched()
+			return d, err
+		}
 		if wait == nil {
 			return d, err
 		}
@@ -160,6 +167,11 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		}
 	}
 }
+
+// yieldCh is what takeLocal returns in place of a refill's channel when the
+// optimistic mode denied a request while a settle of its key was in
+// flight: Take then yields the processor before it returns the denial.
+var yieldCh = make(chan struct{})
 
 // takeLocal decides req (which is local) from the entries of its checks,
 // locked for the call. When an entry lacks units while a background refill
@@ -188,7 +200,10 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 		need = append(need, n)
 	}
 	if s.cfg.sync > 0 {
-		d, err := s.takeOptimistic(ctx, req, es, need)
+		d, settling, err := s.takeOptimistic(ctx, req, es, need)
+		if settling {
+			return d, yieldCh, err
+		}
 		return d, nil, err
 	}
 	now := s.nowNS()
