@@ -803,7 +803,7 @@ type Stats struct {
 	Local    int64 // requests decided from local allowances
 	Passed   int64 // requests passed to the shared store as they were
 	Waits    int64 // local requests that waited on the shared store: for a Take of their own or a refill in flight
-	Refills  int64 // background Takes started before a key ran short
+	Refills  int64 // background Takes started before a key ran short (optimistic mode: settles started when a key's credit ran low)
 	Returns  int64 // Refunds sent to give units back
 }
 

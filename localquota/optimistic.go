@@ -53,9 +53,9 @@ func optCap(l weir.Limit, sync time.Duration) int64 {
 // unlocked. Callers denied in a loop (a process far over its limit) would
 // otherwise keep the settle's goroutine waiting for a processor, which the
 // Go scheduler shares between runnable goroutines in slices of up to 10
-// ms: in BenchmarkLocalQuota on one core, 68 ms per settle of a key, one
-// unit per key each time (⌈rate·S⌉ = 1), 59-65% of the limit admitted;
-// 98% with the yield.
+// ms: in BenchmarkLocalQuota's skewed load on one core, 68 ms per settle
+// of a key, one unit per key each time (⌈rate·S⌉ = 1), 58-72% of the
+// limit admitted; 96-98% with the yield.
 func (s *Store) takeOptimistic(ctx context.Context, req *weir.Request, es []*entry, need []int64) (d weir.Decision, settling bool, err error) {
 	for i, e := range es {
 		if !e.optInit {
