@@ -525,15 +525,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	if usable > low {
 		return
 	}
-	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
-	// locks entries.
-	s.bgMu.Lock()
-	closed := s.bgClosed
-	if !closed {
-		s.wg.Add(1)
-	}
-	s.bgMu.Unlock()
-	if closed {
+	if !s.startBackground() {
 		return
 	}
 	e.fetching = true
@@ -563,6 +555,20 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 			s.giveBack(b, b.units, s.nowNS())
 		}
 	}()
+}
+
+// startBackground counts a background goroutine about to start in s.wg
+// and reports true, or reports false once Close has begun (Close waits
+// for those counted before it). It takes bgMu, not mu: its callers hold an
+// entry's lock, and sweep holds mu while it locks entries.
+func (s *Store) startBackground() bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // spendableUntil is the local instant until which b's units can be spent:

@@ -129,14 +129,7 @@ func (s *Store) settleSoon(e *entry) {
 	if e.optSettling || e.optErr != nil || e.optPending == 0 || 2*e.optCredit >= optCap(e.check.Limit, s.cfg.sync) {
 		return
 	}
-	// bgMu, not mu: this runs under e.mu (as maybeRefill).
-	s.bgMu.Lock()
-	closed := s.bgClosed
-	if !closed {
-		s.wg.Add(1)
-	}
-	s.bgMu.Unlock()
-	if closed {
+	if !s.startBackground() {
 		return
 	}
 	e.optSettling = true
