@@ -212,10 +212,10 @@ func (s *Store) settleAll() {
 }
 
 // settleDebts is Close's last step in the optimistic mode: while entries
-// still owe units (the shared store could not take them all: another
-// process spent what it had), it settles them again every S, for up to the
-// store timeout. Units still owed then stay uncharged; they are within the
-// N·⌈rate·S⌉ of the bound.
+// still owe units that the shared store, which answered, could not take
+// (another process spent what it had), it settles them again every S, for
+// up to the store timeout. Units still owed then, or owed to a store that
+// failed, stay uncharged; they are within the N·⌈rate·S⌉ of the bound.
 func (s *Store) settleDebts() {
 	deadline := time.Now().Add(s.cfg.timeout)
 	for {
@@ -223,7 +223,7 @@ func (s *Store) settleDebts() {
 		s.mu.Lock()
 		for _, e := range s.entries {
 			e.mu.Lock()
-			if e.optPending > 0 {
+			if e.optPending > 0 && e.optErr == nil {
 				owing = append(owing, e)
 			}
 			e.mu.Unlock()
