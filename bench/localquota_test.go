@@ -13,7 +13,8 @@ package bench
 // demand) and load=skewed (one process makes 90% of the calls) 10 keys are
 // limited to 20 per second with burst 20, far below the demand, and util-%
 // is the admitted units over the exact bound Σ(burst + rate·T) of the keys
-// over the run. Each reports decisions/s, redis-µs/op (Redis CPU in
+// over the run (left-%: what the keys still hold just after it, over the
+// same bound). Each reports decisions/s, redis-µs/op (Redis CPU in
 // scripts per decision, from INFO commandstats) and p99-µs. impl=local
 // holds blocks for L = 100 ms (the default), local-L1s for 1 s, and
 // local-optimistic settles every 10 ms. The decisions of one b.N are split
