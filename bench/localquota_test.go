@@ -365,11 +365,12 @@ func benchLQProcesses(b *testing.B, impl, load string, skew bool) {
 }
 
 // lqLeft reports left-%: what the limited keys still hold just after the
-// run (a peek of each, a few ms after the last process ended) over the
-// bound of util-%. util-% + left-% is 100 less what a full bucket wasted
-// and what the rate added after the run; the units the keys hold at the end
-// are the part of the bound that ended the run unspent, which an implementation
-// admitting a unit as soon as it is back still leaves (up to one per key).
+// run (a peek of each, a few ms after the last process ended), over the
+// bound of util-%: the part of the bound the run ended without spending. A
+// store that admits a unit only once it is back in the bucket ends with up
+// to about one per key. util-% + left-% is 100, less what a full bucket
+// wasted, plus what refilled before the peek and what the optimistic mode
+// admitted beyond the bound.
 func lqLeft(b *testing.B, c *redis.Client, prefix, load string, elapsed time.Duration) {
 	rs, err := redisstore.New(c, redisstore.WithPrefix(prefix))
 	if err != nil {
