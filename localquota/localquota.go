@@ -81,6 +81,7 @@ type entry struct {
 	optPending  int64      // units admitted and not yet charged
 	optErr      error      // the last settle's error
 	optSettling bool       // a settle is in flight: one at a time
+	optCap      int64      // optCap of check, set with it
 }
 
 // New returns a Store that holds units of inner locally. The Store starts

@@ -59,7 +59,7 @@ func optCap(l weir.Limit, sync time.Duration) int64 {
 func (s *Store) takeOptimistic(ctx context.Context, req *weir.Request, es []*entry, need []int64) (d weir.Decision, settling bool, err error) {
 	for i, e := range es {
 		if !e.optInit {
-			e.check = req.Checks[i]
+			e.check, e.optCap = req.Checks[i], optCap(req.Checks[i].Limit, s.cfg.sync)
 			e.optInit = true
 			s.settleLocked(ctx, e)
 		}
@@ -126,7 +126,7 @@ func (s *Store) finishSettle(ctx context.Context, e *entry, p0, c0 int64, c weir
 // store is closing. A key in debt has no credit to admit from, so it is
 // never settled here more often than it admits.
 func (s *Store) settleSoon(e *entry) {
-	if e.optSettling || e.optErr != nil || e.optPending == 0 || 2*e.optCredit >= optCap(e.check.Limit, s.cfg.sync) {
+	if e.optSettling || e.optErr != nil || e.optPending == 0 || 2*e.optCredit >= e.optCap {
 		return
 	}
 	if !s.startBackground() {
@@ -153,7 +153,7 @@ func (s *Store) applySettle(e *entry, p0, c0, g, r int64, err error) {
 		return
 	}
 	during := c0 - e.optCredit // admitted while the settle was on its way
-	e.optCredit = max(0, min(r, optCap(e.check.Limit, s.cfg.sync))-during)
+	e.optCredit = max(0, min(r, e.optCap)-during)
 }
 
 // charge takes at most n units of c from the shared store (a peek when n
