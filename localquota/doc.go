@@ -60,10 +60,11 @@
 // # Optimistic mode
 //
 // With [WithOptimistic](S) a process admits from a credit first and charges
-// the shared store every S instead: no decision waits for the store after
-// a key's first request, and with N processes the fleet admits at most the
-// shared limit's bound + N·⌈rate·S⌉ over any run from its start (each
-// process has at most ⌈rate·S⌉ units admitted and not yet charged).
+// the shared store every S instead (and at once when a key's credit runs
+// low): no decision waits for the store after a key's first request, and
+// with N processes the fleet admits at most the shared limit's bound +
+// N·⌈rate·S⌉ over any run from its start (each process has at most
+// ⌈rate·S⌉ units admitted and not yet charged).
 //
 // # Failures
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,11 +75,13 @@ type entry struct {
 	deniedAt    int64         // local ns the denial was asked at
 
 	// The optimistic mode (optimistic.go).
-	check      weir.Check // the check the entry settles
-	optInit    bool       // settled at least once
-	optCredit  int64      // units it may still admit
-	optPending int64      // units admitted and not yet charged
-	optErr     error      // the last settle's error
+	check       weir.Check // the check the entry settles
+	optInit     bool       // settled at least once
+	optCredit   int64      // units it may still admit
+	optPending  int64      // units admitted and not yet charged
+	optErr      error      // the last settle's error
+	optSettling bool       // a settle is in flight: one at a time
+	optCap      int64      // optCap of check, set with it
 }
 
 // New returns a Store that holds units of inner locally. The Store starts
@@ -144,6 +147,12 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 	}
 	for {
 		d, wait, err := s.takeLocal(ctx, req)
+		if wait == yieldCh {
+			// Denied while the settle that brings credit is in flight:
+			// let its goroutine run (takeOptimistic).
+			runtime.Gosched()
+			return d, err
+		}
 		if wait == nil {
 			return d, err
 		}
@@ -159,6 +168,11 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		}
 	}
 }
+
+// yieldCh is what takeLocal returns in place of a refill's channel when the
+// optimistic mode denied a request while a settle of its key was in
+// flight: Take then yields the processor before it returns the denial.
+var yieldCh = make(chan struct{})
 
 // takeLocal decides req (which is local) from the entries of its checks,
 // locked for the call. When an entry lacks units while a background refill
@@ -187,7 +201,10 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 		need = append(need, n)
 	}
 	if s.cfg.sync > 0 {
-		d, err := s.takeOptimistic(ctx, req, es, need)
+		d, settling, err := s.takeOptimistic(ctx, req, es, need)
+		if settling {
+			return d, yieldCh, err
+		}
 		return d, nil, err
 	}
 	now := s.nowNS()
@@ -509,15 +526,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	if usable > low {
 		return
 	}
-	// bgMu, not mu: this runs under e.mu, and sweep holds mu while it
-	// locks entries.
-	s.bgMu.Lock()
-	closed := s.bgClosed
-	if !closed {
-		s.wg.Add(1)
-	}
-	s.bgMu.Unlock()
-	if closed {
+	if !s.startBackground() {
 		return
 	}
 	e.fetching = true
@@ -547,6 +556,20 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 			s.giveBack(b, b.units, s.nowNS())
 		}
 	}()
+}
+
+// startBackground counts a background goroutine about to start in s.wg
+// and reports true, or reports false once Close has begun (Close waits
+// for those counted before it). It takes bgMu, not mu: its callers hold an
+// entry's lock, and sweep holds mu while it locks entries.
+func (s *Store) startBackground() bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // spendableUntil is the local instant until which b's units can be spent:
@@ -770,7 +793,8 @@ func (s *Store) Close() error {
 	close(s.done)
 	s.wg.Wait()
 	if s.cfg.sync > 0 {
-		s.settleAll() // charge what was admitted; nothing is lost
+		s.settleAll() // charge what was admitted
+		s.settleDebts()
 		return nil
 	}
 	s.sweep(true)
@@ -786,7 +810,7 @@ type Stats struct {
 	Local    int64 // requests decided from local allowances
 	Passed   int64 // requests passed to the shared store as they were
 	Waits    int64 // local requests that waited on the shared store: for a Take of their own or a refill in flight
-	Refills  int64 // background Takes started before a key ran short
+	Refills  int64 // background Takes started before a key ran short (optimistic mode: settles started when a key's credit ran low)
 	Returns  int64 // Refunds sent to give units back
 }
 

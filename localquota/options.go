@@ -82,8 +82,8 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithOptimistic selects the optimistic mode with sync interval S: a
-// process admits from a credit first and charges the shared store every S
-// (and on Close). It makes no round trip on the hot path after a key's
+// process admits from a credit first and charges the shared store every S,
+// at once when a key's credit falls under half of ⌈rate·S⌉, and on Close. It makes no round trip on the hot path after a key's
 // first request, at the price of a bounded overshoot: with N processes, a
 // limit of rate units per second admits over any run from the start at
 // most its own bound + N·⌈rate·S⌉ (docs/algorithms.md). 0 keeps the exact
