@@ -146,12 +146,7 @@ func (s *Store) settler() {
 
 // settleAll settles every entry, up to 16 at once (one round trip each).
 func (s *Store) settleAll() {
-	s.mu.Lock()
-	es := make([]*entry, 0, len(s.entries))
-	for _, e := range s.entries {
-		es = append(es, e)
-	}
-	s.mu.Unlock()
+	_, es := s.snapshot()
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	for _, e := range es {
