@@ -202,12 +202,7 @@ func (s *Store) settler() {
 
 // settleAll settles every entry, up to 16 at once (one round trip each).
 func (s *Store) settleAll() {
-	s.mu.Lock()
-	es := make([]*entry, 0, len(s.entries))
-	for _, e := range s.entries {
-		es = append(es, e)
-	}
-	s.mu.Unlock()
+	_, es := s.snapshot()
 	s.settleEach(es)
 }
 
@@ -220,15 +215,14 @@ func (s *Store) settleDebts() {
 	deadline := time.Now().Add(s.cfg.timeout)
 	for {
 		var owing []*entry
-		s.mu.Lock()
-		for _, e := range s.entries {
+		_, es := s.snapshot()
+		for _, e := range es {
 			e.mu.Lock()
 			if e.optPending > 0 && e.optErr == nil {
 				owing = append(owing, e)
 			}
 			e.mu.Unlock()
 		}
-		s.mu.Unlock()
 		if len(owing) == 0 || !time.Now().Add(s.cfg.sync).Before(deadline) {
 			return
 		}
