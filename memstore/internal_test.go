@@ -94,9 +94,10 @@ func TestHashPairs(t *testing.T) {
 	}
 }
 
-// TestTable drives tbTable and a Go map with the same random operations,
-// with hashes chosen to collide in the low bits (long probe runs that wrap
-// around the end of the table), and compares them after every step.
+// TestTable drives tbTable and a Go map with the same random operations
+// (sweeps shrink the table), with hashes chosen to share home slots (long
+// probe runs that wrap around the end of the table), and compares them
+// after every step.
 func TestTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var tb tbTable
@@ -130,11 +131,13 @@ func TestTable(t *testing.T) {
 		// and at the end of the table, which wrap around. Identities that
 		// differ only in hi share lo, hence a home slot: the table must
 		// keep them apart.
+		// The home slot comes from lo's low 32 bits: near 0 is the first
+		// slot, near 1<<32 the last, at any table size.
 		low := uint64(rng.IntN(4))
 		if rng.IntN(2) == 0 {
-			low = 1<<20 - 1 - low
+			low = 1<<32 - 1 - low
 		}
-		return id{lo: uint64(rng.IntN(200))<<40 | low | uint64(rng.IntN(2))<<62 | 1<<30, hi: uint64(rng.IntN(3))}
+		return id{lo: uint64(rng.IntN(200))<<40 | low | uint64(rng.IntN(2))<<62 | 1<<33, hi: uint64(rng.IntN(3))}
 	}
 	for step := range 20_000 {
 		h := key()
@@ -145,6 +148,7 @@ func TestTable(t *testing.T) {
 		case 3:
 			now := int64(rng.IntN(100))
 			gone, next := tb.sweep(now)
+			tb.shrink()
 			for k, e := range ref {
 				if e.expires() <= now {
 					delete(ref, k)
