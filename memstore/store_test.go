@@ -329,7 +329,7 @@ func TestMultiShardNoDeadlock(t *testing.T) {
 // target is at most 64 bytes per key at 1,000,000 keys. A slot is 32 bytes
 // (the 128-bit identity and the state), and a table grown by half when it
 // would pass 4/5 full holds 1.25 to 1.875 slots per key: 40 to 60 bytes
-// (at 10⁶ keys, 64 shards of 26,151 slots: 1.67 slots, 54 bytes).
+// (at 10⁶ keys, 64 shards of 24,276 slots: 1.55 slots, 50 bytes).
 func TestBytesPerKey(t *testing.T) {
 	n := 1_000_000
 	if testing.Short() || raceEnabled {

@@ -5,19 +5,20 @@ import "math/bits"
 // tbTable holds token-bucket states: an open-addressing hash table with
 // linear probing and backward-shift deletion, keyed by the 128-bit state
 // identity (id.lo is never 0, which marks an empty slot; id.lo's low 32
-// bits give the home slot, see home). A slot is 32 bytes, two to a 64-byte
-// cache line, and holds the identity and the whole state, so a lookup of an
-// existing key usually touches one cache line, and the write-back touches
-// the same one.
+// bits give the home slot, see home). A slot is 32 bytes and holds the
+// identity and the whole state; slots go in pairs, one pair to a 64-byte
+// cache line, and an identity's home is the first slot of a pair, so that
+// a probe uses the whole line it pays for. A lookup of an existing key
+// usually touches one cache line, and the write-back touches the same one.
 //
-// The table's size is not a power of two: the home slot is the identity
-// scaled to the size (a multiply, not a mask), so the table can grow by
-// half rather than double. It grows when it would be more than 4/5 full,
-// so it is between 8/15 and 4/5 full once grown: 40 to 60 bytes per key
+// The number of pairs is not a power of two: the home pair is the identity
+// scaled to it (a multiply, not a mask), so the table can grow by half
+// rather than double. It grows when it would be more than 4/5 full, so it
+// is between 8/15 and 4/5 full once grown: 40 to 60 bytes per key
 // (doubling would give 40 to 80).
 type tbTable struct {
 	slots  []tbSlot
-	size   uint64 // len(slots)
+	size   uint64 // len(slots), even
 	n      int
 	cursor uint64 // next slot the lazy sweep examines, < size
 }
@@ -27,7 +28,14 @@ type tbSlot struct {
 	a, b int64 // algo.State A and B
 }
 
-const tbMinSize = 8
+const tbMinSize = 8 // slots; sizes are 2 × 4, 6, 9, 13, 19, ... pairs
+
+// grown is the size after size when growing: half as large again, in
+// pairs.
+func grown(size int) int {
+	pairs := size / 2
+	return 2 * (pairs + pairs/2)
+}
 
 func (t *tbTable) init() { t.setSlots(tbMinSize) }
 
@@ -37,11 +45,12 @@ func (t *tbTable) setSlots(size int) {
 	t.cursor = 0
 }
 
-// home is h's home slot: the low 32 bits of lo (which the shard index,
-// lo's top bits, does not use) read as a fraction of the table.
+// home is h's home slot, the first of a pair: the low 32 bits of lo
+// (which the shard index, lo's top bits, does not use) read as a fraction
+// of the table.
 func (t *tbTable) home(h id) uint64 {
-	i, _ := bits.Mul64(bits.RotateLeft64(h.lo, 32), t.size)
-	return i
+	pair, _ := bits.Mul64(bits.RotateLeft64(h.lo, 32), t.size/2)
+	return 2 * pair
 }
 
 // next is the slot after i, wrapping around.
@@ -91,7 +100,7 @@ func (t *tbTable) put(h id, e tbEntry) {
 }
 
 // grow makes the table half as large again.
-func (t *tbTable) grow() { t.resize(len(t.slots) + len(t.slots)/2) }
+func (t *tbTable) grow() { t.resize(grown(len(t.slots))) }
 
 // shrink makes the table smaller when it is less than 1/8 full, so that
 // memory follows the live keys down after a flood of idle ones: to the
@@ -102,7 +111,7 @@ func (t *tbTable) shrink() {
 	}
 	size := tbMinSize
 	for size*2 < t.n*5 { // more than 2/5 full
-		size += size / 2
+		size = grown(size)
 	}
 	if size < len(t.slots) {
 		t.resize(size)
