@@ -94,6 +94,16 @@ func TestHashPairs(t *testing.T) {
 	}
 }
 
+// get returns h's entry, if stored.
+func (t *tbTable) get(h id) (tbEntry, bool) {
+	i, ok := t.find(h)
+	if !ok {
+		return tbEntry{}, false
+	}
+	s := &t.slots[i]
+	return tbEntry{s.a, s.b}, true
+}
+
 // TestTable drives tbTable and a Go map with the same random operations
 // (sweeps shrink the table), with hashes chosen to share home slots (long
 // probe runs that wrap around the end of the table), and compares them

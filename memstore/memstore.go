@@ -389,8 +389,14 @@ func (s *Store) load(locs []loc, st []algo.State, sp []*algo.State, pes []*ptrEn
 		sh := &s.shards[l.shard]
 		switch l.cls {
 		case classTB:
-			e, ok := sh.tb.get(l.h)
-			st[i] = algo.State{A: e.a, B: e.b}
+			// find, not get: find is small enough to be inlined here.
+			j, ok := sh.tb.find(l.h)
+			if ok {
+				e := &sh.tb.slots[j]
+				st[i] = algo.State{A: e.a, B: e.b}
+			} else {
+				st[i] = algo.State{}
+			}
 			l.found = ok
 		case classWin:
 			e, ok := sh.win[l.h]

@@ -1,7 +1,5 @@
 package memstore
 
-import "math/bits"
-
 // tbTable holds token-bucket states: an open-addressing hash table with
 // linear probing and backward-shift deletion, keyed by the 128-bit state
 // identity (id.lo is never 0, which marks an empty slot; id.lo's low 32
@@ -17,10 +15,9 @@ import "math/bits"
 // is between 8/15 and 4/5 full once grown: 40 to 60 bytes per key
 // (doubling would give 40 to 80).
 type tbTable struct {
-	slots  []tbSlot
-	size   uint64 // len(slots), even
+	slots  []tbSlot // an even number of them
 	n      int
-	cursor uint64 // next slot the lazy sweep examines, < size
+	cursor uint64 // next slot the lazy sweep examines, < len(slots)
 }
 
 type tbSlot struct {
@@ -41,7 +38,6 @@ func (t *tbTable) init() { t.setSlots(tbMinSize) }
 
 func (t *tbTable) setSlots(size int) {
 	t.slots = make([]tbSlot, size)
-	t.size = uint64(size)
 	t.cursor = 0
 }
 
@@ -49,41 +45,41 @@ func (t *tbTable) setSlots(size int) {
 // (which the shard index, lo's top bits, does not use) read as a fraction
 // of the table.
 func (t *tbTable) home(h id) uint64 {
-	pair, _ := bits.Mul64(bits.RotateLeft64(h.lo, 32), t.size/2)
-	return 2 * pair
+	return home(h, uint64(len(t.slots)/2))
+}
+
+// home is the first slot of h's home pair among pairs: h.lo's low 32 bits
+// scaled to pairs. (Past 2³² pairs, 256 GiB in one shard, the product would
+// wrap: the pair would still be one of the table's, only less evenly
+// spread.)
+func home(h id, pairs uint64) uint64 {
+	return (uint64(uint32(h.lo)) * pairs >> 32) * 2
 }
 
 // next is the slot after i, wrapping around.
 func (t *tbTable) next(i uint64) uint64 {
-	if i++; i == t.size {
+	if i++; i == uint64(len(t.slots)) {
 		return 0
 	}
 	return i
 }
 
 // find returns the index of h's slot, or of the empty slot where h would
-// go, and whether h is there.
+// go, and whether h is there. (It is written to stay cheap enough for the
+// compiler to inline get, which calls it on every decision.)
 func (t *tbTable) find(h id) (uint64, bool) {
-	i := t.home(h)
+	slots := t.slots
+	i := home(h, uint64(len(slots)/2))
 	for {
-		s := &t.slots[i]
-		if s.h == h {
+		if s := &slots[i]; s.h == h {
 			return i, true
-		}
-		if s.h.lo == 0 {
+		} else if s.h.lo == 0 {
 			return i, false
 		}
-		i = t.next(i)
+		if i++; i == uint64(len(slots)) {
+			i = 0
+		}
 	}
-}
-
-func (t *tbTable) get(h id) (tbEntry, bool) {
-	i, ok := t.find(h)
-	if !ok {
-		return tbEntry{}, false
-	}
-	s := &t.slots[i]
-	return tbEntry{s.a, s.b}, true
 }
 
 // put stores e under h.
@@ -146,7 +142,7 @@ func (t *tbTable) dist(i, j uint64) uint64 {
 	if j >= i {
 		return j - i
 	}
-	return j + t.size - i
+	return j + uint64(len(t.slots)) - i
 }
 
 // deleteAt empties slot i and shifts back the entries after it that
@@ -173,7 +169,7 @@ func (t *tbTable) deleteAt(i uint64) {
 // instant a remaining entry becomes fresh.
 func (t *tbTable) sweep(now int64) (gone int, next int64) {
 	next = 1<<63 - 1
-	for i := uint64(0); i < t.size; {
+	for i := uint64(0); i < uint64(len(t.slots)); {
 		s := &t.slots[i]
 		if s.h.lo == 0 {
 			i++
