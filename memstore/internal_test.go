@@ -237,3 +237,34 @@ func TestMemoryFollowsKeysDown(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// TestTableFill: filled one key at a time, the token-bucket table stays
+// between 8/15 (just grown by half) and 4/5 full, so its slots cost 40 to
+// 60 bytes per key (32-byte slots) at every count past the smallest size;
+// and a sweep that empties most of it shrinks it.
+func TestTableFill(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var tb tbTable
+	tb.init()
+	for n := 1; n <= 200_000; n++ {
+		tb.put(id{lo: rng.Uint64() | 1, hi: rng.Uint64()}, tbEntry{a: int64(n)})
+		size := len(tb.slots)
+		if size%2 != 0 || n*5 > size*4 {
+			t.Fatalf("%d keys in %d slots: more than 4/5 full, or an odd size", n, size)
+		}
+		if size > tbMinSize && n*15 < size*8-15 { // 8/15 full, give or take a pair's rounding
+			t.Fatalf("%d keys in %d slots: less than 8/15 full", n, size)
+		}
+	}
+	full := len(tb.slots)
+	tb.sweep(100_000) // entry n expires at n
+	tb.shrink()
+	if tb.n != 100_000 || len(tb.slots) != full {
+		t.Fatalf("after sweeping half: %d keys in %d slots, want 100000 in %d (no shrink above 1/8 full)", tb.n, len(tb.slots), full)
+	}
+	tb.sweep(190_000)
+	tb.shrink()
+	if tb.n != 10_000 || tb.n*5 > len(tb.slots)*2 || tb.n*15 < len(tb.slots)*4-30 {
+		t.Fatalf("after sweeping 95%%: %d keys in %d slots, want 2/5 full or just under", tb.n, len(tb.slots))
+	}
+}
