@@ -94,9 +94,20 @@ func TestHashPairs(t *testing.T) {
 	}
 }
 
-// TestTable drives tbTable and a Go map with the same random operations,
-// with hashes chosen to collide in the low bits (long probe runs that wrap
-// around the end of the table), and compares them after every step.
+// get returns h's entry, if stored.
+func (t *tbTable) get(h id) (tbEntry, bool) {
+	i, ok := t.find(h)
+	if !ok {
+		return tbEntry{}, false
+	}
+	s := &t.slots[i]
+	return tbEntry{s.a, s.b}, true
+}
+
+// TestTable drives tbTable and a Go map with the same random operations
+// (sweeps shrink the table), with hashes chosen to share home slots (long
+// probe runs that wrap around the end of the table), and compares them
+// after every step.
 func TestTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var tb tbTable
@@ -130,11 +141,13 @@ func TestTable(t *testing.T) {
 		// and at the end of the table, which wrap around. Identities that
 		// differ only in hi share lo, hence a home slot: the table must
 		// keep them apart.
+		// The home slot comes from lo's low 32 bits: near 0 is the first
+		// slot, near 1<<32 the last, at any table size.
 		low := uint64(rng.IntN(4))
 		if rng.IntN(2) == 0 {
-			low = 1<<20 - 1 - low
+			low = 1<<32 - 1 - low
 		}
-		return id{lo: uint64(rng.IntN(200))<<40 | low | uint64(rng.IntN(2))<<62 | 1<<30, hi: uint64(rng.IntN(3))}
+		return id{lo: uint64(rng.IntN(200))<<40 | low | uint64(rng.IntN(2))<<62 | 1<<33, hi: uint64(rng.IntN(3))}
 	}
 	for step := range 20_000 {
 		h := key()
@@ -145,6 +158,7 @@ func TestTable(t *testing.T) {
 		case 3:
 			now := int64(rng.IntN(100))
 			gone, next := tb.sweep(now)
+			tb.shrink()
 			for k, e := range ref {
 				if e.expires() <= now {
 					delete(ref, k)
@@ -222,4 +236,35 @@ func TestMemoryFollowsKeysDown(t *testing.T) {
 		t.Fatalf("the sweep gave back too little memory: %d of %d bytes kept", after, full)
 	}
 	runtime.KeepAlive(s)
+}
+
+// TestTableFill: filled one key at a time, the token-bucket table stays
+// between 8/15 (just grown by half) and 4/5 full, so its slots cost 40 to
+// 60 bytes per key (32-byte slots) at every count past the smallest size;
+// and a sweep that empties most of it shrinks it.
+func TestTableFill(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var tb tbTable
+	tb.init()
+	for n := 1; n <= 200_000; n++ {
+		tb.put(id{lo: rng.Uint64() | 1, hi: rng.Uint64()}, tbEntry{a: int64(n)})
+		size := len(tb.slots)
+		if size%2 != 0 || n*5 > size*4 {
+			t.Fatalf("%d keys in %d slots: more than 4/5 full, or an odd size", n, size)
+		}
+		if size > tbMinSize && n*15 < size*8-15 { // 8/15 full, give or take a pair's rounding
+			t.Fatalf("%d keys in %d slots: less than 8/15 full", n, size)
+		}
+	}
+	full := len(tb.slots)
+	tb.sweep(100_000) // entry n expires at n
+	tb.shrink()
+	if tb.n != 100_000 || len(tb.slots) != full {
+		t.Fatalf("after sweeping half: %d keys in %d slots, want 100000 in %d (no shrink above 1/8 full)", tb.n, len(tb.slots), full)
+	}
+	tb.sweep(190_000)
+	tb.shrink()
+	if tb.n != 10_000 || tb.n*5 > len(tb.slots)*2 || tb.n*15 < len(tb.slots)*4-30 {
+		t.Fatalf("after sweeping 95%%: %d keys in %d slots, want 2/5 full or just under", tb.n, len(tb.slots))
+	}
 }

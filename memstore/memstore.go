@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/weir-go/weir"
 	"github.com/weir-go/weir/internal/algo"
@@ -79,6 +80,11 @@ var (
 // shard is one lock and the tables it guards, padded to two cache lines
 // so neighbouring shards never share one.
 type shard struct {
+	shardState
+	_ [128 - unsafe.Sizeof(shardState{})%128]byte
+}
+
+type shardState struct {
 	mu  sync.Mutex
 	tb  tbTable          // token buckets
 	win map[id]winEntry  // fixed windows and sliding counters
@@ -86,7 +92,6 @@ type shard struct {
 	// next is a lower bound on the instant (ns) the first state of the
 	// shard becomes fresh: a sweep before then would find nothing.
 	next int64
-	_    [128 - 40]byte
 }
 
 // tbEntry is a token bucket's whole state: algo.State A and B (the TAT).
@@ -384,8 +389,14 @@ func (s *Store) load(locs []loc, st []algo.State, sp []*algo.State, pes []*ptrEn
 		sh := &s.shards[l.shard]
 		switch l.cls {
 		case classTB:
-			e, ok := sh.tb.get(l.h)
-			st[i] = algo.State{A: e.a, B: e.b}
+			// find, not get: find is small enough to be inlined here.
+			j, ok := sh.tb.find(l.h)
+			if ok {
+				e := &sh.tb.slots[j]
+				st[i] = algo.State{A: e.a, B: e.b}
+			} else {
+				st[i] = algo.State{}
+			}
 			l.found = ok
 		case classWin:
 			e, ok := sh.win[l.h]
