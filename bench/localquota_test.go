@@ -422,6 +422,8 @@ func (r *lqResult) add(o lqResult) {
 	r.Stats.Wasted += o.Stats.Wasted
 	r.Stats.Returned += o.Stats.Returned
 	r.Stats.Waits += o.Stats.Waits
+	r.Stats.Fetches += o.Stats.Fetches
+	r.Stats.Created += o.Stats.Created
 	r.Stats.Refills += o.Stats.Refills
 	r.Stats.Returns += o.Stats.Returns
 }
@@ -445,6 +447,8 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec, calls int64
 	if impl != "redisstore" && impl != "redis_rate" {
 		b.ReportMetric(float64(r.Stats.Blocks)/float64(b.N), "blocks/op")
 		b.ReportMetric(float64(r.Stats.Waits)/float64(b.N), "waits/op")
+		b.ReportMetric(float64(r.Stats.Fetches)/float64(b.N), "fetches/op")
+		b.ReportMetric(float64(r.Stats.Created)/float64(b.N), "created/op")
 		b.ReportMetric(float64(r.Stats.Refills)/float64(b.N), "refills/op")
 		b.ReportMetric(float64(r.Stats.Returns)/float64(b.N), "returns/op")
 		if load != "admit" {

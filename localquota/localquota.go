@@ -45,7 +45,7 @@ type Store struct {
 	lat atomic.Int64
 
 	stats struct {
-		blocks, taken, returned, wasted, local, passed, waits, refills, returns atomic.Int64
+		blocks, taken, returned, wasted, local, passed, waits, fetches, created, refills, returns atomic.Int64
 	}
 }
 
@@ -327,6 +327,7 @@ func (s *Store) lookup(req *weir.Request, es []*entry) ([]*entry, error) {
 		}
 		e := &entry{}
 		s.entries.Store(k, e)
+		s.stats.created.Add(1)
 		es = append(es, e)
 	}
 	return es, nil
@@ -392,6 +393,7 @@ func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need, now in
 		return now, d, false, nil
 	}
 	s.stats.waits.Add(1)
+	s.stats.fetches.Add(1)
 	d, ok, err = s.fetch(ctx, e, c, need, now)
 	return s.nowNS(), d, ok, err
 }
@@ -815,6 +817,8 @@ type Stats struct {
 	Local    int64 // requests decided from local allowances
 	Passed   int64 // requests passed to the shared store as they were
 	Waits    int64 // local requests that waited on the shared store: for a Take of their own or a refill in flight
+	Fetches  int64 // of Waits, those that took a block of their own (no refill of the key was in flight)
+	Created  int64 // entries created: a key's first local request, or its first after it was forgotten idle
 	Refills  int64 // background Takes started before a key ran short (optimistic mode: settles started when a key's credit ran low)
 	Returns  int64 // Refunds sent to give units back
 }
@@ -824,6 +828,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Blocks: s.stats.blocks.Load(), Taken: s.stats.taken.Load(), Returned: s.stats.returned.Load(),
 		Wasted: s.stats.wasted.Load(), Local: s.stats.local.Load(), Passed: s.stats.passed.Load(),
-		Waits: s.stats.waits.Load(), Refills: s.stats.refills.Load(), Returns: s.stats.returns.Load(),
+		Waits: s.stats.waits.Load(), Fetches: s.stats.fetches.Load(), Created: s.stats.created.Load(),
+		Refills: s.stats.refills.Load(), Returns: s.stats.returns.Load(),
 	}
 }

@@ -599,6 +599,9 @@ func TestFastBucketBlocks(t *testing.T) {
 		if st.Waits > keys {
 			t.Errorf("%d requests waited on the shared store, want at most %d (each key's first): %+v", st.Waits, keys, st)
 		}
+		if st.Created != keys || st.Fetches != st.Waits || st.Fetches < keys {
+			t.Errorf("created %d entries and fetched %d blocks while waiting, of %d waits: want %d entries and each first request fetching its own block: %+v", st.Created, st.Fetches, st.Waits, keys, st)
+		}
 		if most := keys * (1 + int64((8*time.Second+7*hold-1)/(7*hold))); st.Blocks > most {
 			t.Errorf("%d blocks for %d keys in 1 s, want at most one per key and 7/8 hold after the first (%d): %+v", st.Blocks, keys, most, st)
 		}
