@@ -425,6 +425,7 @@ func (r *lqResult) add(o lqResult) {
 	r.Stats.Fetches += o.Stats.Fetches
 	r.Stats.Created += o.Stats.Created
 	r.Stats.Refills += o.Stats.Refills
+	r.Stats.Refreshes += o.Stats.Refreshes
 	r.Stats.Returns += o.Stats.Returns
 }
 
@@ -450,6 +451,7 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec, calls int64
 		b.ReportMetric(float64(r.Stats.Fetches)/float64(b.N), "fetches/op")
 		b.ReportMetric(float64(r.Stats.Created)/float64(b.N), "created/op")
 		b.ReportMetric(float64(r.Stats.Refills)/float64(b.N), "refills/op")
+		b.ReportMetric(float64(r.Stats.Refreshes)/float64(b.N), "refreshes/op")
 		b.ReportMetric(float64(r.Stats.Returns)/float64(b.N), "returns/op")
 		if load != "admit" {
 			b.ReportMetric(float64(r.Stats.Taken), "taken")

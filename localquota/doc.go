@@ -43,15 +43,19 @@
 // rarely wait. The lead follows the measured round trip of refills (three
 // times it, from L/8 to L/2). A request that lacks units while such
 // a refill is in flight waits for it rather than asking the shared store
-// (which the refill may have emptied). A denial from the shared store is
-// remembered until its RetryAfter, so an exhausted limit does not cost a
-// round trip per request.
+// (which the refill may have emptied). A key whose decisions come further
+// apart than a quarter hold (up to two holds) is refreshed by the
+// background sweep shortly before its next decision is expected, so that
+// decision does not wait either. No lock is held across a round trip. A
+// denial from the shared store is remembered until its RetryAfter, so an
+// exhausted limit does not cost a round trip per request.
 //
 // Unspent units go back to the shared store when a block is about to lapse
 // (unless a return then would give nothing back: a fast token bucket, whose
 // rate·L covers the block, refills those units anyway, so its blocks are
 // spent until they expire and its refills are sized for a whole hold),
-// when its key has been idle for three quarters of a hold, and on Close, never leaving
+// when its key has been idle for three quarters of a hold (again unless the
+// return would give nothing), and on Close, never leaving
 // the shared state more permissive than if they had not been taken: window
 // and log units are refunded by their charge instant (nothing once their
 // window has passed), and token-bucket units less those that refilled since

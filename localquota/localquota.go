@@ -45,7 +45,7 @@ type Store struct {
 	lat atomic.Int64
 
 	stats struct {
-		blocks, taken, returned, wasted, local, passed, waits, fetches, created, refills, returns atomic.Int64
+		blocks, taken, returned, wasted, local, passed, waits, fetches, created, refills, refreshes, returns atomic.Int64
 	}
 }
 
@@ -67,6 +67,8 @@ type entry struct {
 	use      meter         // units spent per half hold
 	unspent  bool          // units went back unspent since the last block a caller waited for
 	lastUse  int64         // local ns of the last local decision
+	prevUse  int64         // local ns of the one before it (0: none)
+	landedAt int64         // local ns the last background Take landed
 	fetching bool          // a background refill is in flight
 	landed   chan struct{} // closed when that refill lands (or fails)
 	gen      int64         // bumped by Refund and Reset: a block asked for before comes back unused
@@ -79,7 +81,7 @@ type entry struct {
 	deniedAt    int64         // local ns the denial was asked at
 
 	// The optimistic mode (optimistic.go).
-	check       weir.Check // the check the entry settles
+	check       weir.Check // the check the entry settles (exact mode: the one it last took a block for)
 	optInit     bool       // settled at least once
 	optCredit   int64      // units it may still admit
 	optPending  int64      // units admitted and not yet charged
@@ -150,7 +152,19 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 		return s.inner.Take(ctx, req)
 	}
 	for {
-		d, wait, err := s.takeLocal(ctx, req)
+		d, wait, f, err := s.takeLocal(ctx, req)
+		if f != nil {
+			// A check lacks units and none are on their way: take a
+			// block while the caller waits, holding no lock (others of
+			// its key wait on f.landed, the janitor goes on), then
+			// decide again.
+			s.stats.waits.Add(1)
+			s.stats.fetches.Add(1)
+			if d, ok, err := s.fetch(ctx, f); err != nil || !ok {
+				return d, err
+			}
+			continue
+		}
 		if wait == yieldCh {
 			// Denied while the settle that brings credit is in flight:
 			// let its goroutine run (takeOptimistic).
@@ -179,17 +193,18 @@ func (s *Store) Take(ctx context.Context, req *weir.Request) (weir.Decision, err
 var yieldCh = make(chan struct{})
 
 // takeLocal decides req (which is local) from the entries of its checks,
-// locked for the call. When an entry lacks units while a background refill
-// of it is in flight, it decides nothing and returns the channel closed
-// when that refill lands.
-func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision, <-chan struct{}, error) {
+// locked for the call. When an entry lacks units while a Take of it is in
+// flight, it decides nothing and returns the channel closed when that Take
+// lands; when one lacks units and none are on their way, it marks the
+// entry fetching and returns the Take to make (the caller waits for it).
+func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision, <-chan struct{}, *fetchPlan, error) {
 	// Most requests have one or two checks: no allocation for them.
 	var ebuf [2]*entry
 	var obuf [2]int
 	var nbuf [2]int64
 	es, order, err := s.lockEntries(req, ebuf[:0], obuf[:0])
 	if err != nil {
-		return weir.Decision{}, nil, err
+		return weir.Decision{}, nil, nil, err
 	}
 	defer unlock(es, order)
 	// The same entry may appear twice (two checks of one limit and key):
@@ -207,22 +222,20 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 	if s.cfg.sync > 0 {
 		d, settling, err := s.takeOptimistic(ctx, req, es, need)
 		if settling {
-			return d, yieldCh, err
+			return d, yieldCh, nil, err
 		}
-		return d, nil, err
+		return d, nil, nil, err
 	}
 	now := s.nowNS()
 	for i, e := range es {
 		s.drop(e, now)
 		if e.avail < need[i] && e.fetching {
-			return weir.Decision{}, e.landed, nil
+			return weir.Decision{}, e.landed, nil, nil
 		}
 	}
 	for i, e := range es {
-		var d weir.Decision
-		var ok bool
-		if now, d, ok, err = s.ensure(ctx, e, req.Checks[i], need[i], now); err != nil || !ok {
-			return d, nil, err
+		if d, f := s.ensure(e, req.Checks[i], need[i], now); f != nil || !d.Allowed {
+			return d, nil, f, nil
 		}
 	}
 	var dec weir.Decision
@@ -245,7 +258,7 @@ func (s *Store) takeLocal(ctx context.Context, req *weir.Request) (weir.Decision
 		s.maybeRefill(e, req.Checks[i], now)
 	}
 	s.stats.local.Add(1)
-	return dec, nil, nil
+	return dec, nil, nil, nil
 }
 
 // lockEntries returns the entries of req's checks, each locked once (in
@@ -377,47 +390,79 @@ func (s *Store) drop(e *entry, now int64) {
 	})
 }
 
-// ensure makes e (locked, dropped at now) hold at least need units for
-// check c, taking a block from the shared store when it holds fewer. ok
-// false means the request is denied (or decided by the shared store's
-// failure policy) with the returned Decision. It returns the local clock
-// after its work: now, or later after a round trip.
-func (s *Store) ensure(ctx context.Context, e *entry, c weir.Check, need, now int64) (after int64, d weir.Decision, ok bool, err error) {
+// ensure checks that e (locked, dropped at now) holds at least need units
+// for check c. It returns an allowed Decision when it does, the Take to
+// make (e marked fetching) when it does not, or a denial when the shared
+// store denied a Take of need since and said when it would fit.
+func (s *Store) ensure(e *entry, c weir.Check, need, now int64) (weir.Decision, *fetchPlan) {
 	if e.avail >= need {
-		return now, weir.Decision{}, true, nil
+		return weir.Decision{Allowed: true}, nil
 	}
 	if now < e.deniedUntil && need >= e.deniedCost {
 		d := e.denied
 		d.RetryAfter = time.Duration(e.deniedUntil - now)
 		d.Time = d.Time.Add(time.Duration(now - e.deniedAt))
-		return now, d, false, nil
+		return d, nil
 	}
-	s.stats.waits.Add(1)
-	s.stats.fetches.Add(1)
-	d, ok, err = s.fetch(ctx, e, c, need, now)
-	return s.nowNS(), d, ok, err
+	missing := need - e.avail
+	f := &fetchPlan{
+		e: e, c: c, missing: missing, now: now, gen: e.gen, landed: make(chan struct{}),
+		size: syncSize(e.size, e.unspent, firstBlock(c.Limit, s.cfg.hold), e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity()),
+	}
+	e.fetching, e.landed = true, f.landed
+	return weir.Decision{}, f
 }
 
-// fetch takes a block for e (locked), which holds fewer than need units,
-// while the caller waits.
-func (s *Store) fetch(ctx context.Context, e *entry, c weir.Check, need, now int64) (weir.Decision, bool, error) {
-	missing := need - e.avail
-	size := syncSize(e.size, e.unspent, firstBlock(c.Limit, s.cfg.hold), e.use.demand(now, int64(s.cfg.hold)/2), missing, s.cfg.maxBlock, c.Limit.Capacity())
-	d, b, err := s.takeBlock(ctx, c, size, missing)
-	if err != nil {
+// fetchPlan is a Take of a block that a caller waits for: ensure plans it
+// (and marks its entry fetching), fetch makes it.
+type fetchPlan struct {
+	e       *entry
+	c       weir.Check
+	size    int64 // the block asked for
+	missing int64 // units the request lacks: the least worth taking
+	now     int64 // local ns it was planned at
+	gen     int64 // e.gen then
+	landed  chan struct{}
+}
+
+// fetch makes the Take f with no lock held and adds its block to f.e. ok
+// false means the request is denied (or decided by the shared store's
+// failure policy) with the returned Decision; ok true, that it should be
+// decided again.
+func (s *Store) fetch(ctx context.Context, f *fetchPlan) (weir.Decision, bool, error) {
+	d, b, err := s.takeBlock(ctx, f.c, f.size, f.missing)
+	now := s.nowNS()
+	e := f.e
+	e.mu.Lock()
+	e.fetching, e.landed = false, nil
+	close(f.landed)
+	stale := e.gen != f.gen
+	switch {
+	case err != nil:
+		e.mu.Unlock()
 		return weir.Decision{}, false, err
-	}
-	if b == nil {
-		if d.Source == weir.SourceStore && !d.Allowed {
-			e.deniedUntil, e.deniedCost, e.denied, e.deniedAt = b0(d, now), missing, d, now
+	case b == nil:
+		if d.Source == weir.SourceStore && !d.Allowed && !stale {
+			e.deniedUntil, e.deniedCost, e.denied, e.deniedAt = b0(d, f.now), f.missing, d, f.now
 		}
+		e.mu.Unlock()
 		return d, false, nil
+	case stale:
+		// Taken around a Refund or Reset of the key: hand the units back
+		// and decide again.
+		e.mu.Unlock()
+		s.giveBack(b, b.units, now)
+		return weir.Decision{}, true, nil
+	case b.expires <= now:
+		// The store answered slower than the hold: too late to spend,
+		// not too late to give back.
+		e.mu.Unlock()
+		s.giveBack(b, b.units, now)
+		return weir.Decision{Limit: named(f.c.Limit), Time: d.Time, RetryAfter: time.Millisecond}, false, nil
 	}
-	e.size, e.unspent = size, false
+	e.size, e.unspent, e.check = f.size, false, f.c
 	s.add(e, *b)
-	if e.avail < need { // lapsed on arrival (a store slower than the hold)
-		return weir.Decision{Limit: named(c.Limit), Time: d.Time, RetryAfter: time.Millisecond}, false, nil
-	}
+	e.mu.Unlock()
 	return weir.Decision{}, true, nil
 }
 
@@ -486,7 +531,7 @@ func (s *Store) takeBlock(ctx context.Context, c weir.Check, size, need int64) (
 // and returns the block the last unit came from.
 func (e *entry) spend(cost, now int64) block {
 	e.avail -= cost
-	e.lastUse = now
+	e.prevUse, e.lastUse = e.lastUse, now
 	var last block
 	for i := range e.blocks {
 		if cost == 0 {
@@ -541,28 +586,41 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 	if usable > low {
 		return
 	}
+	if s.startRefill(e, c, size) {
+		s.stats.refills.Add(1)
+	}
+}
+
+// startRefill starts a background Take of size units of check c for e
+// (locked, not fetching) and reports whether it started.
+func (s *Store) startRefill(e *entry, c weir.Check, size int64) bool {
 	if !s.startBackground() {
-		return
+		return false
 	}
 	e.fetching = true
 	landed := make(chan struct{})
 	e.landed = landed
 	gen := e.gen
 	size = clampSize(size, 1, s.cfg.maxBlock, c.Limit.Capacity())
-	s.stats.refills.Add(1)
 	go func() {
 		defer s.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
 		defer cancel()
 		sent := s.nowNS()
-		_, b, _ := s.takeBlock(ctx, c, size, 1)
-		s.noteLatency(s.nowNS() - sent)
+		d, b, _ := s.takeBlock(ctx, c, size, 1)
+		now := s.nowNS()
+		s.noteLatency(now - sent)
 		e.mu.Lock()
-		e.fetching, e.landed = false, nil
+		e.fetching, e.landed, e.landedAt = false, nil, now
 		close(landed)
 		stale := e.gen != gen
 		if b != nil && !stale {
 			s.add(e, *b)
+		}
+		if b == nil && !stale && d.Source == weir.SourceStore && !d.Allowed {
+			// Not a unit left: callers are denied here until the store
+			// said one would fit, as after a Take they waited for.
+			e.deniedUntil, e.deniedCost, e.denied, e.deniedAt = b0(d, sent), 1, d, sent
 		}
 		e.mu.Unlock()
 		if b != nil && stale {
@@ -571,6 +629,7 @@ func (s *Store) maybeRefill(e *entry, c weir.Check, now int64) {
 			s.giveBack(b, b.units, s.nowNS())
 		}
 	}()
+	return true
 }
 
 // startBackground counts a background goroutine about to start in s.wg
@@ -608,6 +667,60 @@ func (s *Store) spendableUntil(b *block) int64 {
 func (s *Store) returnEarly(b *block) bool {
 	cost, _ := giveBack(b, b.units, b.expires-int64(s.cfg.hold)/4, s.cfg.slack)
 	return cost > 0
+}
+
+// worthReturning reports whether giving b's units back at now would
+// return any of them to the shared state.
+func (s *Store) worthReturning(b *block, now int64) bool {
+	cost, _ := giveBack(b, b.units, now, s.cfg.slack)
+	return cost > 0
+}
+
+// refresh starts a background Take for e (locked, swept at now) when it
+// is a recurring key whose next decision would otherwise wait on the
+// shared store, and reports whether it did.
+//
+// maybeRefill runs on a decision, so it keeps a key supplied only if its
+// decisions come more often than a block lives. A key whose decisions come
+// further apart (a key used every 150 ms under a hold of 100 ms, or every
+// key of a process whose callers are all waiting on Takes of other keys)
+// would find its block lapsed at every decision and wait for a Take each
+// time. Under a closed loop of callers over many keys that state sustains
+// itself: callers waiting on Takes come back to each key later than its
+// block lives, so they wait again (TestClosedLoopManyKeys). The janitor
+// therefore keeps such a key supplied between its decisions.
+//
+// Recurring means its last two decisions came from a quarter hold (a busier
+// key is seen at every tick: maybeRefill keeps it) to two holds apart, and
+// the last within two holds: a key seen once is never refreshed, and a key
+// that stops is refreshed for at most two holds more. The next decision is
+// expected a gap after the last. While it is ahead, the refresh waits until
+// a block taken now would still be spendable a lead after it (one Take per
+// decision for a steady key), and is skipped when a held block already
+// is; once it is due or late, a block is kept spendable past the next tick.
+func (s *Store) refresh(e *entry, now int64) bool {
+	hold := int64(s.cfg.hold)
+	gap := e.lastUse - e.prevUse
+	if e.fetching || e.check.Limit.Quota == 0 || e.deniedUntil > now || e.prevUse == 0 ||
+		gap < hold/4 || gap > 2*hold || e.lastUse < now-2*hold {
+		return false
+	}
+	lead := s.refillLead()
+	need := e.lastUse + gap + lead // spendable until then
+	switch {
+	case e.lastUse+gap < now+lead: // due or late
+		need = now + lead + hold/4
+	case e.lastUse+gap > now+hold-lead:
+		return false // a block taken now would lapse before it: later
+	}
+	for i := range e.blocks {
+		if s.spendableUntil(&e.blocks[i]) > need {
+			return false
+		}
+	}
+	c := e.check
+	size := max(e.size, ahead(e.use.demand(now, hold/2)), 1)
+	return s.startRefill(e, c, clampSize(size, 1, s.cfg.maxBlock, c.Limit.Capacity()))
 }
 
 // fastBucket reports whether a block of units of limit l is a fast
@@ -721,6 +834,10 @@ func (s *Store) sweep(all bool) {
 	now := s.nowNS()
 	horizon := now + int64(s.cfg.hold/4)
 	idle := now - int64(s.cfg.hold)*3/4
+	// An entry is forgotten after three holds without a decision: later
+	// than refresh looks back (two holds), so that a recurring key keeps
+	// the times of its decisions.
+	forgotten := now - 3*int64(s.cfg.hold)
 	keys, es := s.snapshot()
 	type ret struct {
 		b     block
@@ -733,7 +850,12 @@ func (s *Store) sweep(all bool) {
 		s.drop(e, now)
 		isIdle := e.lastUse <= idle
 		e.blocks = slices.DeleteFunc(e.blocks, func(b block) bool {
-			if all || isIdle || b.expires <= horizon && s.returnEarly(&b) {
+			// An idle key's block goes back when that gives the shared
+			// state something now. A fast bucket's would give nothing (its
+			// units have refilled there): it is kept, spendable until it
+			// expires, so that a process that stalled (not its callers)
+			// finds its units still there when it runs again.
+			if all || isIdle && s.worthReturning(&b, now) || b.expires <= horizon && s.returnEarly(&b) {
 				rets = append(rets, ret{b, b.units})
 				e.avail -= b.units
 				e.wentBack(b.units)
@@ -741,8 +863,11 @@ func (s *Store) sweep(all bool) {
 			}
 			return false
 		})
-		if len(e.blocks) == 0 && !e.fetching && isIdle && e.deniedUntil <= now {
+		if len(e.blocks) == 0 && !e.fetching && e.lastUse <= forgotten && e.deniedUntil <= now {
 			forget = append(forget, keys[i])
+		}
+		if !all && s.refresh(e, now) {
+			s.stats.refreshes.Add(1)
 		}
 		e.mu.Unlock()
 	}
@@ -755,7 +880,7 @@ func (s *Store) sweep(all bool) {
 			if v, ok := s.entries.Load(k); ok {
 				e := v.(*entry)
 				e.mu.Lock()
-				if len(e.blocks) == 0 && !e.fetching && e.lastUse <= idle {
+				if len(e.blocks) == 0 && !e.fetching && e.lastUse <= forgotten {
 					e.dead = true // a Take that found it before looks it up again
 					s.entries.Delete(k)
 				}
@@ -810,17 +935,18 @@ func (s *Store) Close() error {
 
 // Stats counts what a Store did since New.
 type Stats struct {
-	Blocks   int64 // blocks taken from the shared store
-	Taken    int64 // units those blocks held
-	Returned int64 // units given back to the shared store
-	Wasted   int64 // units that lapsed unspent or could not be given back
-	Local    int64 // requests decided from local allowances
-	Passed   int64 // requests passed to the shared store as they were
-	Waits    int64 // local requests that waited on the shared store: for a Take of their own or a refill in flight
-	Fetches  int64 // of Waits, those that took a block of their own (no refill of the key was in flight)
-	Created  int64 // entries created: a key's first local request, or its first after it was forgotten idle
-	Refills  int64 // background Takes started before a key ran short (optimistic mode: settles started when a key's credit ran low)
-	Returns  int64 // Refunds sent to give units back
+	Blocks    int64 // blocks taken from the shared store
+	Taken     int64 // units those blocks held
+	Returned  int64 // units given back to the shared store
+	Wasted    int64 // units that lapsed unspent or could not be given back
+	Local     int64 // requests decided from local allowances
+	Passed    int64 // requests passed to the shared store as they were
+	Waits     int64 // local requests that waited on the shared store: for a Take of their own or a refill in flight
+	Fetches   int64 // of Waits, those that took a block of their own (no refill of the key was in flight)
+	Created   int64 // entries created: a key's first local request, or its first after it was forgotten idle
+	Refills   int64 // background Takes started before a key ran short (optimistic mode: settles started when a key's credit ran low)
+	Refreshes int64 // background Takes the janitor started for a recurring key whose units were about to lapse between its decisions
+	Returns   int64 // Refunds sent to give units back
 }
 
 // Stats returns the counters of s.
@@ -829,6 +955,6 @@ func (s *Store) Stats() Stats {
 		Blocks: s.stats.blocks.Load(), Taken: s.stats.taken.Load(), Returned: s.stats.returned.Load(),
 		Wasted: s.stats.wasted.Load(), Local: s.stats.local.Load(), Passed: s.stats.passed.Load(),
 		Waits: s.stats.waits.Load(), Fetches: s.stats.fetches.Load(), Created: s.stats.created.Load(),
-		Refills: s.stats.refills.Load(), Returns: s.stats.returns.Load(),
+		Refills: s.stats.refills.Load(), Refreshes: s.stats.refreshes.Load(), Returns: s.stats.returns.Load(),
 	}
 }
