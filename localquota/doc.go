@@ -43,10 +43,11 @@
 // rarely wait. The lead follows the measured round trip of refills (three
 // times it, from L/8 to L/2). A request that lacks units while such
 // a refill is in flight waits for it rather than asking the shared store
-// (which the refill may have emptied). A key whose decisions come further
-// apart than a quarter hold (up to two holds) is refreshed by the
+// (which the refill may have emptied). A steady key whose decisions come
+// further apart than a quarter hold (up to two holds) is refreshed by the
 // background sweep shortly before its next decision is expected, so that
-// decision does not wait either. No lock is held across a round trip. A
+// decision does not wait either; so is every such key while most of the
+// process's decisions wait (a closed loop of callers over many keys). No lock is held across a round trip. A
 // denial from the shared store is remembered until its RetryAfter, so an
 // exhausted limit does not cost a round trip per request.
 //

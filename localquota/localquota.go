@@ -40,6 +40,13 @@ type Store struct {
 	bgClosed bool
 	wg       sync.WaitGroup
 
+	// trap is the state of trapped (the janitor's alone).
+	trap struct {
+		waits, local int64 // the counters at the last sweep
+		until        int64 // local ns: an attempt to break out ends then (0: none)
+		off          int64 // local ns: no attempt before then
+	}
+
 	// lat is the smoothed round trip of background refills, in ns of the
 	// local clock: the refill lead (refillLead) follows it.
 	lat atomic.Int64
@@ -68,6 +75,7 @@ type entry struct {
 	unspent  bool          // units went back unspent since the last block a caller waited for
 	lastUse  int64         // local ns of the last local decision
 	prevUse  int64         // local ns of the one before it (0: none)
+	pprevUse int64         // and of the one before that (0: none)
 	landedAt int64         // local ns the last background Take landed
 	fetching bool          // a background refill is in flight
 	landed   chan struct{} // closed when that refill lands (or fails)
@@ -531,7 +539,7 @@ func (s *Store) takeBlock(ctx context.Context, c weir.Check, size, need int64) (
 // and returns the block the last unit came from.
 func (e *entry) spend(cost, now int64) block {
 	e.avail -= cost
-	e.prevUse, e.lastUse = e.lastUse, now
+	e.pprevUse, e.prevUse, e.lastUse = e.prevUse, e.lastUse, now
 	var last block
 	for i := range e.blocks {
 		if cost == 0 {
@@ -669,6 +677,52 @@ func (s *Store) returnEarly(b *block) bool {
 	return cost > 0
 }
 
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// trapped reports whether the sweep at now should refresh every recurring
+// key (see refresh): whether the store is in an attempt to break out of
+// the state in which most decisions wait on the shared store.
+//
+// An attempt starts when, since the last sweep, at least half of the
+// local decisions (and 16 or more) waited. It ends when fewer than one in
+// sixteen do, or after 10 holds. A closed loop of callers breaks out well
+// within that (TestClosedLoopManyKeys: under a second at L = 100 ms): once
+// its callers stop waiting, its keys' decisions come less than a quarter
+// hold apart and the refill on decision keeps them. Keys that are merely
+// sparse (requests arriving at random, a gap of about a hold) are not
+// helped much by refreshes and would cost more Takes than decisions, so
+// an attempt that did not break out is followed by 100 holds without one:
+// there it costs about a tenth more Takes (TestSparseKeysTakes).
+func (s *Store) trapped(now int64) bool {
+	hold := int64(s.cfg.hold)
+	t := &s.trap
+	w, l := s.stats.waits.Load(), s.stats.local.Load()
+	dw, dl := w-t.waits, l-t.local
+	t.waits, t.local = w, l
+	switch {
+	case now < t.off:
+		return false
+	case t.until > 0 && now < t.until:
+		if 16*dw < dl {
+			t.until = 0 // out
+			return false
+		}
+		return true
+	case t.until > 0: // the attempt did not break out
+		t.until, t.off = 0, now+100*hold
+		return false
+	case dw >= 16 && 2*dw >= dl:
+		t.until = now + 10*hold
+		return true
+	}
+	return false
+}
+
 // worthReturning reports whether giving b's units back at now would
 // return any of them to the shared state.
 func (s *Store) worthReturning(b *block, now int64) bool {
@@ -682,28 +736,42 @@ func (s *Store) worthReturning(b *block, now int64) bool {
 //
 // maybeRefill runs on a decision, so it keeps a key supplied only if its
 // decisions come more often than a block lives. A key whose decisions come
-// further apart (a key used every 150 ms under a hold of 100 ms, or every
-// key of a process whose callers are all waiting on Takes of other keys)
-// would find its block lapsed at every decision and wait for a Take each
-// time. Under a closed loop of callers over many keys that state sustains
-// itself: callers waiting on Takes come back to each key later than its
-// block lives, so they wait again (TestClosedLoopManyKeys). The janitor
-// therefore keeps such a key supplied between its decisions.
+// further apart finds its block lapsed and waits for a Take. Under a closed
+// loop of callers over many keys that state sustains itself: callers
+// waiting on Takes come back to each key later than its block lives, so
+// they wait again (TestClosedLoopManyKeys). The janitor therefore keeps
+// such keys supplied between their decisions.
 //
 // Recurring means its last two decisions came from a quarter hold (a busier
 // key is seen at every tick: maybeRefill keeps it) to two holds apart, and
 // the last within two holds: a key seen once is never refreshed, and a key
-// that stops is refreshed for at most two holds more. The next decision is
-// expected a gap after the last. While it is ahead, the refresh waits until
-// a block taken now would still be spendable a lead after it (one Take per
-// decision for a steady key), and is skipped when a held block already
-// is; once it is due or late, a block is kept spendable past the next tick.
-func (s *Store) refresh(e *entry, now int64) bool {
+// that stops is refreshed for at most two holds more. Outside an attempt to
+// break out of a trap (trapped), only a steady key is refreshed: its last
+// two gaps agree within a quarter, and its last background block was
+// followed by a decision. Keys whose requests arrive at random would cost
+// more Takes than decisions (TestSparseKeysTakes).
+//
+// The next decision is expected a gap after the last. While it is ahead,
+// the refresh waits until a block taken now would still be spendable a
+// lead after it (one Take per decision for a steady key), and is skipped
+// when a held block already is; once it is due or late, a block is kept
+// spendable past the next tick.
+func (s *Store) refresh(e *entry, now int64, trapped bool) bool {
 	hold := int64(s.cfg.hold)
 	gap := e.lastUse - e.prevUse
 	if e.fetching || e.check.Limit.Quota == 0 || e.deniedUntil > now || e.prevUse == 0 ||
 		gap < hold/4 || gap > 2*hold || e.lastUse < now-2*hold {
 		return false
+	}
+	if !trapped {
+		// Only a steady key, whose last two gaps agree within a quarter,
+		// and only once its last background block was followed by a
+		// decision: keys with irregular gaps (requests arriving at
+		// random) would cost more Takes than their waits are worth.
+		prev := e.prevUse - e.pprevUse
+		if e.pprevUse == 0 || 4*abs(gap-prev) > gap || e.lastUse < e.landedAt {
+			return false
+		}
 	}
 	lead := s.refillLead()
 	need := e.lastUse + gap + lead // spendable until then
@@ -838,6 +906,7 @@ func (s *Store) sweep(all bool) {
 	// than refresh looks back (two holds), so that a recurring key keeps
 	// the times of its decisions.
 	forgotten := now - 3*int64(s.cfg.hold)
+	trapped := !all && s.trapped(now)
 	keys, es := s.snapshot()
 	type ret struct {
 		b     block
@@ -866,7 +935,7 @@ func (s *Store) sweep(all bool) {
 		if len(e.blocks) == 0 && !e.fetching && e.lastUse <= forgotten && e.deniedUntil <= now {
 			forget = append(forget, keys[i])
 		}
-		if !all && s.refresh(e, now) {
+		if !all && s.refresh(e, now, trapped) {
 			s.stats.refreshes.Add(1)
 		}
 		e.mu.Unlock()
