@@ -43,7 +43,8 @@ type Store struct {
 	// trap is the state of trapped (the janitor's alone).
 	trap struct {
 		waits, local int64 // the counters at the last sweep
-		until        int64 // local ns: an attempt to break out ends then (0: none)
+		since        int64 // local ns an attempt to break out began (0: none)
+		rate         int64 // local decisions in the sweep that began it
 		off          int64 // local ns: no attempt before then
 	}
 
@@ -690,14 +691,13 @@ func abs(x int64) int64 {
 //
 // An attempt starts when, since the last sweep, at least half of the
 // local decisions (and 16 or more) waited. It ends when fewer than one in
-// sixteen do, or after 10 holds. A closed loop of callers breaks out well
-// within that (TestClosedLoopManyKeys: under a second at L = 100 ms): once
-// its callers stop waiting, its keys' decisions come less than a quarter
-// hold apart and the refill on decision keeps them. Keys that are merely
-// sparse (requests arriving at random, a gap of about a hold) are not
-// helped much by refreshes and would cost more Takes than decisions, so
-// an attempt that did not break out is followed by 100 holds without one:
-// there it costs about a tenth more Takes (TestSparseKeysTakes).
+// sixteen do; after 10 holds, it stops as soon as a sweep sees fewer than
+// twice the decisions of the sweep that began it, and none starts for 100
+// holds. A closed loop of callers that breaks out makes its decisions
+// faster (TestClosedLoopManyKeys). Requests that arrive at random (keys
+// merely sparse, gaps of about a hold) come no faster, are not helped much
+// and would cost more Takes than decisions, so there an attempt costs 10
+// holds in 110 (TestSparseKeysTakes).
 func (s *Store) trapped(now int64) bool {
 	hold := int64(s.cfg.hold)
 	t := &s.trap
@@ -707,17 +707,18 @@ func (s *Store) trapped(now int64) bool {
 	switch {
 	case now < t.off:
 		return false
-	case t.until > 0 && now < t.until:
-		if 16*dw < dl {
-			t.until = 0 // out
+	case t.since > 0:
+		switch {
+		case 16*dw < dl: // out
+			t.since = 0
+			return false
+		case now-t.since >= 10*hold && dl < 2*t.rate:
+			t.since, t.off = 0, now+100*hold // no faster than before: stop
 			return false
 		}
 		return true
-	case t.until > 0: // the attempt did not break out
-		t.until, t.off = 0, now+100*hold
-		return false
 	case dw >= 16 && 2*dw >= dl:
-		t.until = now + 10*hold
+		t.since, t.rate = now, dl
 		return true
 	}
 	return false
