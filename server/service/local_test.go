@@ -59,6 +59,14 @@ policies:
 	if net := got["weir_local_units_taken_total"] - got["weir_local_units_returned_total"]; net != float64(admitted) || got["weir_local_units_wasted_total"] != 0 {
 		t.Errorf("taken - returned = %v, wasted %v; want %d admitted and 0 wasted", net, got["weir_local_units_wasted_total"], admitted)
 	}
+	// The first request waits for the key's first block; back-to-back
+	// requests are no recurring key, so nothing is refreshed.
+	if w, ok := got["weir_local_waits_total"]; !ok || w < 1 || w > got["weir_local_blocks_total"] {
+		t.Errorf("weir_local_waits_total %v (exported: %v), want from 1 to the blocks taken (%v)", w, ok, got["weir_local_blocks_total"])
+	}
+	if r, ok := got["weir_local_refreshes_total"]; !ok || r != 0 {
+		t.Errorf("weir_local_refreshes_total %v (exported: %v), want 0", r, ok)
+	}
 }
 
 // localCounters returns the weir_local_* counters of policy.

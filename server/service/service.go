@@ -278,6 +278,8 @@ func addStats(a, b localquota.Stats) localquota.Stats {
 	a.Taken += b.Taken
 	a.Returned += b.Returned
 	a.Wasted += b.Wasted
+	a.Waits += b.Waits
+	a.Refreshes += b.Refreshes
 	return a
 }
 
@@ -409,6 +411,8 @@ var (
 	localTakenDesc    = prometheus.NewDesc("weir_local_units_taken_total", "Units taken from the store in blocks.", []string{"policy"}, nil)
 	localReturnedDesc = prometheus.NewDesc("weir_local_units_returned_total", "Units given back to the store unused.", []string{"policy"}, nil)
 	localWastedDesc   = prometheus.NewDesc("weir_local_units_wasted_total", "Units that lapsed unspent or could not be given back.", []string{"policy"}, nil)
+	localWaitsDesc    = prometheus.NewDesc("weir_local_waits_total", "Requests of policies with a local: section that waited on the store for units.", []string{"policy"}, nil)
+	localRefreshDesc  = prometheus.NewDesc("weir_local_refreshes_total", "Blocks taken ahead of a recurring key's next request by policies with a local: section.", []string{"policy"}, nil)
 )
 
 func (localCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -416,6 +420,8 @@ func (localCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- localTakenDesc
 	ch <- localReturnedDesc
 	ch <- localWastedDesc
+	ch <- localWaitsDesc
+	ch <- localRefreshDesc
 }
 
 func (c localCollector) Collect(ch chan<- prometheus.Metric) {
@@ -436,6 +442,8 @@ func (c localCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(localTakenDesc, prometheus.CounterValue, float64(st.Taken), p)
 		ch <- prometheus.MustNewConstMetric(localReturnedDesc, prometheus.CounterValue, float64(st.Returned), p)
 		ch <- prometheus.MustNewConstMetric(localWastedDesc, prometheus.CounterValue, float64(st.Wasted), p)
+		ch <- prometheus.MustNewConstMetric(localWaitsDesc, prometheus.CounterValue, float64(st.Waits), p)
+		ch <- prometheus.MustNewConstMetric(localRefreshDesc, prometheus.CounterValue, float64(st.Refreshes), p)
 	}
 }
 
