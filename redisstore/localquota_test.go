@@ -440,8 +440,11 @@ func TestLocalQuotaRedisFaults(t *testing.T) {
 
 // TestLocalQuotaKilledHolder: a process SIGKILLed while it holds blocks
 // of a fixed window of 1000 per second: its units are not returned, but
-// they lapse with their window, so the next window gives another process
-// the whole quota.
+// they lapse with their window. Checked exactly on Redis: the window two
+// after the kill (a Take sent just before it may be charged in the next)
+// holds the whole quota. Then a fresh process never gets more than the
+// quota in a window; how many of its windows it fills is logged, not
+// asserted (on a busy machine its requests may come too slowly or fail).
 func TestLocalQuotaKilledHolder(t *testing.T) {
 	srv := redistest.Start(t)
 	cmd, out := startHelper(t, "localquota", append(lqEnv(srv.Addr, 1, 1000, 0, 4, 4000, time.Hour, "fixed"), "WEIR_READY=1")...)
@@ -452,8 +455,28 @@ func TestLocalQuotaKilledHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	// The killed process's units are charged in Redis until the window
-	// ends; then a fresh process gets the whole quota of a window.
+	ctx := context.Background()
+	client := srv.Client()
+	defer client.Close()
+	now, err := client.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sleep into the window two after the kill's, on Redis's clock.
+	time.Sleep(now.Truncate(time.Second).Add(2*time.Second + 50*time.Millisecond).Sub(now))
+	rs, err := redisstore.New(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	limit := weir.PerSecond(1000).WithName("lq").WithAlgorithm(weir.FixedWindow)
+	d, err := rs.Take(ctx, &weir.Request{Checks: []weir.Check{{Key: "k0", Limit: limit}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Remaining != 1000 {
+		t.Fatalf("the window two after the kill holds %d of 1000 (peeked at %v): the killed holder's units did not lapse", d.Remaining, d.Time)
+	}
 	reps := runHelpers[lqReport](t, 1, "localquota", lqEnv(srv.Addr, 1, 1000, 0, 8, 3000, 2500*time.Millisecond, "fixed")...)
 	per := map[int64]int64{}
 	for _, ev := range reps[0].Events {
@@ -461,15 +484,14 @@ func TestLocalQuotaKilledHolder(t *testing.T) {
 			per[at/1_000_000]++
 		}
 	}
-	full := false
+	full := 0
 	for _, n := range per {
 		if n > 1000 {
 			t.Errorf("%d in one window, bound 1000", n)
 		}
-		full = full || n == 1000
+		if n == 1000 {
+			full++
+		}
 	}
-	t.Logf("admissions per window after the kill: %v", per)
-	if !full {
-		t.Errorf("no window gave the surviving process the whole quota of 1000 after the holder was killed")
-	}
+	t.Logf("after the kill: admissions per window %v (%d full), %d errors", per, full, reps[0].Errors)
 }
