@@ -242,13 +242,18 @@ func (s *Store) group(batch []*call) []group {
 			}
 			// A take has no lease: only its packed numbers go, or "" when
 			// they are the previous take's (the same limit and cost, the
-			// common case), which Redis then neither reads nor interns.
-			if b := c.args[0].([]byte); bytes.Equal(b, prev) {
+			// common case), which Redis then neither reads nor interns, or
+			// its cost alone when only that differs.
+			b := c.args[0].([]byte)
+			switch {
+			case bytes.Equal(b, prev):
 				g.args = append(g.args, "")
-			} else {
+			case prev != nil && sameButCost(b, prev):
+				g.args = append(g.args, b[costAt:costAt+8])
+			default:
 				g.args = append(g.args, b)
-				prev = b
 			}
+			prev = b
 		}
 		if dist {
 			g.args[3] = pathFastDistinct // the script may save each state at once
@@ -279,9 +284,23 @@ func groupBlobs(calls []*call) bool {
 		return false
 	}
 	slices.SortStableFunc(calls, func(a, b *call) int {
-		return bytes.Compare(a.args[0].([]byte), b.args[0].([]byte))
+		x, y := a.args[0].([]byte), b.args[0].([]byte)
+		if c := bytes.Compare(x[costAt+8:], y[costAt+8:]); c != 0 {
+			return c
+		}
+		return bytes.Compare(x[:costAt+8], y[:costAt+8])
 	})
 	return true
+}
+
+// costAt is the offset of the cost in a decision's packed numbers.
+const costAt = 2 * 8
+
+// sameButCost reports whether the packed numbers a and b of two fast-path
+// takes differ at most in their cost.
+func sameButCost(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > costAt+8 &&
+		bytes.Equal(a[:costAt], b[:costAt]) && bytes.Equal(a[costAt+8:], b[costAt+8:])
 }
 
 // distinct reports whether no key repeats. (Up to 32 keys, comparing

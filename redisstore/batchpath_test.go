@@ -190,6 +190,9 @@ func TestMalformedBatchWritesNothing(t *testing.T) {
 		{"second too short", a, b[:87], false},
 		{"second of another op", a, otherOp, false},
 		{"first repeats nothing", "", b, false},
+		{"second is a cost", a, b[16:24], true},
+		{"first is a cost", b[16:24], b, false},
+		{"second is a short cost", a, b[16:23], false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client.Del(ctx, ka, kb)
@@ -226,8 +229,9 @@ func frozenStore(t *testing.T, prefix string) *Store {
 }
 
 // TestGroupBlobs checks that a fast-path batch whose costs interleave is
-// sent with equal packed numbers adjacent (each distinct one once, the
-// repeats as "") and that every call still gets its own answer.
+// sent with equal packed numbers adjacent (the first in full, each other
+// cost once as its cost alone, the repeats as "") and that every call
+// still gets its own answer.
 func TestGroupBlobs(t *testing.T) {
 	s := frozenStore(t, "gb:")
 	lim := weir.PerSecond(1000).WithBurst(100).WithName("gb")
@@ -248,14 +252,16 @@ func TestGroupBlobs(t *testing.T) {
 	if len(groups) != 1 || !groups[0].fast {
 		t.Fatalf("%d groups (fast %v), want one on the fast path", len(groups), len(groups) == 1 && groups[0].fast)
 	}
-	sent := 0
+	full, costs := 0, 0
 	for _, a := range groups[0].args[4:] {
-		if b, ok := a.([]byte); ok && len(b) > 0 {
-			sent++
+		if b, ok := a.([]byte); ok && len(b) == 8 {
+			costs++
+		} else if ok && len(b) > 0 {
+			full++
 		}
 	}
-	if sent != 3 {
-		t.Errorf("%d packed numbers sent for 3 distinct costs, want 3", sent)
+	if full != 1 || costs != 2 {
+		t.Errorf("%d packed numbers and %d costs sent for one limit and 3 costs, want 1 and 2", full, costs)
 	}
 	s.run(batch)
 	for _, c := range batch {

@@ -61,6 +61,7 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	paths, outcomes := map[string]int{}, map[string]int{}
+	costOnly := 0 // takes sent as their cost alone
 	for round := range 400 {
 		n := 1 + rng.IntN(8)
 		reqs := make([]weir.Request, n)
@@ -81,12 +82,17 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 			}
 			reqs[i] = r
 		}
-		outF, pathF := runBatch(t, fast, reqs)
-		outG, pathG := runBatch(t, general, reqs)
+		outF, pathF, argsF := runBatch(t, fast, reqs)
+		outG, pathG, _ := runBatch(t, general, reqs)
 		if pathG != pathGeneral || pathF == pathGeneral {
 			t.Fatalf("round %d: paths %q and %q", round, pathF, pathG)
 		}
 		paths[pathF]++
+		for _, a := range argsF {
+			if b, ok := a.([]byte); ok && len(b) == 8 {
+				costOnly++
+			}
+		}
 		for i := range reqs {
 			switch r := takeReply(outG[i]); {
 			case r.wrongType():
@@ -127,15 +133,16 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 		}
 		clock.Add(rng.Int64N(400_000))
 	}
-	if paths[pathFastDistinct] == 0 || paths[pathFastRepeated] == 0 || len(outcomes) != 4 {
-		t.Fatalf("batches by path %v, decisions %v: the trace misses a case", paths, outcomes)
+	if paths[pathFastDistinct] == 0 || paths[pathFastRepeated] == 0 || len(outcomes) != 4 || costOnly == 0 {
+		t.Fatalf("batches by path %v, decisions %v, %d sent as their cost: the trace misses a case", paths, outcomes, costOnly)
 	}
-	t.Logf("batches by path %v, decisions %v", paths, outcomes)
+	t.Logf("batches by path %v, decisions %v, %d sent as their cost", paths, outcomes, costOnly)
 }
 
 // runBatch sends reqs as one batch, in order, and returns each decision's
-// reply words (in the general path's form) and the path the call took.
-func runBatch(t *testing.T, s *Store, reqs []weir.Request) ([][]int64, string) {
+// reply words (in the general path's form), the path the call took and its
+// arguments.
+func runBatch(t *testing.T, s *Store, reqs []weir.Request) ([][]int64, string, []any) {
 	t.Helper()
 	batch := make([]*call, len(reqs))
 	for i := range reqs {
@@ -150,7 +157,7 @@ func runBatch(t *testing.T, s *Store, reqs []weir.Request) ([][]int64, string) {
 	if len(groups) != 1 {
 		t.Fatalf("%d groups", len(groups))
 	}
-	path := fmt.Sprint(groups[0].args[3])
+	path, args := fmt.Sprint(groups[0].args[3]), groups[0].args
 	s.run(batch)
 	out := make([][]int64, len(batch))
 	for i, c := range batch {
@@ -160,7 +167,7 @@ func runBatch(t *testing.T, s *Store, reqs []weir.Request) ([][]int64, string) {
 		}
 		out[i] = slices.Clone(c.out)
 	}
-	return out, path
+	return out, path, args
 }
 
 // TestForcedOpsTakeGeneralPath: the fast path handles plain takes only;

@@ -40,8 +40,10 @@ func BenchmarkScript(b *testing.B) {
 		}
 	}
 	// Takes of 7 costs interleaved (a localquota.Store's blocks), which
-	// the batching layer sends grouped by cost (groupBlobs).
+	// the batching layer sends grouped by cost (groupBlobs), and of 64
+	// costs, one per take, each sent as its cost alone after the first.
 	benchScript(b, s, client, weir.TokenBucket, 1000, 64, 7)
+	benchScript(b, s, client, weir.TokenBucket, 1000, 64, 64)
 }
 
 // benchScript runs batches of n takes on nkeys keys, of costs 1 to costs

@@ -24,8 +24,9 @@ import (
 //	         one token-bucket check one of the fast paths (pathFastRepeated
 //	         when a key may repeat, pathFastDistinct when none does)
 //	ARGV[5…] per decision, on the general path: its numbers, then its lease
-//	         id ("" for none); on a fast path: its numbers alone, or "" when
-//	         they equal the previous decision's
+//	         id ("" for none); on a fast path: its numbers alone, "" when
+//	         they equal the previous decision's, or its cost alone (8 bytes)
+//	         when only that differs
 //
 // A decision's numbers are little-endian int64s (one struct.unpack in the
 // script): the 7 words of a decisionHeader, then the 6 words of a

@@ -148,11 +148,14 @@ if path == '1' or path == '2' then
   -- caller sends "" for those; equal strings are caught too (Lua interns
   -- strings, so == compares pointers). Every decision's numbers are
   -- checked before the first is decided, since decisions on distinct keys
-  -- are saved as they go: a malformed call changes nothing.
+  -- are saved as they go: a malformed call changes nothing. A take whose
+  -- numbers differ from the previous one's in cost alone (a
+  -- localquota.Store's blocks: one limit, a size per key) is sent as its
+  -- cost, 8 bytes: only n*I is computed again.
   local last
   for i = 1, nd do
     local blob = ARGV[4 + i]
-    if blob == '' then
+    if blob == '' or #blob == 8 then
       if not last then return {-1} end
     elseif blob ~= last then
       if #blob ~= 104 then return {-1} end
@@ -166,12 +169,17 @@ if path == '1' or path == '2' then
   for i = 1, nd do
     local blob = ARGV[4 + i]
     if blob ~= '' and blob ~= last then
-      local _
-      _, _, cost, maxwait, _, want, _, _, _, per, cap, q = sunpack('<lllllllllllll', blob)
+      if #blob == 8 then
+        cost = sunpack('<l', blob)
+      else
+        local _
+        _, _, cost, maxwait, _, want, _, _, _, per, cap, q = sunpack('<lllllllllllll', blob)
+        -- tau = cap*per/q, as a rational over q.
+        ta, tb = muldiv(cap, per, q)
+      end
       local n = cost
       if n < 1 then n = 1 end
-      -- tau = cap*per/q and n*I = n*per/q, as rationals over q.
-      ta, tb = muldiv(cap, per, q)
+      -- n*I = n*per/q, as a rational over q.
       ia, ib = muldiv(n, per, q)
       last = blob
     end
