@@ -15,7 +15,10 @@ package bench
 // is the admitted units over the exact bound Σ(burst + rate·T) of the keys
 // over the run (left-%: what the keys still hold just after it, over the
 // same bound). Each reports decisions/s, redis-µs/op (Redis CPU in
-// scripts per decision, from INFO commandstats) and p99-µs. impl=local
+// scripts per decision, from INFO commandstats) and p99-µs; the local
+// stores also their counters per decision (blocks/op, waits/op, …), the
+// mean round trip of a background Take (refill-rtt-ms) and the refill
+// lead they ended with (lead-ms, the mean of the processes'). impl=local
 // holds blocks for L = 100 ms (the default), local-L1s for 1 s, and
 // local-optimistic settles every 10 ms. The decisions of one b.N are split
 // between the processes (skewed: 90% to the first), and the run lasts
@@ -427,6 +430,9 @@ func (r *lqResult) add(o lqResult) {
 	r.Stats.Refills += o.Stats.Refills
 	r.Stats.Refreshes += o.Stats.Refreshes
 	r.Stats.Returns += o.Stats.Returns
+	r.Stats.Landed += o.Stats.Landed
+	r.Stats.LandedTime += o.Stats.LandedTime
+	r.Stats.Lead += o.Stats.Lead // a sum over the stores: lqReport reports their mean
 }
 
 // lqReport reports the metrics of one run of b.N decisions.
@@ -453,6 +459,12 @@ func lqReport(b *testing.B, r lqResult, elapsed time.Duration, usec, calls int64
 		b.ReportMetric(float64(r.Stats.Refills)/float64(b.N), "refills/op")
 		b.ReportMetric(float64(r.Stats.Refreshes)/float64(b.N), "refreshes/op")
 		b.ReportMetric(float64(r.Stats.Returns)/float64(b.N), "returns/op")
+		if r.Stats.Landed > 0 {
+			b.ReportMetric(r.Stats.LandedTime.Seconds()*1e3/float64(r.Stats.Landed), "refill-rtt-ms")
+		}
+		if impl != "local-optimistic" {
+			b.ReportMetric(r.Stats.Lead.Seconds()*1e3/lqStores, "lead-ms")
+		}
 		if load != "admit" {
 			b.ReportMetric(float64(r.Stats.Taken), "taken")
 			b.ReportMetric(float64(r.Stats.Wasted), "wasted")

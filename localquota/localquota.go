@@ -54,6 +54,7 @@ type Store struct {
 
 	stats struct {
 		blocks, taken, returned, wasted, local, passed, waits, fetches, created, refills, refreshes, returns atomic.Int64
+		landed, landedNS                                                                                     atomic.Int64
 	}
 }
 
@@ -619,6 +620,8 @@ func (s *Store) startRefill(e *entry, c weir.Check, size int64) bool {
 		d, b, _ := s.takeBlock(ctx, c, size, 1)
 		now := s.nowNS()
 		s.noteLatency(now - sent)
+		s.stats.landed.Add(1)
+		s.stats.landedNS.Add(max(0, now-sent))
 		e.mu.Lock()
 		e.fetching, e.landed, e.landedAt = false, nil, now
 		close(landed)
@@ -1017,6 +1020,18 @@ type Stats struct {
 	Refills   int64 // background Takes started before a key ran short (optimistic mode: settles started when a key's credit ran low)
 	Refreshes int64 // background Takes the janitor started for a recurring key whose units were about to lapse between its decisions
 	Returns   int64 // Refunds sent to give units back
+
+	// Landed counts the background Takes (refills and refreshes) that came
+	// back, and LandedTime their round trips in all, from sending to
+	// landing: LandedTime/Landed is their mean. A refill is asked for Lead
+	// before a key's units stop being spendable: three times a smoothed
+	// round trip, within [hold/8, hold/2] (0 in the optimistic mode, and
+	// once Close has begun). A
+	// block lives L − Lead at most, so slow round trips mean more Takes
+	// (docs/localquota.md, "Blocks").
+	Landed     int64
+	LandedTime time.Duration
+	Lead       time.Duration
 }
 
 // Stats returns the counters of s.
@@ -1026,5 +1041,20 @@ func (s *Store) Stats() Stats {
 		Wasted: s.stats.wasted.Load(), Local: s.stats.local.Load(), Passed: s.stats.passed.Load(),
 		Waits: s.stats.waits.Load(), Fetches: s.stats.fetches.Load(), Created: s.stats.created.Load(),
 		Refills: s.stats.refills.Load(), Refreshes: s.stats.refreshes.Load(), Returns: s.stats.returns.Load(),
+		Landed: s.stats.landed.Load(), LandedTime: time.Duration(s.stats.landedNS.Load()), Lead: s.lead(),
 	}
+}
+
+// lead is Stats.Lead: the refill lead, or 0 in the optimistic mode, which
+// does not refill ahead, and once Close has begun.
+func (s *Store) lead() time.Duration {
+	select {
+	case <-s.done:
+		return 0
+	default:
+	}
+	if s.cfg.sync > 0 {
+		return 0
+	}
+	return time.Duration(s.refillLead())
 }

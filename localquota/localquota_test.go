@@ -608,3 +608,65 @@ func TestFastBucketBlocks(t *testing.T) {
 		t.Logf("%+v", st)
 	})
 }
+
+// TestLeadFollowsRoundTrip: the refill lead is three times the smoothed
+// round trip of background Takes, within [hold/8, hold/2], and Stats
+// reports it with the round trips themselves. A block is spendable for a
+// hold less the lead, so a store that answers slowly costs more Takes for
+// the same demand: steady demand on 10 keys of a fast limit for 1 s (and
+// the first waits), over a store 1 ms and 20 ms away.
+func TestLeadFollowsRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		rtt, lead time.Duration
+	}{
+		{time.Millisecond, hold / 8},      // 3 ms is below the least lead
+		{20 * time.Millisecond, hold / 2}, // 60 ms is above the most
+	} {
+		t.Run(tc.rtt.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				shared := memstore.New()
+				defer shared.Close()
+				s, err := localquota.New(&distant{Store: shared, rtt: tc.rtt}, localquota.WithHold(hold))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				// A caller per key, one request per 2 ms: a caller that waits
+				// on the store does not hold back the other keys.
+				const keys, n = 10, 500
+				lim := weir.PerSecond(1_000_000)
+				var wg sync.WaitGroup
+				for k := range keys {
+					wg.Go(func() {
+						c := weir.Check{Key: fmt.Sprint("k", k), Limit: lim}
+						for i := range n {
+							if d, err := s.Take(context.Background(), &weir.Request{Checks: []weir.Check{c}, Cost: 1}); err != nil || !d.Allowed {
+								t.Errorf("key %d, request %d: %+v, %v", k, i, d, err)
+								return
+							}
+							time.Sleep(2 * time.Millisecond)
+						}
+					})
+				}
+				wg.Wait()
+				synctest.Wait() // every background Take has landed
+				st := s.Stats()
+				if st.Landed != st.Refills+st.Refreshes || st.Landed == 0 {
+					t.Errorf("%d background Takes landed, want the %d refills and %d refreshes: %+v", st.Landed, st.Refills, st.Refreshes, st)
+				}
+				if want := time.Duration(st.Landed) * tc.rtt; st.LandedTime != want {
+					t.Errorf("background Takes took %v in all, want %d × %v = %v", st.LandedTime, st.Landed, tc.rtt, want)
+				}
+				if st.Lead != tc.lead {
+					t.Errorf("lead %v, want %v", st.Lead, tc.lead)
+				}
+				// One block per key per hold less the lead, after each
+				// key's first: at most.
+				if most := keys * (1 + int64(time.Second/(hold-tc.lead))); st.Blocks > most {
+					t.Errorf("%d blocks, want at most %d: %+v", st.Blocks, most, st)
+				}
+				t.Logf("%+v", st)
+			})
+		})
+	}
+}

@@ -32,6 +32,10 @@ policies:
 	if admitted != 60 {
 		t.Fatalf("admitted %d of 60 under 100000/h", admitted)
 	}
+	// No background Take has landed: the lead is the least, hold/8.
+	if lead := localGauge(t, m, "hot", "weir_local_lead_seconds"); lead != 0.125 {
+		t.Errorf("weir_local_lead_seconds %v, want 0.125", lead)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +71,41 @@ policies:
 	if r, ok := got["weir_local_refreshes_total"]; !ok || r != 0 {
 		t.Errorf("weir_local_refreshes_total %v (exported: %v), want 0", r, ok)
 	}
+	// Background Takes: as many as the blocks not fetched by a waiting
+	// request, and a round trip each.
+	landed, ok1 := got["weir_local_refills_landed_total"]
+	secs, ok2 := got["weir_local_refill_seconds_total"]
+	if !ok1 || !ok2 || landed != got["weir_local_blocks_total"]-got["weir_local_waits_total"] || (landed > 0) != (secs > 0) {
+		t.Errorf("weir_local_refills_landed_total %v, weir_local_refill_seconds_total %v (exported: %v, %v); want the %v blocks less the %v waits, and time for each",
+			landed, secs, ok1, ok2, got["weir_local_blocks_total"], got["weir_local_waits_total"])
+	}
+	// The lead of a closed store is no longer a policy's.
+	if lead := localGauge(t, m, "hot", "weir_local_lead_seconds"); lead != 0 {
+		t.Errorf("weir_local_lead_seconds %v after Close, want 0", lead)
+	}
+}
+
+// localGauge returns the gauge name of policy, or -1 when it is not
+// exported.
+func localGauge(t *testing.T, m *metrics.Metrics, policy, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, x := range mf.GetMetric() {
+			for _, lp := range x.GetLabel() {
+				if lp.GetName() == "policy" && lp.GetValue() == policy && x.GetGauge() != nil {
+					return x.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // localCounters returns the weir_local_* counters of policy.

@@ -270,7 +270,9 @@ func (s *Service) retire(keep map[localKey]bool) {
 // its counters for /metrics. localMu is held.
 func (s *Service) closeRetired(policy string, ls *localquota.Store) {
 	_ = ls.Close()
-	s.retired[policy] = addStats(s.retired[policy], ls.Stats())
+	st := ls.Stats()
+	st.Lead = 0 // a gauge of a live store
+	s.retired[policy] = addStats(s.retired[policy], st)
 }
 
 func addStats(a, b localquota.Stats) localquota.Stats {
@@ -280,6 +282,9 @@ func addStats(a, b localquota.Stats) localquota.Stats {
 	a.Wasted += b.Wasted
 	a.Waits += b.Waits
 	a.Refreshes += b.Refreshes
+	a.Landed += b.Landed
+	a.LandedTime += b.LandedTime
+	a.Lead = max(a.Lead, b.Lead)
 	return a
 }
 
@@ -413,6 +418,9 @@ var (
 	localWastedDesc   = prometheus.NewDesc("weir_local_units_wasted_total", "Units that lapsed unspent or could not be given back.", []string{"policy"}, nil)
 	localWaitsDesc    = prometheus.NewDesc("weir_local_waits_total", "Requests of policies with a local: section that waited on the store for units.", []string{"policy"}, nil)
 	localRefreshDesc  = prometheus.NewDesc("weir_local_refreshes_total", "Blocks taken ahead of a recurring key's next request by policies with a local: section.", []string{"policy"}, nil)
+	localLandedDesc   = prometheus.NewDesc("weir_local_refills_landed_total", "Background Takes (refills and refreshes) of policies with a local: section that came back from the store.", []string{"policy"}, nil)
+	localRefillDesc   = prometheus.NewDesc("weir_local_refill_seconds_total", "Round trips of those background Takes, in all.", []string{"policy"}, nil)
+	localLeadDesc     = prometheus.NewDesc("weir_local_lead_seconds", "How long before a key's units lapse a refill is asked for (the most of the policy's stores): three smoothed round trips, within [hold/8, hold/2].", []string{"policy"}, nil)
 )
 
 func (localCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -422,6 +430,9 @@ func (localCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- localWastedDesc
 	ch <- localWaitsDesc
 	ch <- localRefreshDesc
+	ch <- localLandedDesc
+	ch <- localRefillDesc
+	ch <- localLeadDesc
 }
 
 func (c localCollector) Collect(ch chan<- prometheus.Metric) {
@@ -444,6 +455,9 @@ func (c localCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(localWastedDesc, prometheus.CounterValue, float64(st.Wasted), p)
 		ch <- prometheus.MustNewConstMetric(localWaitsDesc, prometheus.CounterValue, float64(st.Waits), p)
 		ch <- prometheus.MustNewConstMetric(localRefreshDesc, prometheus.CounterValue, float64(st.Refreshes), p)
+		ch <- prometheus.MustNewConstMetric(localLandedDesc, prometheus.CounterValue, float64(st.Landed), p)
+		ch <- prometheus.MustNewConstMetric(localRefillDesc, prometheus.CounterValue, st.LandedTime.Seconds(), p)
+		ch <- prometheus.MustNewConstMetric(localLeadDesc, prometheus.GaugeValue, st.Lead.Seconds(), p)
 	}
 }
 
