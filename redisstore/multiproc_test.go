@@ -40,14 +40,19 @@ func init() {
 func TestHelperProcess(t *testing.T) { t.Skip("only a helper process target") }
 
 // helperClient connects to WEIR_ADDR (one address, or several for a
-// cluster) and returns a store over its own pool.
+// cluster) and returns a store over its own pool. Reads and writes end at
+// the store's deadline (the context of each script call), not at
+// go-redis's default 3 s: the helpers' long deadlines are there so that a
+// busy machine does not turn slow replies into errors, and a socket
+// deadline below them did (an expired read deadline fails the read even
+// when the reply has arrived, if the goroutine ran too late to read it).
 func helperClient() (redisstore.Client, func()) {
 	addrs := strings.Split(os.Getenv("WEIR_ADDR"), ",")
 	if len(addrs) > 1 {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 16})
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 16, ReadTimeout: -1, WriteTimeout: -1})
 		return c, func() { _ = c.Close() }
 	}
-	c := redis.NewClient(&redis.Options{Addr: addrs[0], MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 16})
+	c := redis.NewClient(&redis.Options{Addr: addrs[0], MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: 16, ReadTimeout: -1, WriteTimeout: -1})
 	return c, func() { _ = c.Close() }
 }
 
