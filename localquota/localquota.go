@@ -1026,9 +1026,8 @@ type Stats struct {
 	// landing: LandedTime/Landed is their mean. A refill is asked for Lead
 	// before a key's units stop being spendable: three times a smoothed
 	// round trip, within [hold/8, hold/2] (0 in the optimistic mode, and
-	// once Close has begun). A
-	// block lives L − Lead at most, so slow round trips mean more Takes
-	// (docs/localquota.md, "Blocks").
+	// once Close has begun). A block lives L − Lead at most, so slow round
+	// trips mean more Takes (docs/localquota.md, "Blocks").
 	Landed     int64
 	LandedTime time.Duration
 	Lead       time.Duration

@@ -42,7 +42,8 @@ func TestHelperProcess(t *testing.T) { t.Skip("only a helper process target") }
 // helperClient connects to WEIR_ADDR (one address, or several for a
 // cluster) and returns a store over its own pool. Reads and writes end at
 // the store's deadline (the context of each script call), not at
-// go-redis's default 3 s: the helpers' long deadlines are there so that a
+// go-redis's default read timeout (5 s in v9.23): the helpers' long
+// deadlines (10 s) are there so that a
 // busy machine does not turn slow replies into errors, and a socket
 // deadline below them did (an expired read deadline fails the read even
 // when the reply has arrived, if the goroutine ran too late to read it).
