@@ -32,6 +32,21 @@ func (s *distant) Refund(ctx context.Context, req *weir.Request) error {
 	return s.Store.Refund(ctx, req)
 }
 
+// distantStore returns a local-quota store holding blocks for hold over a
+// memstore rtt away, both closed when the test ends (inside a synctest
+// bubble, before it ends).
+func distantStore(t *testing.T, rtt time.Duration) *localquota.Store {
+	t.Helper()
+	mem := memstore.New()
+	t.Cleanup(func() { _ = mem.Close() })
+	s, err := localquota.New(&distant{Store: mem, rtt: rtt}, localquota.WithHold(hold))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // TestClosedLoopManyKeys: 16 callers in a closed loop (each makes its next
 // decision when its last returns) go round robin over 1000 keys of a fast
 // limit, 64 keys at a time, over a store 3 ms away. Their first pass over
@@ -44,13 +59,7 @@ func (s *distant) Refund(ctx context.Context, req *weir.Request) error {
 // after the first second, no decision waits.
 func TestClosedLoopManyKeys(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		mem := memstore.New()
-		defer mem.Close()
-		s, err := localquota.New(&distant{Store: mem, rtt: 3 * time.Millisecond}, localquota.WithHold(hold))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s := distantStore(t, 3*time.Millisecond)
 		const keys, callers, chunk = 1000, 16, 64
 		lim := weir.PerSecond(1_000_000)
 		var next atomic.Int64
@@ -105,13 +114,7 @@ func TestSparseKeysTakes(t *testing.T) {
 	for _, mean := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond} {
 		t.Run(mean.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				mem := memstore.New()
-				defer mem.Close()
-				s, err := localquota.New(&distant{Store: mem, rtt: time.Millisecond}, localquota.WithHold(hold))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
+				s := distantStore(t, time.Millisecond)
 				var n atomic.Int64
 				var wg sync.WaitGroup
 				for k := range 200 {

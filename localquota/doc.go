@@ -41,15 +41,18 @@
 // beyond a lead would not cover its demand (of a half hold; of the lead
 // for a fast token bucket, below), a background Take refills it so callers
 // rarely wait. The lead follows the measured round trip of refills (three
-// times it, from L/8 to L/2). A request that lacks units while such
+// times it, from L/8 to L/2); a block lives L less the lead, so a slow
+// store costs more Takes (Stats reports the lead and the round trips of
+// refills). A request that lacks units while such
 // a refill is in flight waits for it rather than asking the shared store
 // (which the refill may have emptied). A steady key whose decisions come
 // further apart than a quarter hold (up to two holds) is refreshed by the
 // background sweep shortly before its next decision is expected, so that
 // decision does not wait either; so is every such key while most of the
-// process's decisions wait (a closed loop of callers over many keys). No lock is held across a round trip. A
-// denial from the shared store is remembered until its RetryAfter, so an
-// exhausted limit does not cost a round trip per request.
+// process's decisions wait (a closed loop of callers over many keys). No
+// lock is held across a round trip. A denial from the shared store is
+// remembered until its RetryAfter, so an exhausted limit does not cost a
+// round trip per request.
 //
 // Unspent units go back to the shared store when a block is about to lapse
 // (unless a return then would give nothing back: a fast token bucket, whose

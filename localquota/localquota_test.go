@@ -624,13 +624,7 @@ func TestLeadFollowsRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.rtt.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				shared := memstore.New()
-				defer shared.Close()
-				s, err := localquota.New(&distant{Store: shared, rtt: tc.rtt}, localquota.WithHold(hold))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
+				s := distantStore(t, tc.rtt)
 				// A caller per key, one request per 2 ms: a caller that waits
 				// on the store does not hold back the other keys.
 				const keys, n = 10, 500
